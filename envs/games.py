@@ -1,0 +1,129 @@
+"""Game registry: resolve the names people type to EnvPool task ids, with HNS metadata.
+
+`resolve_game("montezuma")`, `resolve_game("space-invaders")`, `resolve_game("Breakout-v5")`
+and `resolve_game("ALE/Pong-v5")` all work. Atari57 games carry the random and human scores
+from `envs/data/atari57_reference.csv`; other ALE games that EnvPool ships resolve too but
+have no human-normalised score.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import functools
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+REFERENCE_CSV = Path(__file__).parent / "data" / "atari57_reference.csv"
+
+
+class UnknownGameError(ValueError):
+    """Raised with a one-line message naming the closest matches."""
+
+
+@dataclass(frozen=True)
+class GameSpec:
+    name: str  # CamelCase, as in the Atari57 table ("MontezumaRevenge")
+    task_id: str  # EnvPool task id ("MontezumaRevenge-v5")
+    rom: str  # ALE ROM id ("montezuma_revenge"), for ale-py
+    random_score: float | None = None
+    human_score: float | None = None
+    hl_ram_best_score: float | None = None
+    hl_vision_best_score: float | None = None
+
+    @property
+    def in_atari57(self) -> bool:
+        return self.human_score is not None
+
+    @property
+    def slug(self) -> str:
+        """Folder-friendly name: "montezuma_revenge"."""
+        return self.rom
+
+    def hns(self, score: float) -> float | None:
+        """Human-normalised score: (score - random) / (human - random)."""
+        if self.random_score is None or self.human_score is None:
+            return None
+        return (score - self.random_score) / (self.human_score - self.random_score)
+
+    def action_meanings(self) -> list[str]:
+        """Names of the minimal action set, in the order the policy's action ints use."""
+        return action_meanings(self.rom)
+
+
+def _normalise(name: str) -> str:
+    name = name.strip()
+    name = re.sub(r"^ALE/", "", name, flags=re.IGNORECASE)
+    name = re.sub(r"-v\d+$", "", name, flags=re.IGNORECASE)
+    name = re.sub(r"(NoFrameskip|Deterministic)$", "", name)
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def _float_or_none(text: str) -> float | None:
+    return float(text) if text not in ("", None) else None
+
+
+@functools.cache
+def _ale_roms() -> dict[str, str]:
+    """Every ALE ROM EnvPool ships, normalised name -> ROM id ("montezuma_revenge")."""
+    from envpool.atari.registration import atari_game_list
+
+    return {rom.replace("_", ""): rom for rom in atari_game_list}
+
+
+def _camel(rom: str) -> str:
+    # EnvPool's own rule for task ids: "montezuma_revenge" -> "MontezumaRevenge".
+    return "".join(part.capitalize() for part in rom.split("_"))
+
+
+@functools.cache
+def atari57() -> dict[str, GameSpec]:
+    """The 57 games of the Atari57 benchmark, keyed by normalised name."""
+    games: dict[str, GameSpec] = {}
+    with open(REFERENCE_CSV, newline="") as f:
+        for row in csv.DictReader(f):
+            key = _normalise(row["game"])
+            games[key] = GameSpec(
+                name=row["game"],
+                task_id=f"{row['game']}-v5",
+                rom=_ale_roms()[key],
+                random_score=_float_or_none(row["random_score"]),
+                human_score=_float_or_none(row["human_score"]),
+                hl_ram_best_score=_float_or_none(row["hl_ram_best_score"]),
+                hl_vision_best_score=_float_or_none(row["hl_vision_best_score"]),
+            )
+    return games
+
+
+def resolve_game(name: str) -> GameSpec:
+    """Resolve a typed game name; raise UnknownGameError with the closest matches."""
+    key = _normalise(name)
+    games = atari57()
+    if key in games:
+        return games[key]
+    roms = _ale_roms()
+    if key in roms:
+        rom = roms[key]
+        return GameSpec(name=_camel(rom), task_id=f"{_camel(rom)}-v5", rom=rom)
+    if key:
+        prefixed = [k for k in games if k.startswith(key)]
+        if len(prefixed) == 1:
+            return games[prefixed[0]]
+    candidates = {k: _camel(rom) for k, rom in roms.items()}
+    candidates.update({k: spec.name for k, spec in games.items()})
+    close = difflib.get_close_matches(key, list(candidates), n=3, cutoff=0.6)
+    close += [k for k in candidates if key and k.startswith(key) and k not in close]
+    hint = ", ".join(candidates[k] for k in close[:4])
+    raise UnknownGameError(
+        f"unknown game {name!r}" + (f"; closest: {hint}" if hint else "") + " (see --list)"
+    )
+@functools.cache
+def action_meanings(rom: str) -> list[str]:
+    """Minimal-action-set names from ale-py, which EnvPool's action ints index."""
+    from ale_py import ALEInterface, LoggerMode, roms
+
+    ALEInterface.setLoggerMode(LoggerMode.Error)
+    ale = ALEInterface()
+    ale.loadROM(roms.get_rom_path(rom))
+    return [action.name for action in ale.getMinimalActionSet()]

@@ -1,0 +1,248 @@
+"""The run's ledger: `trials.jsonl`, one validated row per evaluation, probe or search batch.
+
+Append-only: rows are never rewritten. Each append is flushed and fsynced, so a kill loses
+at most the row being written; that torn last line is detected, reported, preserved as it
+is, and answered with a new row of kind "invalid" saying what happened. `summary.csv` and
+`sample_efficiency.png` are regenerated from the ledger and can always be rebuilt.
+"""
+
+from __future__ import annotations
+
+import csv
+import fcntl
+import json
+import math
+import os
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class TrialRecord(BaseModel):
+    """One ledger row. Fields follow DESIGN.md ("Records of a run")."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    trial: int = Field(ge=0)
+    timestamp: str
+    run_id: str
+    game: str
+    role: str = "user"
+    kind: Literal["evaluation", "probe", "search", "tuning", "invalid"] = "evaluation"
+    status: Literal["ok", "failed", "budget_stop", "invalid"] = "ok"
+    policy_path: str | None = None
+    policy_hash: str | None = None
+    protocol: str
+    protocol_settings: dict = Field(default_factory=dict)
+    obs_mode: Literal["ram", "vision"]
+    split: str | None = None
+    seeds: list[int] = Field(default_factory=list)
+    episodes: int = Field(default=0, ge=0)
+    env_steps: int = Field(default=0, ge=0)
+    frames: int = Field(default=0, ge=0)
+    cumulative_env_steps: int = Field(default=0, ge=0)
+    cumulative_frames: int = Field(default=0, ge=0)
+    score_mean: float | None = None
+    score_min: float | None = None
+    score_max: float | None = None
+    score_std: float | None = None
+    scores: list[float] = Field(default_factory=list)
+    lengths: list[int] = Field(default_factory=list)
+    lives_lost: list[int] = Field(default_factory=list)
+    truncated: list[str | None] = Field(default_factory=list)
+    wall_seconds: float = Field(default=0.0, ge=0)
+    tokens: int = Field(default=0, ge=0)
+    cost_usd: float = Field(default=0.0, ge=0)
+    change_summary: str = ""
+    failure_kind: str | None = None
+    failure: str | None = None
+    traceback: str | None = None
+    failure_analysis: str = ""
+    next_hypothesis: str = ""
+    artifacts: dict[str, str] = Field(default_factory=dict)  # paths relative to the run folder
+
+
+class LedgerDamage(BaseModel):
+    line: int  # 1-based line number in trials.jsonl
+    reason: str
+    text: str  # the damaged line as found
+
+
+class LedgerContents(BaseModel):
+    records: list[TrialRecord]
+    damage: list[LedgerDamage]
+    torn_tail: bool  # the file ends without a newline: a kill interrupted the last write
+
+
+def _int_field(text: str, name: str) -> int:
+    """Recover an integer field from a torn JSON row (0 if it did not make it to disk)."""
+    match = re.search(rf'"{name}":\s*(\d+)', text)
+    return int(match.group(1)) if match else 0
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def score_stats(scores: list[float]) -> dict:
+    if not scores:
+        return dict(score_mean=None, score_min=None, score_max=None, score_std=None)
+    mean = sum(scores) / len(scores)
+    std = math.sqrt(sum((s - mean) ** 2 for s in scores) / len(scores))
+    return dict(score_mean=mean, score_min=min(scores), score_max=max(scores), score_std=std)
+
+
+class Ledger:
+    """Append-only `trials.jsonl` in a run folder."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def read(self) -> LedgerContents:
+        """All valid rows, plus every damaged line (torn or invalid) with its reason."""
+        if not self.path.exists():
+            return LedgerContents(records=[], damage=[], torn_tail=False)
+        raw = self.path.read_bytes()
+        torn_tail = bool(raw) and not raw.endswith(b"\n")
+        records, damage = [], []
+        lines = raw.split(b"\n")
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            text = line.decode("utf-8", errors="replace")
+            is_last = number == len(lines)
+            try:
+                records.append(TrialRecord.model_validate_json(line))
+            except ValidationError as err:
+                if is_last and torn_tail:
+                    reason = "torn last line (the process was killed while writing it)"
+                else:
+                    reason = "invalid row: " + err.errors()[0]["msg"]
+                damage.append(LedgerDamage(line=number, reason=reason, text=text))
+        return LedgerContents(records=records, damage=damage, torn_tail=torn_tail)
+
+    def records(self) -> list[TrialRecord]:
+        return self.read().records
+
+    def append(self, **fields) -> TrialRecord:
+        """Validate and append one row; fills in trial index, timestamp and cumulative counts.
+
+        If the file ends in a torn line, that line is kept and closed with a newline, and an
+        "invalid" row recording the damage is written before this one.
+        """
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a+b") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)  # one writer at a time, even across processes
+            try:
+                contents = self.read()
+                last = contents.records[-1] if contents.records else None
+                torn = contents.damage[-1] if contents.torn_tail and contents.damage else None
+                if contents.torn_tail:
+                    self._write(f, b"\n")  # close the last line; a complete row only missed this
+                if torn is not None and torn.reason.startswith("torn"):
+                    last = self._append_row(
+                        f,
+                        last,
+                        dict(
+                            run_id=fields["run_id"],
+                            game=fields["game"],
+                            protocol=fields["protocol"],
+                            obs_mode=fields["obs_mode"],
+                            role="ledger",
+                            kind="invalid",
+                            status="invalid",
+                            failure_kind="torn_row",
+                            failure=f"line {torn.line} was torn by a kill during writing; kept as found",
+                            # The torn row's steps were really taken: keep the totals honest.
+                            env_steps=_int_field(torn.text, "env_steps"),
+                            frames=_int_field(torn.text, "frames"),
+                        ),
+                    )
+                return self._append_row(f, last, fields)
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+    def _append_row(self, f, last: TrialRecord | None, fields: dict) -> TrialRecord:
+        record = TrialRecord(
+            trial=0 if last is None else last.trial + 1,
+            timestamp=fields.pop("timestamp", None) or now_iso(),
+            cumulative_env_steps=(last.cumulative_env_steps if last else 0) + fields.get("env_steps", 0),
+            cumulative_frames=(last.cumulative_frames if last else 0) + fields.get("frames", 0),
+            **fields,
+        )
+        self._write(f, (record.model_dump_json() + "\n").encode())
+        return record
+
+    @staticmethod
+    def _write(f, data: bytes) -> None:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+SUMMARY_COLUMNS = [
+    "trial", "timestamp", "role", "kind", "status", "policy_hash", "protocol", "obs_mode", "split",
+    "episodes", "env_steps", "cumulative_env_steps", "frames", "cumulative_frames", "score_mean",
+    "score_min", "score_max", "score_std", "best_so_far", "wall_seconds", "tokens", "cost_usd",
+    "change_summary", "failure",
+]  # fmt: skip
+
+
+def write_summary(records: list[TrialRecord], path: str | Path) -> Path:
+    """Regenerate summary.csv (one line per trial, with the running best) from ledger rows."""
+    path = Path(path)
+    tmp = path.with_suffix(".csv.tmp")
+    best = None
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=SUMMARY_COLUMNS)
+        writer.writeheader()
+        for r in records:
+            if r.status == "ok" and r.score_mean is not None:
+                best = r.score_mean if best is None else max(best, r.score_mean)
+            row = {k: getattr(r, k) for k in SUMMARY_COLUMNS if k != "best_so_far"}
+            row["best_so_far"] = best
+            writer.writerow(row)
+    os.replace(tmp, path)
+    return path
+
+
+def plot_sample_efficiency(records: list[TrialRecord], path: str | Path, title: str = "") -> Path:
+    """Score of each trial and the running best against cumulative env steps."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    ok = [r for r in records if r.status == "ok" and r.score_mean is not None]
+    failed = [r for r in records if r.status == "failed"]
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
+    if ok:
+        xs = [r.cumulative_env_steps for r in ok]
+        ax.scatter(xs, [r.score_mean for r in ok], s=18, color="tab:blue", label="trial mean score", zorder=3)
+        ax.vlines(xs, [r.score_min for r in ok], [r.score_max for r in ok], color="tab:blue", alpha=0.35)
+        best, running = [], None
+        for r in ok:
+            running = r.score_mean if running is None else max(running, r.score_mean)
+            best.append(running)
+        ax.step(xs, best, where="post", color="tab:orange", linewidth=2, label="running best")
+    if failed:
+        floor = min((r.score_min for r in ok), default=0.0)
+        ax.scatter([r.cumulative_env_steps for r in failed], [floor] * len(failed), marker="x",
+                   color="tab:red", label="failed trial", zorder=4)  # fmt: skip
+    ax.set_xlabel("cumulative env steps")
+    ax.set_ylabel("episode score")
+    ax.set_title(title or "sample efficiency")
+    ax.grid(alpha=0.3)
+    ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 3))
+    if ok or failed:
+        ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    tmp = path.with_name(path.stem + ".tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path

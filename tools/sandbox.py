@@ -1,0 +1,214 @@
+"""Run untrusted policy code (written by a model or a search) in worker processes.
+
+Each worker is a fresh `python -m tools.worker` process:
+- started in its own session, so its whole process group is killed on timeout;
+- with an environment stripped of API keys, tokens and other secrets;
+- in a temporary working directory, removed afterwards;
+- under an address-space limit (a memory hog gets MemoryError, not the machine).
+
+A worker that raises, hangs (no progress for `stall_seconds`), exceeds its wall time or dies
+yields a failed `WorkerOutcome` with the reason; the caller carries on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+# Names of environment variables a policy must never see.
+_SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSW|CREDENTIAL|AUTH|COOKIE|SESSION)", re.IGNORECASE)
+_SECRET_PREFIXES = ("OPENAI_", "ANTHROPIC_", "LANGCHAIN_", "LANGSMITH_", "AWS_", "AZURE_", "GOOGLE_", "HF_", "GITHUB_")
+
+
+@dataclass(frozen=True)
+class SandboxLimits:
+    memory_mb: int = 4096  # address-space limit per worker
+    file_mb: int = 4096  # largest file a worker may write
+    stall_seconds: float = 120.0  # no progress message for this long = hung policy
+    wall_seconds: float | None = None  # hard cap on a worker's lifetime
+
+
+@dataclass
+class WorkerOutcome:
+    status: str  # "ok" | "failed"
+    steps: int = 0
+    episodes: list[dict] = field(default_factory=list)
+    failure_kind: str | None = None  # exception | invalid_action | memory | timeout | crash
+    failure: str | None = None  # one-line reason
+    traceback: str | None = None
+    log_tail: str = ""
+
+
+def clean_environment() -> dict[str, str]:
+    """os.environ without secrets, plus PYTHONPATH so the worker finds the project."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not _SECRET_NAME.search(k) and not k.upper().startswith(_SECRET_PREFIXES)
+    }
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+class Worker:
+    """One sandboxed worker process running one job."""
+
+    def __init__(self, job: dict, limits: SandboxLimits, messages: "queue.Queue[tuple[Worker, dict | None]]"):
+        self.job = {**job, "memory_mb": limits.memory_mb, "file_mb": limits.file_mb}
+        self.limits = limits
+        self.workdir = Path(tempfile.mkdtemp(prefix="hl-worker-"))
+        self.log_path = self.workdir / "worker.log"
+        # The worker writes its step count here after every batch step, so the steps of a
+        # worker that hangs or dies between progress messages are still counted exactly.
+        self.counter_path = self.workdir / "steps.counter"
+        self.counter_path.write_bytes(bytes(8))
+        self.job["counter_path"] = str(self.counter_path)
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tools.worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            cwd=self.workdir,
+            env=clean_environment(),
+            start_new_session=True,  # own process group: killpg reaches its children too
+        )
+        self.started = self.last_heard = time.monotonic()
+        self.last_message: dict | None = None
+        self.outcome: WorkerOutcome | None = None
+        self.proc.stdin.write(json.dumps(self.job).encode())
+        self.proc.stdin.close()
+        self._reader = threading.Thread(target=self._read, args=(messages,), daemon=True)
+        self._reader.start()
+
+    def _read(self, messages) -> None:
+        for line in self.proc.stdout:
+            try:
+                messages.put((self, json.loads(line)))
+            except json.JSONDecodeError:
+                continue  # only our worker writes here; a partial line means it died mid-write
+        messages.put((self, None))  # EOF: the worker exited or was killed
+
+    def kill(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    def log_tail(self, chars: int = 2000) -> str:
+        self._log.flush()
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+    def steps_counted(self) -> int:
+        try:
+            return int.from_bytes(self.counter_path.read_bytes()[:8], "little")
+        except OSError:
+            return 0
+
+    def finish(self, outcome: WorkerOutcome) -> WorkerOutcome:
+        self.kill()  # also reaps stray children the policy may have started
+        self.proc.wait()
+        outcome.steps = max(outcome.steps, self.steps_counted())
+        outcome.log_tail = self.log_tail()
+        self._log.close()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+        self.outcome = outcome
+        return outcome
+
+
+def run_jobs(
+    jobs: list[dict],
+    limits: SandboxLimits = SandboxLimits(),
+    on_progress: Callable[[int, dict], None] | None = None,
+) -> list[WorkerOutcome]:
+    """Run each job in its own sandboxed worker, concurrently; return outcomes in job order.
+
+    on_progress(job_index, message) is called with every progress message.
+    """
+    messages: queue.Queue = queue.Queue()
+    workers = [Worker(job, limits, messages) for job in jobs]
+    index = {id(w): i for i, w in enumerate(workers)}
+    try:
+        while any(w.outcome is None for w in workers):
+            try:
+                worker, message = messages.get(timeout=0.5)
+            except queue.Empty:
+                worker, message = None, None
+            now = time.monotonic()
+            if worker is not None and worker.outcome is None:
+                worker.last_heard = now
+                if message is None:
+                    _on_exit(worker)
+                else:
+                    worker.last_message = message
+                    _on_message(worker, message, index[id(worker)], on_progress)
+            for w in workers:
+                if w.outcome is not None:
+                    continue
+                if now - w.last_heard > limits.stall_seconds:
+                    _timed_out(w, f"no progress for {limits.stall_seconds:g} s (policy hung?)")
+                elif limits.wall_seconds and now - w.started > limits.wall_seconds:
+                    _timed_out(w, f"exceeded the wall-time limit of {limits.wall_seconds:g} s")
+    finally:
+        for w in workers:
+            if w.outcome is None:
+                w.finish(WorkerOutcome(status="failed", failure_kind="crash", failure="evaluation interrupted"))
+    return [w.outcome for w in workers]
+
+
+def _on_message(worker: Worker, message: dict, job_index: int, on_progress) -> None:
+    kind = message.get("type")
+    if kind == "progress":
+        if on_progress:
+            on_progress(job_index, message)
+    elif kind == "result":
+        worker.finish(WorkerOutcome(status="ok", steps=message["steps"], episodes=message["episodes"]))
+    elif kind == "error":
+        worker.finish(
+            WorkerOutcome(
+                status="failed",
+                steps=message.get("steps", 0),
+                episodes=message.get("episodes", []),
+                failure_kind=message["kind"],
+                failure=message["message"].splitlines()[0][:500] if message["message"] else message["kind"],
+                traceback=message.get("traceback"),
+            )
+        )
+
+
+def _partial(worker: Worker) -> dict:
+    last = worker.last_message or {}
+    return {"steps": last.get("steps", 0), "episodes": last.get("episodes", [])}
+
+
+def _on_exit(worker: Worker) -> None:
+    code = worker.proc.wait()
+    reason = f"worker died (exit code {code})"
+    if code < 0:
+        reason = f"worker killed by signal {signal.Signals(-code).name}"
+    tail = worker.log_tail()
+    worker.finish(
+        WorkerOutcome(status="failed", failure_kind="crash", failure=reason, traceback=tail or None, **_partial(worker))
+    )
+
+
+def _timed_out(worker: Worker, reason: str) -> None:
+    worker.finish(WorkerOutcome(status="failed", failure_kind="timeout", failure=reason, **_partial(worker)))

@@ -1,0 +1,88 @@
+"""Sandboxed worker: `python -m tools.worker` reads one job (JSON) on stdin, plays its
+episodes with tools.rollout, and reports JSON lines on its protocol channel.
+
+It is started by tools/sandbox.py in its own process group, with API keys stripped from its
+environment and a temporary working directory. It sets its own resource limits before it
+imports the policy, so the policy runs under them from its first line.
+
+Messages (one JSON object per line):
+    {"type": "progress", "steps": int, "episodes": [EpisodeResult, ...]}
+    {"type": "result", "steps": int, "episodes": [...]}
+    {"type": "error", "kind": "exception" | "invalid_action" | "memory", "message": str,
+     "traceback": str, "steps": int, "episodes": [...]}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import traceback
+
+
+def _set_limits(memory_mb: int | None, file_mb: int | None) -> None:
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if memory_mb:
+        limit = memory_mb * 2**20
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    if file_mb:
+        limit = file_mb * 2**20
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+
+def main() -> int:
+    # The protocol channel is a private copy of stdout; fd 1 then points at stderr, so
+    # whatever the policy prints lands in the worker log and cannot corrupt the channel.
+    channel = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+
+    job = json.loads(sys.stdin.read())
+    _set_limits(job.get("memory_mb"), job.get("file_mb"))
+
+    from envs.protocols import Protocol
+    from tools.rollout import PolicyError, run_episodes
+
+    import numpy as np
+
+    progress = {"steps": 0, "episodes": []}
+    counter = np.memmap(job["counter_path"], dtype="<i8", mode="r+", shape=(1,)) if job.get("counter_path") else None
+
+    def send(message: dict) -> None:
+        channel.write(json.dumps(message) + "\n")
+
+    def on_progress(steps, finished):
+        progress["steps"] = steps
+        progress["episodes"] = [r.to_dict() for r in finished]
+        send({"type": "progress", **progress})
+
+    try:
+        results = run_episodes(
+            policy_path=job["policy_path"],
+            task_id=job["task_id"],
+            protocol=Protocol(**job["protocol"]),
+            obs_mode=job["obs_mode"],
+            seeds=job["seeds"],
+            step_allowance=job.get("step_allowance"),
+            trace_dir=job.get("trace_dir"),
+            video_seeds=tuple(job.get("video_seeds", ())),
+            on_progress=on_progress,
+            num_threads=job.get("num_threads", 1),
+            step_counter=counter,
+        )
+    except BaseException as err:  # the policy's failure is a result, not a crash
+        kind = "exception"
+        if isinstance(err, PolicyError) and str(err).startswith("invalid action"):
+            kind = "invalid_action"
+        elif isinstance(err, MemoryError):
+            kind = "memory"
+        message = f"{type(err).__name__}: {err}".strip()
+        send({"type": "error", "kind": kind, "message": message, "traceback": traceback.format_exc(), **progress})
+        return 0
+    send({"type": "result", "steps": progress["steps"], "episodes": [r.to_dict() for r in results]})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
