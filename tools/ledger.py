@@ -122,6 +122,12 @@ class Ledger:
                 else:
                     reason = "invalid row: " + err.errors()[0]["msg"]
                 damage.append(LedgerDamage(line=number, reason=reason, text=text))
+        # A torn line that a later row already answered keeps its diagnosis after the newline
+        # that closed it made it look like any other invalid row.
+        answered = {r.failure.split()[1]: r.trial for r in records if r.failure_kind == "torn_row" and r.failure}
+        for d in damage:
+            if str(d.line) in answered:
+                d.reason = f"torn line (a kill during writing), recorded by trial {answered[str(d.line)]}"
         return LedgerContents(records=records, damage=damage, torn_tail=torn_tail)
 
     def records(self) -> list[TrialRecord]:

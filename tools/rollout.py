@@ -110,6 +110,7 @@ def run_episodes(
     trace_dir: str | Path | None = None,
     video_seeds: tuple[int, ...] = (),
     sheet_frames: int = 16,
+    sheet_stride: int | None = None,
     max_moments: int = 8,
     on_progress: Callable[[int, list[EpisodeResult]], None] | None = None,
     num_threads: int = 1,
@@ -130,6 +131,9 @@ def run_episodes(
     num_actions = env.action_space.n
     want_ram = obs_mode == "ram"
     reset_frames = protocol.frame_skip if protocol.use_fire_reset else 0
+    # At frame_skip 1 a life is often lost frames after the ball left the screen: space the
+    # sheet frames out so they cover the lead-up (16 frames over 64 steps under hl).
+    sheet_stride = sheet_stride or max(1, 4 // protocol.frame_skip)
     trace_dir = Path(trace_dir) if trace_dir else None
     if trace_dir:
         trace_dir.mkdir(parents=True, exist_ok=True)
@@ -144,7 +148,7 @@ def run_episodes(
             policy=policy,
             started=time.perf_counter(),
             lives=int(info["lives"][env_id]),
-            recent=collections.deque(maxlen=sheet_frames) if trace_dir else None,
+            recent=collections.deque(maxlen=sheet_frames * sheet_stride) if trace_dir else None,
         )
         if seed in video_seeds and trace_dir:
             from tools.video import Mp4Writer
@@ -208,13 +212,14 @@ def run_episodes(
             if new_lives < state.lives:
                 result.lives_lost += state.lives - new_lives
                 if state.recent is not None and len(state.moments) < max_moments:
-                    _add_moment(state, f"life lost at step {result.length}", result.length, frames[j])
+                    _add_moment(state, f"life lost at step {result.length}", result.length, frames[j], sheet_frames, sheet_stride)
             state.lives = new_lives
             if terminated[j] or truncated[j]:
                 if truncated[j] and not terminated[j]:
                     result.truncated = "time_limit"
-                if state.recent is not None:
-                    _add_moment(state, f"episode end at step {result.length}", result.length, frames[j])
+                already_shown = state.moments and state.moments[-1][1][-1] == result.length
+                if state.recent is not None and not already_shown:
+                    _add_moment(state, f"episode end at step {result.length}", result.length, frames[j], sheet_frames, sheet_stride)
                 if state.video is not None:
                     state.video.append(np.ascontiguousarray(frames[j].transpose(1, 2, 0)))
                 finished.append(_finish(state, trace_dir, want_ram, protocol))
@@ -236,9 +241,9 @@ def run_episodes(
     return sorted(finished, key=lambda r: order[r.seed])
 
 
-def _add_moment(state: _EpisodeState, label: str, step: int, frame: np.ndarray) -> None:
-    """Keep the frames leading up to a moment (and the frame that shows it) for sheets."""
-    recent = (list(state.recent) + [(step, frame)])[-state.recent.maxlen :]
+def _add_moment(state: _EpisodeState, label: str, step: int, frame: np.ndarray, count: int, stride: int) -> None:
+    """Keep `count` frames, `stride` steps apart, ending with the frame that shows the moment."""
+    recent = (list(state.recent) + [(step, frame)])[::-1][::stride][:count][::-1]
     steps, chws = zip(*recent)
     state.moments.append((label, steps, chws))
 

@@ -1,0 +1,76 @@
+"""Each way untrusted policy code can fail yields a failed trial row with the reason, and the
+evaluation of other policies carries on in the same run."""
+
+import json
+import os
+
+import pytest
+
+from conftest import policy
+from tools.evaluate import evaluate
+from tools.ledger import Ledger
+from tools.sandbox import SandboxLimits, clean_environment
+
+SHORT = dict(game="pong", max_frames=2000, episodes=2)
+
+
+def _evaluate(run_dir, name, **kw):
+    return evaluate(policy(name), run_dir=run_dir, **{**SHORT, **kw})
+
+
+@pytest.mark.parametrize(
+    "name, kind, reason, steps",
+    [
+        ("raises", "exception", "ValueError: detector lost the ball", 2 * 100),
+        ("bad_action", "invalid_action", "invalid action 99", 2 * 50),
+        ("memory_hog", "memory", "MemoryError", 2 * 10),
+        ("exits", "crash", "exit code 3", 2 * 30),
+    ],
+)
+def test_failing_policy_is_a_failed_trial_and_evaluation_continues(run_dir, name, kind, reason, steps):
+    failed = _evaluate(run_dir, name, limits=SandboxLimits(memory_mb=2048))
+    assert failed.status == "failed"
+    assert failed.failure_kind == kind
+    assert reason in failed.failure
+    # Steps taken before the failure are still counted, exactly (both envs step together).
+    assert failed.env_steps == steps
+    if kind != "crash":
+        assert "Traceback" in failed.traceback
+
+    ok = _evaluate(run_dir, "noop")
+    assert ok.status == "ok" and ok.score_mean is not None
+    rows = Ledger(run_dir / "trials.jsonl").records()
+    assert [r.status for r in rows] == ["failed", "ok"]
+    assert rows[1].cumulative_env_steps == steps + ok.env_steps
+
+
+def test_hanging_policy_is_killed_and_counted(run_dir):
+    record = _evaluate(run_dir, "hangs", limits=SandboxLimits(stall_seconds=3))
+    assert record.status == "failed" and record.failure_kind == "timeout"
+    assert "no progress" in record.failure
+    assert record.env_steps == 2 * 200
+    # The worker's process group is gone: no stray python process is left spinning.
+    assert "tools.worker" not in os.popen("ps -eo args").read()
+
+
+def test_api_keys_are_stripped_from_the_worker_environment(run_dir, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-secret")
+    monkeypatch.setenv("SOME_SERVICE_TOKEN", "t0ken")
+    record = _evaluate(run_dir, "reads_api_key")
+    assert record.status == "failed" and record.failure_kind == "exception"
+    assert "KeyError" in record.failure and "OPENAI_API_KEY" in record.failure
+    env = clean_environment()
+    assert "OPENAI_API_KEY" not in env and "SOME_SERVICE_TOKEN" not in env
+    assert env["PATH"] == os.environ["PATH"]
+
+
+def test_policy_runs_in_temp_dir_without_secrets(run_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-secret")
+    out = tmp_path / "seen"
+    monkeypatch.setenv("HL_TEST_OUT", str(out))
+    record = _evaluate(run_dir, "sees", obs_mode="ram")
+    assert record.status == "ok"
+    seen = json.loads((tmp_path / "seen.0.json").read_text())
+    assert seen[0]["cwd"] != os.getcwd() and "hl-worker-" in seen[0]["cwd"]
+    assert not os.path.exists(seen[0]["cwd"])  # temp dir removed afterwards
+    assert "OPENAI_API_KEY" not in seen[0]["env_names"]
