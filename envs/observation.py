@@ -18,11 +18,10 @@ OBS_MODES = ("ram", "vision")
 
 
 class Observation:
-    __slots__ = ("_chw", "_rgb", "_ram", "lives", "step", "last_reward")
+    __slots__ = ("_chw", "_ram", "lives", "step", "last_reward")
 
     def __init__(self, chw: np.ndarray, ram: np.ndarray | None, lives: int, step: int, last_reward: float):
-        self._chw = chw  # EnvPool hands frames channels-first; transposed on first use
-        self._rgb = None
+        self._chw = chw  # EnvPool hands frames channels-first
         self._ram = ram
         self.lives = lives
         self.step = step
@@ -30,9 +29,9 @@ class Observation:
 
     @property
     def rgb(self) -> np.ndarray:
-        if self._rgb is None:
-            self._rgb = np.ascontiguousarray(self._chw.transpose(1, 2, 0))
-        return self._rgb
+        # A transposed view, not a copy: copying every frame to HWC order would cost the
+        # harness more than the emulator does. np.ascontiguousarray(obs.rgb) if you need one.
+        return self._chw.transpose(1, 2, 0)
 
     @property
     def ram(self) -> np.ndarray:

@@ -81,9 +81,10 @@ def test_nothing_is_overwritten(tmp_path):
     video.write_bytes(b"precious")
     proc = cli("--game", "pong", "--policy", policy("noop"), "--video", video, "--runs-dir", tmp_path, check_rc=2)
     assert "already exists" in proc.stderr and video.read_bytes() == b"precious"
-    for _ in range(2):
-        cli("--game", "pong", "--policy", policy("noop"), "--episodes", 1, "--max-frames", 100,
-            "--runs-dir", tmp_path / "runs", check_rc=0)  # fmt: skip
+    for _ in range(2):  # the same command twice: two run folders, two videos, nothing replaced
+        proc = cli("--game", "pong", "--policy", policy("noop"), "--episodes", 1, "--max-frames", 100,
+                   "--runs-dir", tmp_path / "runs", "--video", "--json", check_rc=0)  # fmt: skip
+        assert read_mp4(json.loads(proc.stdout.splitlines()[-1])["video"]) == (101, (210, 160))
     assert len(list((tmp_path / "runs" / "pong" / "ram").iterdir())) == 2
 
 

@@ -250,7 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-frames", type=_positive_int, help="cap each episode at N emulator frames")
     p.add_argument("--budget", type=_positive_int, help="stop after N env steps in total")
     p.add_argument("--workers", type=_positive_int, help="worker processes (default: min(2, episodes))")
-    p.add_argument("--video", type=Path, help="also write the first episode as an H.264 mp4 here")
+    p.add_argument("--video", nargs="?", const=True, type=Path, metavar="PATH",
+                   help="record the first episode as an H.264 mp4 in the run folder's videos/ (and copy it to PATH)")
     p.add_argument("--runs-dir", type=Path, default=DEFAULT_RUNS_DIR)
     p.add_argument("--stall-timeout", type=_positive_float, default=120.0, help="seconds without progress = hung")
     p.add_argument("--json", action="store_true", help="print a JSON summary as the last line of stdout")
@@ -288,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         return fail("--game and --policy are required (or --list)")
     try:
         spec = resolve_game(args.game)
-        if args.video is not None and args.video.exists():
+        if isinstance(args.video, Path) and args.video.exists():
             return fail(f"{args.video} already exists; not overwriting it")
         policy = Path(args.policy)
         if not policy.is_file():
@@ -304,10 +305,12 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
     video_out = None
-    if args.video is not None and record.artifacts.get("video"):
-        args.video.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(run_dir / record.artifacts["video"], args.video)
-        video_out = str(args.video)
+    if record.artifacts.get("video"):
+        video_out = str(run_dir / record.artifacts["video"])
+        if isinstance(args.video, Path):
+            args.video.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(video_out, args.video)
+            video_out = str(args.video)
     _print_results(out, record, run_dir, spec, video_out)
     if args.json:
         summary = dict(
@@ -317,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
             score_min=record.score_min, score_max=record.score_max, score_std=record.score_std,
             lengths=record.lengths, env_steps=record.env_steps, frames=record.frames,
             wall_seconds=record.wall_seconds, hns=spec.hns(record.score_mean) if record.score_mean is not None else None,
-            run_dir=str(run_dir), video=video_out or record.artifacts.get("video"),
+            run_dir=str(run_dir), video=video_out,
         )  # fmt: skip
         print(json.dumps(summary))
     return 0 if record.status in ("ok", "budget_stop") else 1
