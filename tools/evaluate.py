@@ -174,6 +174,7 @@ def evaluate(
         lengths=[e["length"] for e in episodes_done],
         lives_lost=[e["lives_lost"] for e in episodes_done],
         truncated=[e["truncated"] for e in episodes_done],
+        episode_seconds=[round(e["wall_seconds"], 3) for e in episodes_done],
         wall_seconds=round(time.perf_counter() - started, 3),
         change_summary=change_summary,
         failure_kind=first_failure.failure_kind if first_failure else None,
@@ -360,12 +361,13 @@ def _print_results(out, record: TrialRecord, run_dir: Path, spec: GameSpec, vide
     from rich.table import Table
 
     table = Table(title=f"{spec.name} · {record.obs_mode} · {record.protocol} · {record.split} seeds")
-    for col in ("seed", "score", "length (steps)", "lives lost", "end"):
+    for col in ("seed", "score", "length (steps)", "lives lost", "wall s", "end"):
         table.add_column(col, justify="right")
     complete = iter(record.scores)
-    for seed, length, lost, trunc in zip(record.seeds, record.lengths, record.lives_lost, record.truncated):
+    rows = zip(record.seeds, record.lengths, record.lives_lost, record.episode_seconds, record.truncated)
+    for seed, length, lost, seconds, trunc in rows:
         score = "-" if trunc == "budget" else f"{next(complete):g}"
-        table.add_row(str(seed), score, f"{length:,}", str(lost), trunc or "game over")
+        table.add_row(str(seed), score, f"{length:,}", str(lost), f"{seconds:.1f}", trunc or "game over")
     out.print(table)
     if record.status == "failed":
         out.print(f"[bold red]failed trial[/] ({record.failure_kind}): {record.failure}", highlight=False)

@@ -53,6 +53,7 @@ class TrialRecord(BaseModel):
     lengths: list[int] = Field(default_factory=list)
     lives_lost: list[int] = Field(default_factory=list)
     truncated: list[str | None] = Field(default_factory=list)
+    episode_seconds: list[float] = Field(default_factory=list)
     wall_seconds: float = Field(default=0.0, ge=0)
     tokens: int = Field(default=0, ge=0)
     cost_usd: float = Field(default=0.0, ge=0)
