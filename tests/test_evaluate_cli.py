@@ -3,6 +3,7 @@ traces, a contact sheet and a decodable video; --json is the last line of stdout
 
 import csv
 import json
+import os
 import subprocess
 import sys
 
@@ -14,10 +15,11 @@ from tools.rollout import load_trace
 from tools.video import read_mp4
 
 
-def cli(*args, check_rc=None):
+def cli(*args, check_rc=None, cwd=PROJECT_ROOT):
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
     proc = subprocess.run(
         [sys.executable, "-m", "tools.evaluate", *map(str, args)],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300,
+        cwd=cwd, capture_output=True, text=True, timeout=300, env=env,
     )  # fmt: skip
     if check_rc is not None:
         assert proc.returncode == check_rc, proc.stderr
@@ -93,3 +95,13 @@ def test_failed_policy_exits_1_with_a_one_line_reason(tmp_path):
     assert proc.returncode == 1
     assert json.loads(proc.stdout.strip().splitlines()[-1])["failure"] == "ValueError: detector lost the ball"
     assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_relative_runs_dir_from_another_folder(tmp_path):
+    # Workers run in a temp cwd; a relative runs dir must still receive traces and video.
+    proc = cli("--game", "pong", "--policy", policy("noop"), "--episodes", 1, "--max-frames", 200,
+               "--runs-dir", "myruns", "--video", "--json", cwd=tmp_path, check_rc=0)  # fmt: skip
+    summary = json.loads(proc.stdout.splitlines()[-1])
+    assert read_mp4(tmp_path / summary["video"])[0] == 201
+    (trace,) = (tmp_path / "myruns").rglob("traces/*/0.npz")
+    assert len(load_trace(trace)["actions"]) == 200

@@ -83,7 +83,7 @@ def evaluate(
     meter = meter or StepMeter()
     allowance = meter.allowance()  # raises BudgetExhausted before any work starts
 
-    run_dir = Path(run_dir)
+    run_dir = Path(run_dir).resolve()  # workers run in a temp cwd: hand them absolute paths
     digest = policy_hash(policy_path)
     eval_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{digest[:8]}-{secrets.token_hex(2)}"
     trace_dir = run_dir / "traces" / eval_id
@@ -273,6 +273,22 @@ def print_game_list(console) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """CLI entry; an unexpected internal error is one line (HL_DEBUG=1 shows the traceback)."""
+    import os
+
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return 130
+    except Exception as err:
+        if os.environ.get("HL_DEBUG"):
+            raise
+        sys.stderr.write(f"error: internal error: {type(err).__name__}: {err} (HL_DEBUG=1 for the traceback)\n")
+        return 1
+
+
+def _main(argv: list[str] | None = None) -> int:
     from rich.console import Console
 
     args = build_parser().parse_args(argv)
