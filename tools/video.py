@@ -283,18 +283,22 @@ def write_mp4(
     return writer.frames_written
 
 
+def _open_reader(path: str | os.PathLike[str]):
+    """Start decoding a video: the raw-frame generator and the (width, height) of its frames."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such video: {path}")
+    reader = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24")
+    return reader, next(reader)["size"]
+
+
 def iter_mp4_frames(path: str | os.PathLike[str]) -> Iterator[np.ndarray]:
     """Decode a video and yield its frames one at a time as H x W x 3 uint8 RGB arrays.
 
     Frames of videos written with an odd height or width include the one-pixel padding.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no such video: {path}")
-    reader = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24")
+    reader, (width, height) = _open_reader(path)
     try:
-        meta = next(reader)
-        width, height = meta["size"]
         for raw in reader:
             yield np.frombuffer(raw, dtype=np.uint8).reshape(height, width, 3)
     finally:
@@ -308,13 +312,8 @@ def read_mp4(path: str | os.PathLike[str]) -> tuple[int, tuple[int, int]]:
     short count or an error. Use it to check that a written video is complete. A video with
     no decodable frames returns `(0, (height, width))` from the container's metadata.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no such video: {path}")
-    reader = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24")
+    reader, (width, height) = _open_reader(path)
     try:
-        meta = next(reader)
-        width, height = meta["size"]
         count = sum(1 for _ in reader)
     finally:
         reader.close()
