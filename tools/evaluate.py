@@ -94,7 +94,7 @@ def evaluate(
         for i in range(0, len(group), MAX_EPISODES_PER_WORKER):
             groups.append(group[i : i + MAX_EPISODES_PER_WORKER])
     jobs = []
-    for group in groups:
+    for index, group in enumerate(groups):
         share = None if allowance is None else (allowance * len(group)) // len(seeds)
         jobs.append(
             dict(
@@ -106,6 +106,7 @@ def evaluate(
                 step_allowance=share,
                 trace_dir=str(trace_dir),
                 video_seeds=[s for s in video_seeds if s in group],
+                counter_path=str(trace_dir / f"steps-{index}.counter"),
             )
         )
 
@@ -141,7 +142,7 @@ def evaluate(
     complete = [e for e in episodes_done if e["truncated"] != "budget"]
     status = "failed" if failed else ("budget_stop" if len(complete) < len(seeds) else "ok")
 
-    artifacts = {"traces": str(trace_dir.relative_to(run_dir))} if trace_dir.exists() else {}
+    artifacts = {"traces": str(trace_dir.relative_to(run_dir))}
     for e in episodes_done:
         if e.get("video"):
             video = unique_path(run_dir / "videos" / f"{eval_id}-seed{e['seed']}.mp4")
@@ -185,6 +186,35 @@ def evaluate(
     )
     refresh_reports(run_dir, title=f"{spec.name} · {obs_mode} · {proto.name}")
     return record
+
+
+def reconcile_interrupted(run_dir: str | Path) -> list[TrialRecord]:
+    """Count the steps of evaluations a kill cut short before their ledger row was written.
+
+    Each worker keeps its step count in `traces/<eval>/steps-<i>.counter`; a trace folder no
+    ledger row names is an interrupted evaluation, answered with an "invalid" row carrying
+    its steps, so cumulative totals stay honest."""
+    run_dir = Path(run_dir)
+    ledger = Ledger(run_dir / "trials.jsonl")
+    records = ledger.records()
+    named = {r.artifacts.get("traces") for r in records}
+    added = []
+    for trace_dir in sorted((run_dir / "traces").glob("*/")):
+        rel = str(trace_dir.relative_to(run_dir))
+        counters = list(trace_dir.glob("steps-*.counter"))
+        if rel in named or not counters:
+            continue
+        steps = sum(int.from_bytes(c.read_bytes()[:8], "little") for c in counters)
+        last = records[-1] if records else None
+        frame_skip = last.protocol_settings.get("frame_skip", 1) if last else 1
+        added.append(ledger.append(
+            run_id=run_dir.name, game=last.game if last else run_dir.parent.parent.name,
+            protocol=last.protocol if last else "unknown", obs_mode=run_dir.parent.name, role="ledger",
+            kind="invalid", status="invalid", env_steps=steps, frames=steps * frame_skip, failure_kind="interrupted",
+            failure=f"evaluation {trace_dir.name} was interrupted before its row was written; its steps are counted",
+            artifacts={"traces": rel},
+        ))  # fmt: skip
+    return added
 
 
 def refresh_reports(run_dir: Path, title: str = "") -> None:

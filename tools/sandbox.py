@@ -75,7 +75,10 @@ class Worker:
         self.log_path = self.workdir / "worker.log"
         # The worker writes its step count here after every batch step, so the steps of a
         # worker that hangs or dies between progress messages are still counted exactly.
-        self.counter_path = self.workdir / "steps.counter"
+        # It lives in the run folder when the caller names a path, so the steps of a run
+        # killed mid-evaluation can be counted on resume (tools.evaluate.reconcile_interrupted).
+        self.counter_path = Path(job.get("counter_path") or self.workdir / "steps.counter")
+        self.counter_path.parent.mkdir(parents=True, exist_ok=True)
         self.counter_path.write_bytes(bytes(8))
         self.job["counter_path"] = str(self.counter_path)
         self._log = open(self.log_path, "wb")

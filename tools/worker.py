@@ -31,6 +31,17 @@ def _set_limits(memory_mb: int | None, file_mb: int | None) -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
 
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL this worker if the evaluating process dies (kill -9 of a run):
+    an orphan would go on stepping envs that nobody counts."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
+    except OSError:
+        pass
+
+
 def main() -> int:
     # The protocol channel is a private copy of stdout; fd 1 then points at stderr, so
     # whatever the policy prints lands in the worker log and cannot corrupt the channel.
@@ -38,6 +49,7 @@ def main() -> int:
     os.dup2(2, 1)
     sys.stdout = sys.stderr
 
+    _die_with_parent()
     job = json.loads(sys.stdin.read())
     _set_limits(job.get("memory_mb"), job.get("file_mb"))
 

@@ -1,0 +1,33 @@
+"""Run configuration: one object read from the CLI (and HL_* environment variables for the
+knobs the CLI does not expose), recorded in the run folder as config.json."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+
+def _env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+class RunConfig(BaseModel):
+    game: str
+    obs_mode: str = "ram"
+    protocol: str = "hl"
+    budget: int = Field(default=1_000_000, ge=1)  # env steps
+    runs_dir: Path = Path("runs")
+    seed: int = 0
+    target_score: float | None = None  # stop when the best reaches it (default: game maximum if known)
+    memory_url: str | None = None  # Chroma server; default: persistent store in runs_dir/memory
+
+    # Evaluation and search knobs (HL_* environment variables).
+    dev_episodes: int = Field(default_factory=lambda: _env_int("HL_DEV_EPISODES", 1))
+    holdout_episodes: int = Field(default_factory=lambda: _env_int("HL_HOLDOUT_EPISODES", 3))
+    tune_trials: int = Field(default_factory=lambda: _env_int("HL_TUNE_TRIALS", 12))
+    plateau_patience: int = Field(default_factory=lambda: _env_int("HL_PLATEAU_PATIENCE", 6))
+    max_iterations: int = Field(default_factory=lambda: _env_int("HL_MAX_ITERATIONS", 60))
+    probe_budget: int = Field(default_factory=lambda: _env_int("HL_PROBE_BUDGET", 30_000))
+    eval_max_frames: int | None = Field(default_factory=lambda: int(os.environ["HL_EVAL_MAX_FRAMES"]) if os.environ.get("HL_EVAL_MAX_FRAMES") else None)

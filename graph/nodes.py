@@ -1,0 +1,130 @@
+"""The two nodes that are not agents: `evaluate` (a tool node) and `decide` (plain code)."""
+
+from __future__ import annotations
+
+from graph.context import RunContext
+from graph.state import HLState
+from tools.evaluate import evaluate as evaluate_policy
+from tools.evaluate import reconcile_interrupted
+from tools.meter import BudgetExhausted
+
+
+def find_trial(ctx: RunContext, policy_hash: str, seeds: list[int], role: str) -> dict | None:
+    """A finished evaluation of this exact policy on these seeds, if the ledger has one.
+
+    This is what makes the evaluate node idempotent on --resume: results are on disk,
+    keyed by policy hash and seeds, before the node returns."""
+    for r in reversed(ctx.ledger.records()):
+        if r.policy_hash == policy_hash and r.seeds == seeds and r.role == role and r.protocol == ctx.config.protocol:
+            if r.obs_mode == ctx.config.obs_mode and r.status in ("ok", "failed"):
+                return r.model_dump()
+    return None
+
+
+def evaluation_summary(row: dict) -> dict:
+    return dict(
+        trial=row["trial"],
+        status=row["status"],
+        score_mean=row["score_mean"],
+        score_min=row["score_min"],
+        scores=row["scores"],
+        env_steps=row["env_steps"],
+        traces=row["artifacts"].get("traces", ""),
+        policy_hash=row["policy_hash"],
+        failure=row.get("failure"),
+    )
+
+
+def run_evaluation(ctx: RunContext, policy_path, role: str, change_summary: str = "", seeds=None,
+                   kind: str = "evaluation", video: bool = False) -> dict | None:  # fmt: skip
+    """Evaluate a policy file on dev seeds (reusing a recorded result); None if out of budget."""
+    from envs.seeds import split_seeds
+    from tools.workspace import policy_hash
+
+    seeds = seeds or split_seeds("dev", ctx.config.dev_episodes)
+    found = find_trial(ctx, policy_hash(policy_path), seeds, role)
+    if found:
+        return evaluation_summary(found)
+    try:
+        record = evaluate_policy(
+            policy_path, ctx.game, ctx.run_dir, obs_mode=ctx.config.obs_mode, protocol=ctx.config.protocol,
+            seeds=seeds, max_frames=ctx.config.eval_max_frames, meter=ctx.meter, role=role, kind=kind,
+            change_summary=change_summary, for_tuning=True, video_seeds=(seeds[0],) if video else (),
+            on_progress=ctx.display.progress if ctx.display else None,
+        )  # fmt: skip
+    except BudgetExhausted:
+        return None
+    if ctx.display:
+        ctx.display.trial(record)
+    return evaluation_summary(record.model_dump())
+
+
+def evaluate(state: HLState, ctx: RunContext) -> dict:
+    """Evaluate the candidate in hs/ on the dev seeds."""
+    reconcile_interrupted(ctx.run_dir)  # steps of an evaluation a kill cut short still count
+    before = ctx.meter.used_steps
+    candidate = state.get("candidate") or {}
+    result = run_evaluation(ctx, ctx.hs.path / "policy.py", role="evaluate", change_summary=candidate.get("direction", ""))
+    usage = {"env_steps": ctx.meter.used_steps - before}
+    if result is None:
+        return {"evaluation": None, "stop_reason": "budget spent", "usage": usage}
+    return {"evaluation": result, "usage": usage}
+
+
+def decide(state: HLState, ctx: RunContext) -> dict:
+    """Accept the candidate (commit) or roll it back, remember the direction, and route."""
+    cfg = ctx.config
+    evaluation = state.get("evaluation")
+    candidate = state.get("candidate") or {}
+    best = state.get("best")
+    iteration = state.get("iteration", 0) + 1
+    update: dict = {"iteration": iteration, "new_best": False}
+    direction = candidate.get("direction", "initial policy")
+
+    if evaluation is None:
+        ctx.hs.rollback()
+        outcome, delta = "unevaluated", 0.0
+    else:
+        score = evaluation["score_mean"] if evaluation["status"] == "ok" else None
+        previous = best["score"] if best else None
+        improved = score is not None and (previous is None or score > previous)
+        delta = 0.0 if score is None or previous is None else score - previous
+        if improved:
+            commit = ctx.hs.commit(f"{direction}\n\nscore {score:g} (was {previous}), trial {evaluation['trial']}")
+            update["best"] = dict(score=score, policy_hash=evaluation["policy_hash"], commit=commit,
+                                  trial=evaluation["trial"], env_steps=ctx.meter.used_steps)  # fmt: skip
+            update["new_best"] = True
+            update["plateau"] = 0
+            outcome = "accepted"
+        else:
+            ctx.hs.rollback()
+            update["plateau"] = state.get("plateau", 0) + 1
+            outcome = "rejected"
+        if ctx.memory is not None and candidate.get("source") != "initial":
+            evidence = f"trial {evaluation['trial']}: score {score} vs best {previous}"
+            if evaluation["status"] != "ok":
+                evidence = f"trial {evaluation['trial']} failed: {evaluation.get('failure')}"
+            ctx.memory.add_direction(ctx.game.name, cfg.obs_mode, state["run_id"], direction, outcome,
+                                     float(delta), evidence=evidence, trial=evaluation["trial"])  # fmt: skip
+    update["history"] = [dict(iteration=iteration, direction=direction, outcome=outcome, delta=delta,
+                              trial=evaluation["trial"] if evaluation else None,
+                              score=evaluation["score_mean"] if evaluation else None)]  # fmt: skip
+
+    best_now = update.get("best", best)
+    stop = state.get("stop_reason")
+    target = state.get("target_score")
+    if stop:
+        pass
+    elif ctx.meter.exhausted:
+        stop = "budget spent"
+    elif target is not None and best_now and best_now["score"] >= target:
+        stop = f"target {target:g} reached"
+    elif update.get("plateau", state.get("plateau", 0)) >= cfg.plateau_patience:
+        stop = f"plateau: no improvement in {cfg.plateau_patience} iterations"
+    elif iteration >= cfg.max_iterations:
+        stop = f"iteration limit ({cfg.max_iterations})"
+    update["stop_reason"] = stop
+    update["route"] = "end" if stop else ("simplify" if update["new_best"] and best else "revise")
+    if ctx.display:
+        ctx.display.decision(iteration, direction, outcome, best_now, stop)
+    return update

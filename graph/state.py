@@ -1,0 +1,90 @@
+"""The typed graph state. Everything a node needs to decide what to do next lives here (or
+on disk in the run folder, referenced from here); it is checkpointed after every node.
+
+Lists and usage have reducers, so a node returns only what it adds: `{"usage": {...delta}}`
+is summed into the run's totals, `{"history": [entry]}` is appended.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Annotated, TypedDict
+
+
+class Usage(TypedDict, total=False):
+    env_steps: int
+    frames: int
+    tokens: int
+    cost_usd: float
+
+
+def add_usage(total: Usage | None, delta: Usage | None) -> Usage:
+    """Reducer: per-node usage deltas sum into the run's totals."""
+    total, delta = total or {}, delta or {}
+    return {k: total.get(k, 0) + delta.get(k, 0) for k in ("env_steps", "frames", "tokens", "cost_usd")}
+
+
+class Candidate(TypedDict, total=False):
+    """The policy version under evaluation (written to hs/, not yet committed)."""
+
+    policy_hash: str
+    controller: str  # the controller structure, e.g. "intercept"
+    params: dict  # the named parameters of policy.py
+    direction: str  # what changed and why, in one line
+    source: str  # "initial" | "critic" | "tuning" | "simplifier" | "memory"
+
+
+class Evaluation(TypedDict, total=False):
+    trial: int
+    status: str
+    score_mean: float | None
+    score_min: float | None
+    scores: list[float]
+    env_steps: int
+    traces: str  # folder relative to the run dir
+    policy_hash: str
+
+
+class Diagnosis(TypedDict, total=False):
+    failure: str  # life_lost | reward_stall | periodic_loop | timeout | crash | none
+    what: str
+    evidence: str
+    hypothesis: str
+    direction: str  # the proposed change, named so memory can match it
+    params: dict  # concrete parameter changes implementing the direction
+    sheet: str | None
+
+
+class Best(TypedDict, total=False):
+    score: float
+    policy_hash: str
+    commit: str
+    trial: int
+    env_steps: int  # cumulative env steps when it was reached
+
+
+class HLState(TypedDict, total=False):
+    # Set once at the start of a run.
+    run_id: str
+    game: str
+    obs_mode: str
+    protocol: str
+    budget: int
+    target_score: float | None
+    seed: int
+
+    # Progress.
+    iteration: int
+    probe: dict | None  # summary of the probe report (paths, controller hints)
+    detectors: dict | None  # what detectors.py provides
+    candidate: Candidate | None
+    evaluation: Evaluation | None
+    diagnosis: Diagnosis | None
+    best: Best | None
+    plateau: int  # iterations since the best improved
+    new_best: bool
+    route: str  # where decide sends the graph next
+    stop_reason: str | None
+
+    history: Annotated[list[dict], operator.add]  # one entry per decide: direction, outcome, delta
+    usage: Annotated[Usage, add_usage]
