@@ -25,7 +25,6 @@ ROLE_MODULES = [
     "agents.policy_writer",
     "agents.replay_critic",
     "agents.simplifier",
-    "agents.regression_tester",
 ]
 
 

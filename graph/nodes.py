@@ -15,7 +15,9 @@ def find_trial(ctx: RunContext, policy_hash: str, seeds: list[int], role: str) -
     This is what makes the evaluate node idempotent on --resume: results are on disk,
     keyed by policy hash and seeds, before the node returns."""
     for r in reversed(ctx.ledger.records()):
-        if r.policy_hash == policy_hash and r.seeds == seeds and r.role == role and r.protocol == ctx.config.protocol:
+        # Any role's evaluation of the same code on the same seeds is the same result (the
+        # episodes are deterministic given their seeds), so tuning rows are reused too.
+        if r.policy_hash == policy_hash and r.seeds == seeds and r.role != "finish" and r.protocol == ctx.config.protocol:
             if r.obs_mode == ctx.config.obs_mode and r.status in ("ok", "failed"):
                 return r.model_dump()
     return None
@@ -71,6 +73,16 @@ def evaluate(state: HLState, ctx: RunContext) -> dict:
     return {"evaluation": result, "usage": usage}
 
 
+def remember_best_policy(ctx: RunContext, run_id: str, policy: dict, score: float) -> None:
+    """Keep the best policy structure as a game fact, unless memory already knows a better one."""
+    if ctx.memory is None:
+        return
+    known = ctx.memory.facts(ctx.game.name, ctx.config.obs_mode).get("best_policy")
+    if known is None or known.value.get("score", float("-inf")) < score:
+        ctx.memory.add_fact(ctx.game.name, ctx.config.obs_mode, run_id, "best_policy",
+                            {**policy, "score": score, "protocol": ctx.config.protocol})  # fmt: skip
+
+
 def decide(state: HLState, ctx: RunContext) -> dict:
     """Accept the candidate (commit) or roll it back, remember the direction, and route."""
     cfg = ctx.config
@@ -91,8 +103,10 @@ def decide(state: HLState, ctx: RunContext) -> dict:
         delta = 0.0 if score is None or previous is None else score - previous
         if improved:
             commit = ctx.hs.commit(f"{direction}\n\nscore {score:g} (was {previous}), trial {evaluation['trial']}")
-            update["best"] = dict(score=score, policy_hash=evaluation["policy_hash"], commit=commit,
+            policy = {k: candidate.get(k) for k in ("controller", "params", "features")}
+            update["best"] = dict(score=score, policy_hash=evaluation["policy_hash"], commit=commit, policy=policy,
                                   trial=evaluation["trial"], env_steps=ctx.meter.used_steps)  # fmt: skip
+            remember_best_policy(ctx, state["run_id"], policy, score)
             update["new_best"] = True
             update["plateau"] = 0
             outcome = "accepted"

@@ -61,6 +61,7 @@ class Best(TypedDict, total=False):
     commit: str
     trial: int
     env_steps: int  # cumulative env steps when it was reached
+    policy: dict  # controller, params, features of the accepted version
 
 
 class HLState(TypedDict, total=False):

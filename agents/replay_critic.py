@@ -1,0 +1,141 @@
+"""replay-critic: read the traces of the last evaluation, find the failure moments, and write
+a diagnosis: what failed, evidence (steps, contact sheet), hypothesis, proposed direction.
+
+Directions are named, concrete parameter or feature changes of the current controller. A
+direction already rejected (in this run, or in memory from earlier runs on this game) is
+not proposed again unless the failure it addressed got worse since (new evidence).
+"""
+
+from __future__ import annotations
+
+import json
+
+from agents.policy_templates import INTERCEPT_PARAMS
+from agents.registry import register
+from graph.context import RunContext
+from graph.state import HLState
+from tools.diagnose import analyse_episode
+
+# failure kind -> candidate directions: (name, hypothesis, change)
+# A change is {"params": {name: delta or ("set", value)}, "features": {"+name" | "-name"}}.
+DIRECTIONS = {
+    "lost": [
+        ("lead the ball less", "the player overshoots fast balls: the prediction runs ahead", {"params": {"lead": -0.25}}),
+        ("lead the ball more", "the player arrives late: aim further along the ball's path", {"params": {"lead": 0.25}}),
+        ("tighten the deadband", "the player stops short of the ball", {"params": {"deadband": -1.0}}),
+        ("widen the deadband", "the player jitters around the aim point and loses position", {"params": {"deadband": 1.5}}),
+        ("aim above the player's centre", "edge hits send the ball back steeper", {"params": {"aim_offset": -3.0}}),
+        ("aim below the player's centre", "edge hits on the other side send the ball back steeper", {"params": {"aim_offset": 3.0}}),
+        ("smooth the ball velocity over more steps", "the velocity estimate is noisy", {"params": {"velocity_window": 1}}),
+        ("react to the ball velocity faster", "the velocity estimate lags behind bounces", {"params": {"velocity_window": -1}}),
+    ],
+    "stall": [
+        ("add a stall breaker that shifts the aim", "the ball is in a periodic path that scores nothing",
+         {"features": {"+stall_breaker"}}),
+        ("break stalls sooner", "the stall breaker waits too long", {"params": {"stall_steps": ("scale", 0.5)}}),
+        ("shift the aim further when stalled", "the shift is too small to change the ball's path",
+         {"params": {"stall_offset": 4.0}}),
+    ],
+    "serve": [
+        ("serve with FIRE when no ball is in play", "the game waits for FIRE after a life is lost",
+         {"features": {"+fire_to_serve"}}),
+    ],
+}  # fmt: skip
+
+
+def apply_change(params: dict, features: set[str], change: dict) -> tuple[dict, set[str]]:
+    """Apply a direction's change to (params, features), clamped to the parameter ranges."""
+    params, features = dict(params), set(features)
+    for name, delta in change.get("params", {}).items():
+        default, low, high, _ = INTERCEPT_PARAMS[name]
+        value = params.get(name, default)
+        if isinstance(delta, tuple):
+            value = value * delta[1] if delta[0] == "scale" else delta[1]
+        else:
+            value = value + delta
+        value = min(high, max(low, value))
+        params[name] = int(round(value)) if isinstance(default, int) else round(float(value), 2)
+    for flag in change.get("features", set()):
+        (features.add if flag[0] == "+" else features.discard)(flag[1:])
+    return params, features
+
+
+def _already_rejected(ctx: RunContext, state: HLState, direction: str) -> bool:
+    tried = [h for h in state.get("history", []) if h["direction"] == direction and h["outcome"] == "rejected"]
+    if tried:
+        return True
+    if ctx.memory is not None:
+        # A direction rejected by an earlier run on this game (or a near paraphrase of it).
+        return ctx.memory.was_rejected(ctx.game.name, ctx.config.obs_mode, direction) is not None
+    return False
+
+
+@register("replay_critic", tools=["read_trace", "diagnose_episode", "view_contact_sheet", "query_memory", "add_memory"])
+def replay_critic(state: HLState, ctx: RunContext) -> dict:
+    """Find failure moments in the last evaluation's traces and propose a direction."""
+    evaluation = state.get("evaluation")
+    best = state.get("best") or {}
+    policy = best.get("policy") or (state.get("candidate") or {})
+    if not evaluation:
+        return {"diagnosis": None}
+    if evaluation["status"] == "failed":
+        diagnosis = dict(failure="crash", what=f"the candidate failed: {evaluation.get('failure')}",
+                         evidence=f"trial {evaluation['trial']}", hypothesis="the change broke the policy",
+                         direction="", params={}, sheet=None)  # fmt: skip
+        return {"diagnosis": diagnosis, "trace_summary": diagnosis["what"]}
+
+    row = next(r for r in reversed(ctx.ledger.records()) if r.trial == evaluation["trial"])
+    trace_dir = ctx.run_dir / evaluation["traces"]
+    findings = [
+        analyse_episode(trace_dir / f"{seed}.npz", seed, trunc)
+        for seed, trunc in zip(row.seeds, row.truncated)
+        if (trace_dir / f"{seed}.npz").exists()
+    ]
+    if not findings:
+        return {"diagnosis": None}
+    f = findings[0]
+    lost = f.lives_lost + f.points_lost
+    stalled = f.loop_period is not None or (f.timeout and f.longest_stall > 2000)
+    no_serve = f.timeout and f.longest_stall > 0.5 * f.length and lost == 0 and "fire_to_serve" not in policy.get("features", [])
+    if no_serve:
+        kind, what = "serve", f"nothing happens for {f.longest_stall} steps from step {f.stall_start}: no ball in play"
+    elif stalled:
+        kind = "stall"
+        what = (f"periodic loop: RAM repeats every {f.loop_period} steps" if f.loop_period
+                else f"reward stall of {f.longest_stall} steps from step {f.stall_start}")  # fmt: skip
+    elif lost:
+        kind = "lost"
+        steps = [m.step for m in f.moments if m.kind in ("life_lost", "point_lost")][:8]
+        what = f"{f.lives_lost} lives and {f.points_lost} points lost (at steps {steps})"
+    else:
+        kind, what = "none", "no failure found in the traces"
+
+    sheet = row.artifacts.get("sheet")
+    evidence = f"trial {evaluation['trial']}, seed {f.seed}: score {f.score:g} in {f.length} steps; {what}"
+    if sheet:
+        evidence += f"; contact sheet {sheet}"
+    direction, hypothesis, change = "", "", {}
+    for name, why, candidate_change in DIRECTIONS.get(kind, []):
+        if not _already_rejected(ctx, state, name):
+            direction, hypothesis, change = name, why, candidate_change
+            break
+    diagnosis = dict(failure=kind, what=what, evidence=evidence, hypothesis=hypothesis or "no untried direction left",
+                     direction=direction, params=json.loads(json.dumps(change, default=sorted)), sheet=sheet)  # fmt: skip
+    if ctx.memory is not None and kind != "none":
+        ctx.memory.add_failure(ctx.game.name, ctx.config.obs_mode, state["run_id"], what, evidence=evidence,
+                               trial=evaluation["trial"])  # fmt: skip
+    _write_note(ctx, state, diagnosis)
+    return {"diagnosis": diagnosis, "trace_summary": f"{kind}: {direction or 'no new direction'}"}
+
+
+def _write_note(ctx: RunContext, state: HLState, diagnosis: dict) -> None:
+    folder = ctx.run_dir / "diagnoses"
+    folder.mkdir(exist_ok=True)
+    path = folder / f"iteration-{state.get('iteration', 0):03d}.md"
+    if path.exists():
+        return  # written before a resume: the diagnosis is deterministic, keep the first
+    path.write_text(
+        f"# Diagnosis, iteration {state.get('iteration', 0)}\n\n"
+        f"- **What failed:** {diagnosis['what']}\n- **Evidence:** {diagnosis['evidence']}\n"
+        f"- **Hypothesis:** {diagnosis['hypothesis']}\n- **Direction:** {diagnosis['direction'] or '(none: tune parameters)'}\n"
+    )

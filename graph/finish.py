@@ -1,0 +1,97 @@
+"""The end of a run: evaluate the best policy once on holdout seeds (with a video), and
+write the run's README.md: best score, budget used, how to reproduce, the policy's logic
+in words, the main failed directions, and why the run stopped."""
+
+from __future__ import annotations
+
+import ast
+
+from envs.seeds import split_seeds
+from graph.context import RunContext
+from tools.evaluate import evaluate, refresh_reports
+from tools.meter import BudgetExhausted
+
+
+def _holdout(ctx: RunContext, best: dict | None) -> dict | None:
+    if not best or ctx.meter.exhausted:
+        return None
+    for r in ctx.ledger.records():
+        if r.role == "finish" and r.policy_hash == best["policy_hash"]:
+            return dict(trial=r.trial, status=r.status, score_mean=r.score_mean, scores=r.scores, video=r.artifacts.get("video"))
+    seeds = split_seeds("holdout", ctx.config.holdout_episodes)
+    try:
+        r = evaluate(ctx.hs.path / "policy.py", ctx.game, ctx.run_dir, obs_mode=ctx.config.obs_mode,
+                     protocol=ctx.config.protocol, seeds=seeds, max_frames=ctx.config.eval_max_frames,
+                     meter=ctx.meter, role="finish", change_summary="final holdout evaluation of the best policy",
+                     video_seeds=(seeds[0],))  # fmt: skip
+    except BudgetExhausted:
+        return None
+    return dict(trial=r.trial, status=r.status, score_mean=r.score_mean, scores=r.scores, video=r.artifacts.get("video"))
+
+
+def policy_logic(ctx: RunContext) -> str:
+    """The policy's own docstring: the builtin policy-writer keeps it a plain-words account."""
+    path = ctx.hs.path / "policy.py"
+    if not path.exists():
+        return "(no policy was written)"
+    try:
+        return ast.get_docstring(ast.parse(path.read_text())) or "(the policy has no docstring)"
+    except SyntaxError:
+        return "(policy.py does not parse)"
+
+
+def finish_run(ctx: RunContext, state: dict, wall_seconds: float) -> dict:
+    best = state.get("best")
+    holdout = _holdout(ctx, best)
+    refresh_reports(ctx.run_dir, title=f"{ctx.game.name} · {ctx.config.obs_mode} · {ctx.config.protocol}")
+    history = state.get("history", [])
+    rejected = [h for h in history if h["outcome"] == "rejected"]
+    summary = dict(
+        run_id=state.get("run_id", ctx.run_dir.name), game=ctx.game.name, obs_mode=ctx.config.obs_mode,
+        protocol=ctx.config.protocol, best_score=best["score"] if best else None,
+        best_hns=round(ctx.game.hns(best["score"]), 3) if best and ctx.game.hns(best["score"]) is not None else None,
+        env_steps_to_best=best["env_steps"] if best else None, env_steps=ctx.meter.used_steps,
+        frames=ctx.meter.used_frames, budget=ctx.config.budget, iterations=state.get("iteration", 0),
+        accepted=sum(h["outcome"] == "accepted" for h in history), rejected=len(rejected),
+        holdout=(f"{holdout['score_mean']} over {len(holdout['scores'])} holdout episodes" if holdout and holdout["score_mean"] is not None else None),
+        wall_seconds=round(wall_seconds, 1), stop_reason=state.get("stop_reason"),
+        run_dir=str(ctx.run_dir), policy=str(ctx.hs.path / "policy.py"), readme=str(ctx.run_dir / "README.md"),
+        video=str(ctx.run_dir / holdout["video"]) if holdout and holdout.get("video") else None,
+        curve=str(ctx.run_dir / "sample_efficiency.png"),
+    )  # fmt: skip
+    _write_readme(ctx, summary, rejected)
+    return summary
+
+
+def _write_readme(ctx: RunContext, s: dict, rejected: list[dict]) -> None:
+    cfg = ctx.config
+    failed = "\n".join(f"- {h['direction']} (score {h['score']}, trial {h['trial']})" for h in rejected[-10:]) or "- none"
+    text = f"""# {s['game']} · {s['obs_mode']} · {s['protocol']} · run {s['run_id']}
+
+- **Best dev score:** {s['best_score']} (HNS {s['best_hns']}), reached after {s['env_steps_to_best']} env steps
+- **Holdout:** {s['holdout'] or 'not evaluated (no best policy or no budget left)'}
+- **Budget used:** {s['env_steps']:,} of {s['budget']:,} env steps ({s['frames']:,} emulator frames), {s['wall_seconds']} s
+- **Iterations:** {s['iterations']} ({s['accepted']} accepted, {s['rejected']} rejected)
+- **Why it stopped:** {s['stop_reason']}
+
+## Reproduce
+
+    python -m graph.run --game {s['game']} --obs {cfg.obs_mode} --protocol {cfg.protocol} --budget {cfg.budget} --seed {cfg.seed}
+    python -m tools.evaluate --game {s['game']} --obs {cfg.obs_mode} --protocol {cfg.protocol} --policy {ctx.run_dir}/hs/policy.py --episodes 3
+
+## The policy's logic
+
+{policy_logic(ctx)}
+
+## Main failed directions
+
+{failed}
+
+## Files
+
+`hs/` (git: one commit per accepted change), `trials.jsonl`, `summary.csv`,
+`sample_efficiency.png`, `trace.jsonl` (`python -m graph.trace {s['run_id']}`), `videos/`,
+`sheets/`, `probe/`.
+"""
+    path = ctx.run_dir / "README.md"
+    path.write_text(text)  # regenerated from the ledger and state: safe to rewrite

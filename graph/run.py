@@ -1,0 +1,164 @@
+"""`python -m graph.run --game montezuma`: cultivate a heuristic system for a game.
+
+    python -m graph.run --game pong                       # builtin brains, no API key
+    python -m graph.run --game breakout --obs vision --budget 2e6
+    python -m graph.run --resume RUN_ID                    # continue a killed run
+
+Everything the run does lands in runs/<game>/<obs>/<run_id>/ (see README.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from envs.games import UnknownGameError, resolve_game
+from envs.observation import OBS_MODES
+from envs.protocols import PROTOCOLS
+from graph.config import RunConfig
+from graph.context import RunContext
+from tools.ledger import Ledger
+from tools.meter import StepMeter
+from tools.workspace import DEFAULT_RUNS_DIR, RunFolderError, create_run_dir, new_run_id
+
+
+class UsageError(ValueError):
+    """Bad input: printed as one line, exit code 2."""
+
+
+def _budget(text: str) -> int:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of env steps like 1e6, got {text!r}") from None
+    if not value >= 1 or value != int(value) or value > 1e12:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number of env steps, got {text!r}")
+    return int(value)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        sys.stderr.write(f"error: {message}\n")
+        sys.exit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m graph.run", description="Cultivate a heuristic system (a readable Python policy) for an Atari game.")
+    p.add_argument("--game", help="montezuma, pong, space-invaders, Breakout-v5, ... (see python -m tools.evaluate --list)")
+    p.add_argument("--obs", choices=OBS_MODES, default="ram")
+    p.add_argument("--budget", type=_budget, default=None, help="env steps for the whole run (default 1e6)")
+    p.add_argument("--protocol", choices=list(PROTOCOLS), default="hl")
+    p.add_argument("--runs-dir", type=Path, default=DEFAULT_RUNS_DIR)
+    p.add_argument("--resume", metavar="RUN_ID", help="continue a run from its checkpoint")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--target", type=float, default=None, help="stop when the best dev score reaches this")
+    p.add_argument("--memory-url", default=os.environ.get("HL_MEMORY_URL"), help="Chroma server URL (default: local store in the runs folder)")
+    p.add_argument("--quiet", action="store_true", help="no live display")
+    return p
+
+
+def find_run(runs_dir: Path, run_id: str) -> Path:
+    matches = [p for p in runs_dir.glob(f"*/*/{run_id}") if p.is_dir()] if runs_dir.exists() else []
+    if not matches:
+        raise UsageError(f"no run {run_id!r} under {runs_dir}")
+    run_dir = matches[0]
+    if not (run_dir / "config.json").exists() or not (run_dir / "checkpoint.sqlite").exists():
+        raise UsageError(f"run folder {run_dir} is not resumable (config.json or checkpoint.sqlite missing)")
+    return run_dir
+
+
+def open_memory(cfg: RunConfig):
+    from memory import Memory, MemoryUnavailable
+
+    try:
+        return Memory.open(runs_dir=cfg.runs_dir, url=cfg.memory_url)
+    except MemoryUnavailable as err:
+        raise UsageError(str(err)) from None
+
+
+def prepare(args) -> tuple[RunContext, dict | None, str]:
+    """Create or reopen the run folder; return the context, the initial state (None on
+    resume) and the run id."""
+    if args.resume:
+        run_dir = find_run(args.runs_dir, args.resume)
+        try:
+            cfg = RunConfig.model_validate_json((run_dir / "config.json").read_text())
+        except ValueError:
+            raise UsageError(f"{run_dir / 'config.json'} is corrupt; cannot resume") from None
+        contents = Ledger(run_dir / "trials.jsonl").read()
+        used = contents.records[-1].cumulative_env_steps if contents.records else 0
+        frames = contents.records[-1].cumulative_frames if contents.records else 0
+        ctx = RunContext(cfg, resolve_game(cfg.game), run_dir, StepMeter(cfg.budget, used, frames))
+        return ctx, None, run_dir.name
+    if not args.game:
+        raise UsageError("--game is required (or --resume RUN_ID)")
+    game = resolve_game(args.game)
+    cfg = RunConfig(game=game.name, obs_mode=args.obs, protocol=args.protocol, budget=args.budget or 1_000_000,
+                    runs_dir=args.runs_dir, seed=args.seed, target_score=args.target, memory_url=args.memory_url)  # fmt: skip
+    run_id = new_run_id()
+    run_dir = create_run_dir(cfg.runs_dir, game.slug, cfg.obs_mode, run_id)
+    (run_dir / "config.json").write_text(cfg.model_dump_json(indent=2))
+    ctx = RunContext(cfg, game, run_dir, StepMeter(cfg.budget))
+    target = cfg.target_score if cfg.target_score is not None else _known_maximum(game.name)
+    state = dict(run_id=run_id, game=game.name, obs_mode=cfg.obs_mode, protocol=cfg.protocol, budget=cfg.budget,
+                 target_score=target, seed=cfg.seed, iteration=0, plateau=0, history=[], usage={})  # fmt: skip
+    return ctx, state, run_id
+
+
+def _known_maximum(game: str) -> float | None:
+    # Scores that end the game: nothing above them exists, so a run can stop there.
+    return {"Pong": 21.0, "Breakout": 864.0}.get(game)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _main(args)
+    except (UsageError, UnknownGameError, RunFolderError) as err:
+        sys.stderr.write(f"error: {err}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted; continue with --resume\n")
+        return 130
+    except Exception as err:
+        if os.environ.get("HL_DEBUG"):
+            raise
+        sys.stderr.write(f"error: internal error: {type(err).__name__}: {err} (HL_DEBUG=1 for the traceback)\n")
+        return 1
+
+
+def _main(args) -> int:
+    from graph.build import build_graph, open_checkpointer
+    from graph.display import LiveDisplay
+    from graph.finish import finish_run
+
+    ctx, state, run_id = prepare(args)
+    ctx.memory = open_memory(ctx.config)
+    display = None if args.quiet else LiveDisplay(ctx)
+    ctx.display = display
+    print(f"brains: builtin (no model configured) · run {run_id} · {ctx.run_dir}", flush=True)
+    checkpointer = open_checkpointer(ctx.run_dir)
+    graph = build_graph(ctx, checkpointer)
+    config = {"configurable": {"thread_id": run_id}, "recursion_limit": 100_000}
+    started = time.time()
+    if display:
+        display.start()
+    try:
+        final = graph.invoke(state, config) if state is not None else graph.invoke(None, config)
+    finally:
+        if display:
+            display.stop()
+    final = graph.get_state(config).values or final
+    summary = finish_run(ctx, final, wall_seconds=time.time() - started)
+    print(json.dumps(summary) if args.quiet else "", end="\n" if args.quiet else "")
+    if not args.quiet:
+        LiveDisplay.print_summary(ctx, summary)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

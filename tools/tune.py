@@ -1,0 +1,55 @@
+"""Parameter search with Optuna on dev seeds. Every trial is a real evaluation: its env
+steps are charged to the run's meter and it gets a ledger row (kind "tuning"). Holdout
+and audit seeds are refused (tools.evaluate's for_tuning check)."""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import optuna
+
+from tools.meter import BudgetExhausted
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def tune(
+    space: dict[str, tuple[float, float, bool]],
+    start: dict,
+    score: Callable[[dict], float | None],
+    trials: int,
+    seed: int = 0,
+) -> tuple[dict, float | None, int]:
+    """Search `space` ({name: (low, high, is_int)}) starting from `start`.
+
+    `score(params)` evaluates one parameter set and returns its mean dev score (None when the
+    trial failed; BudgetExhausted stops the search). Returns (best params, best score,
+    trials run). TPE with a fixed seed: a resumed run proposes the same parameters again,
+    so the evaluations it already paid for are found in the ledger instead of rerun.
+    """
+    sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(6, trials))
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    study.enqueue_trial({k: v for k, v in start.items() if k in space})
+    ran = 0
+    for _ in range(trials):
+        trial = study.ask()
+        params = dict(start)
+        for name, (low, high, is_int) in space.items():
+            if is_int:
+                params[name] = trial.suggest_int(name, int(low), int(high))
+            else:
+                params[name] = round(trial.suggest_float(name, low, high), 2)
+        try:
+            value = score(params)
+        except BudgetExhausted:
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            break
+        ran += 1
+        trial.set_user_attr("params", params)  # exactly what was evaluated (rounded)
+        study.tell(trial, -math.inf if value is None else value)
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE and t.value != -math.inf]
+    if not done:
+        return dict(start), None, ran
+    best = max(done, key=lambda t: t.value)
+    return best.user_attrs["params"], best.value, ran
