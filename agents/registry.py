@@ -25,6 +25,7 @@ ROLE_MODULES = [
     "agents.policy_writer",
     "agents.replay_critic",
     "agents.simplifier",
+    "agents.notes_keeper",
 ]
 
 

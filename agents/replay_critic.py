@@ -49,7 +49,7 @@ def apply_change(params: dict, features: set[str], change: dict) -> tuple[dict, 
     for name, delta in change.get("params", {}).items():
         default, low, high, _ = INTERCEPT_PARAMS[name]
         value = params.get(name, default)
-        if isinstance(delta, tuple):
+        if isinstance(delta, (tuple, list)):  # ("scale", f) or ("set", v); JSON turns tuples into lists
             value = value * delta[1] if delta[0] == "scale" else delta[1]
         else:
             value = value + delta
@@ -58,6 +58,13 @@ def apply_change(params: dict, features: set[str], change: dict) -> tuple[dict, 
     for flag in change.get("features", set()):
         (features.add if flag[0] == "+" else features.discard)(flag[1:])
     return params, features
+
+
+def _effective(params: dict, features: set[str]) -> tuple:
+    """What the generated code depends on: parameters of disabled features do not count."""
+    from agents.policy_templates import _param_used
+
+    return tuple(sorted(features)), tuple(sorted((k, v) for k, v in params.items() if _param_used(k, features)))
 
 
 def _already_rejected(ctx: RunContext, state: HLState, direction: str) -> bool:
@@ -115,10 +122,15 @@ def replay_critic(state: HLState, ctx: RunContext) -> dict:
     if sheet:
         evidence += f"; contact sheet {sheet}"
     direction, hypothesis, change = "", "", {}
+    under_judgement = (state.get("candidate") or {}).get("direction")
+    params, features = policy.get("params", {}), set(policy.get("features", []))
     for name, why, candidate_change in DIRECTIONS.get(kind, []):
-        if not _already_rejected(ctx, state, name):
-            direction, hypothesis, change = name, why, candidate_change
-            break
+        if name == under_judgement or _already_rejected(ctx, state, name):
+            continue  # decide is judging it right now, or it was rejected before
+        if _effective(*apply_change(params, features, candidate_change)) == _effective(params, features):
+            continue  # changes nothing in the accepted policy (feature present, parameter at its limit)
+        direction, hypothesis, change = name, why, candidate_change
+        break
     diagnosis = dict(failure=kind, what=what, evidence=evidence, hypothesis=hypothesis or "no untried direction left",
                      direction=direction, params=json.loads(json.dumps(change, default=sorted)), sheet=sheet)  # fmt: skip
     if ctx.memory is not None and kind != "none":

@@ -1,7 +1,7 @@
 """Wire the roles into a LangGraph StateGraph.
 
     START → prober → detector_writer → policy_writer → evaluate → replay_critic → decide
-    decide → policy_writer (revise) | simplifier (after a new best) | END
+    decide → policy_writer (revise) | notes_keeper → simplifier (after a new best) | END
 
 LAYOUT is the one place that says where each role sits; roles themselves come from the
 registry (agents/registry.py). Every node is wrapped so that its start and end, duration,
@@ -28,10 +28,11 @@ LAYOUT = {
         ("policy_writer", "evaluate"),
         ("evaluate", "replay_critic"),
         ("replay_critic", "decide"),
+        ("notes_keeper", "simplifier"),
         ("simplifier", "policy_writer"),
     ],
     # decide's route -> next node
-    "routes": {"revise": "policy_writer", "simplify": "simplifier", "end": END},
+    "routes": {"revise": "policy_writer", "simplify": "notes_keeper", "end": END},
 }
 
 PLAIN_NODES = {"evaluate": nodes.evaluate, "decide": nodes.decide}

@@ -13,7 +13,7 @@ from tools.meter import BudgetExhausted
 
 
 def _holdout(ctx: RunContext, best: dict | None) -> dict | None:
-    if not best or ctx.meter.exhausted:
+    if not best or ctx.meter.remaining == 0:
         return None
     for r in ctx.ledger.records():
         if r.role == "finish" and r.policy_hash == best["policy_hash"]:
@@ -23,7 +23,7 @@ def _holdout(ctx: RunContext, best: dict | None) -> dict | None:
         r = evaluate(ctx.hs.path / "policy.py", ctx.game, ctx.run_dir, obs_mode=ctx.config.obs_mode,
                      protocol=ctx.config.protocol, seeds=seeds, max_frames=ctx.config.eval_max_frames,
                      meter=ctx.meter, role="finish", change_summary="final holdout evaluation of the best policy",
-                     video_seeds=(seeds[0],))  # fmt: skip
+                     video_seeds=(seeds[0],), use_reserve=True)  # fmt: skip
     except BudgetExhausted:
         return None
     return dict(trial=r.trial, status=r.status, score_mean=r.score_mean, scores=r.scores, video=r.artifacts.get("video"))

@@ -125,12 +125,18 @@ def decide(state: HLState, ctx: RunContext) -> dict:
                               score=evaluation["score_mean"] if evaluation else None)]  # fmt: skip
 
     best_now = update.get("best", best)
+    if best_now and evaluation and evaluation.get("scores"):
+        # Hold back enough steps to evaluate the best policy on holdout seeds at the end.
+        episode = evaluation["env_steps"] / max(1, len(evaluation["scores"]))
+        if update["new_best"]:
+            ctx.meter.reserved = int(cfg.holdout_episodes * episode * 1.1)
+    update["reserved"] = ctx.meter.reserved  # checkpointed, so --resume holds the same reserve
     stop = state.get("stop_reason")
     target = state.get("target_score")
     if stop:
         pass
-    elif ctx.meter.exhausted:
-        stop = "budget spent"
+    elif ctx.meter.exhausted or (ctx.meter.remaining is not None and ctx.meter.remaining <= ctx.meter.reserved):
+        stop = "budget spent" + (" (the rest is held for the holdout evaluation)" if ctx.meter.reserved else "")
     elif target is not None and best_now and best_now["score"] >= target:
         stop = f"target {target:g} reached"
     elif update.get("plateau", state.get("plateau", 0)) >= cfg.plateau_patience:
@@ -138,7 +144,7 @@ def decide(state: HLState, ctx: RunContext) -> dict:
     elif iteration >= cfg.max_iterations:
         stop = f"iteration limit ({cfg.max_iterations})"
     update["stop_reason"] = stop
-    update["route"] = "end" if stop else ("simplify" if update["new_best"] and best else "revise")
+    update["route"] = "end" if stop else ("simplify" if update["new_best"] else "revise")
     if ctx.display:
         ctx.display.decision(iteration, direction, outcome, best_now, stop)
     return update

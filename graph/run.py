@@ -89,6 +89,9 @@ def prepare(args) -> tuple[RunContext, dict | None, str]:
             cfg = RunConfig.model_validate_json((run_dir / "config.json").read_text())
         except ValueError:
             raise UsageError(f"{run_dir / 'config.json'} is corrupt; cannot resume") from None
+        from tools.evaluate import reconcile_interrupted
+
+        reconcile_interrupted(run_dir)  # count a killed evaluation's steps before the meter starts
         contents = Ledger(run_dir / "trials.jsonl").read()
         used = contents.records[-1].cumulative_env_steps if contents.records else 0
         frames = contents.records[-1].cumulative_frames if contents.records else 0
@@ -144,6 +147,11 @@ def _main(args) -> int:
     checkpointer = open_checkpointer(ctx.run_dir)
     graph = build_graph(ctx, checkpointer)
     config = {"configurable": {"thread_id": run_id}, "recursion_limit": 100_000}
+    if state is None:  # resuming: restore what the checkpoint knows that the meter does not
+        saved = graph.get_state(config).values
+        if not saved:
+            raise UsageError(f"run {run_id} has no checkpoint to resume from")
+        ctx.meter.reserved = saved.get("reserved", 0)
     started = time.time()
     if display:
         display.start()

@@ -86,6 +86,7 @@ class HLState(TypedDict, total=False):
     new_best: bool
     route: str  # where decide sends the graph next
     stop_reason: str | None
+    reserved: int  # env steps held back for the final holdout evaluation
 
     history: Annotated[list[dict], operator.add]  # one entry per decide: direction, outcome, delta
     usage: Annotated[Usage, add_usage]

@@ -56,6 +56,7 @@ def evaluate(
     kind: str = "evaluation",
     change_summary: str = "",
     for_tuning: bool = False,
+    use_reserve: bool = False,
     limits: SandboxLimits = SandboxLimits(),
     on_progress: Callable[[dict], None] | None = None,
 ) -> TrialRecord:
@@ -81,7 +82,7 @@ def evaluate(
     if for_tuning:
         require_tuning_split(seeds)
     meter = meter or StepMeter()
-    allowance = meter.allowance()  # raises BudgetExhausted before any work starts
+    allowance = meter.allowance(use_reserve=use_reserve)  # raises BudgetExhausted before any work starts
 
     run_dir = Path(run_dir).resolve()  # workers run in a temp cwd: hand them absolute paths
     digest = policy_hash(policy_path)

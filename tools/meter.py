@@ -23,6 +23,9 @@ class StepMeter:
         self.used_steps = used_steps
         self.used_frames = used_frames
         self.steps_by_kind: dict[str, int] = defaultdict(int)
+        # Steps set aside for a final evaluation (the holdout report): ordinary work cannot
+        # take them, work that passes use_reserve=True can.
+        self.reserved = 0
 
     @property
     def remaining(self) -> int | None:
@@ -35,7 +38,7 @@ class StepMeter:
     def exhausted(self) -> bool:
         return self.remaining == 0
 
-    def allowance(self, wanted: int | None = None) -> int | None:
+    def allowance(self, wanted: int | None = None, use_reserve: bool = False) -> int | None:
         """How many steps the next piece of work may take (None: no limit).
 
         Raises BudgetExhausted when nothing is left, so work never starts on an empty budget.
@@ -43,8 +46,11 @@ class StepMeter:
         remaining = self.remaining
         if remaining is None:
             return wanted
+        if not use_reserve:
+            remaining = max(0, remaining - self.reserved)
         if remaining == 0:
-            raise BudgetExhausted(f"env-step budget spent ({self.used_steps:,} of {self.budget:,})")
+            held = f", {self.reserved:,} held for the final evaluation" if self.reserved and not use_reserve else ""
+            raise BudgetExhausted(f"env-step budget spent ({self.used_steps:,} of {self.budget:,}{held})")
         return remaining if wanted is None else min(wanted, remaining)
 
     def charge(self, steps: int, frames: int, kind: str) -> None:

@@ -56,6 +56,7 @@ from tools.rollout import make_env
 
 OUTPUT_FILES = ("probe.json", "probe.md", "objects.png", "actions.png", "room.png")
 MOVE_THRESHOLD = 2.0  # pixels of displacement (relative to NOOP) that count as movement
+FIRST_MOVE = 3.0  # the offset at which an action's direction is read
 
 
 # ============================================================================================
@@ -85,7 +86,9 @@ class ActionEffect(BaseModel):
     dy: float | None = Field(None, description="player y displacement vs NOOP after the hold (pixels, + = down)")
     max_abs_dx: float | None = Field(None, description="largest |x offset| from the NOOP copy during the hold")
     max_abs_dy: float | None = Field(None, description="largest |y offset| from the NOOP copy during the hold")
-    direction: str = Field("none", description="'left', 'up-right', ... from dx/dy; 'none' if the player ends where NOOP does")
+    first_move: list[float] | None = Field(None, description="[step, dx, dy]: the offset when it first reached 3 px (before gravity or walls interfere)")
+    direction: str = Field("none", description="'left', 'up-right', ... from first_move; 'none' if the player never left the NOOP copy's position")
+    returns: bool = Field(False, description="moved, then ended back where the NOOP copy is (a jump)")
     name_matches_direction: bool | None = Field(None, description="whether the action's name describes its measured direction")
     is_noop: bool = Field(False, description="frames identical to the NOOP copy for the whole hold")
     equivalent_to: int | None = Field(None, description="lowest other action index with identical frames (and RAM in ram mode)")
@@ -102,6 +105,7 @@ class MovementLabels(BaseModel):
     up: int | None = None
     down: int | None = None
     fire: int | None = Field(None, description="lowest action that spawns an object without moving the player")
+    jump: int | None = Field(None, description="lowest action that moves the player up and back (returns)")
 
 
 class ObjectInfo(BaseModel):
@@ -144,6 +148,7 @@ class LivesByte(BaseModel):
     events: int = Field(description="life losses seen")
     consistency: float = Field(description="fraction of steps where the byte equals its usual value for the current lives")
     offset: int | None = Field(None, description="ram - lives when that difference is constant")
+    value_by_lives: dict[int, int] = Field(default_factory=dict, description="the byte's usual value for each lives count seen")
 
 
 class RoomCandidate(BaseModel):
@@ -265,10 +270,11 @@ class Blobs:
         return Blobs(z.astype(np.int64), z, z, z, z.astype(np.int64), z.astype(np.int64), z.astype(np.int64), z.astype(np.int64))
 
 
-def find_blobs(keys: np.ndarray, ignore: np.ndarray | None = None) -> Blobs:
+def find_blobs(keys: np.ndarray, ignore: np.ndarray | None = None, label_map: bool = False) -> Blobs | tuple[Blobs, np.ndarray]:
     """Segment an (H, W) array of colour keys into one-colour, 8-connected blobs.
 
     Pixels where `ignore` is True belong to no blob (pass the background, or scenery).
+    With label_map=True also returns an (H, W) int array: each pixel's blob index, -1 if none.
     Works on horizontal runs rather than pixels, so a 210x160 frame takes about a millisecond:
     runs are linked to same-colour runs touching them in the next row, and linked runs are
     merged by vectorised min-label propagation with pointer jumping (no scipy needed).
@@ -280,7 +286,7 @@ def find_blobs(keys: np.ndarray, ignore: np.ndarray | None = None) -> Blobs:
     start[:, 1:] &= k[:, 1:] != k[:, :-1]
     n = int(start.sum())
     if n == 0:
-        return Blobs.empty()
+        return (Blobs.empty(), np.full((H, W), -1)) if label_map else Blobs.empty()
     run_id = np.cumsum(start.ravel()).reshape(H, W) - 1
     ys, xs = np.nonzero(start)
     length = np.bincount(run_id[valid], minlength=n)
@@ -326,7 +332,44 @@ def find_blobs(keys: np.ndarray, ignore: np.ndarray | None = None) -> Blobs:
     y1 = np.zeros(m, dtype=np.int64)
     np.maximum.at(y1, comp, ys)
     colour = k[ys[roots], xs[roots]].astype(np.int64)
-    return Blobs(colour, area, sum_x / area, sum_y / area, x0, x1, y0, y1)
+    blobs = Blobs(colour, area, sum_x / area, sum_y / area, x0, x1, y0, y1)
+    if label_map:
+        return blobs, np.where(valid, comp[run_id], -1)
+    return blobs
+
+
+def find_groups(mask: np.ndarray, colour: int, reach_y: int = 2, reach_x: int = 1) -> Blobs:
+    """Blobs of one colour, counting pixels up to `reach_y` rows / `reach_x` columns apart
+    as connected. A multicoloured sprite (a character whose red body is cut into bands by a
+    yellow belt and face) stays one blob; stats are computed on the real pixels only."""
+    grown = mask.copy()
+    for d in range(1, reach_y + 1):
+        grown[d:] |= mask[:-d]
+        grown[:-d] |= mask[d:]
+    wide = grown.copy()
+    for d in range(1, reach_x + 1):
+        wide[:, d:] |= grown[:, :-d]
+        wide[:, :-d] |= grown[:, d:]
+    groups, labels = find_blobs(wide.astype(np.int32), ignore=~wide, label_map=True)
+    if len(groups) == 0:
+        return groups
+    ys, xs = np.nonzero(mask)
+    lab = labels[ys, xs]
+    m = len(groups)
+    area = np.bincount(lab, minlength=m).astype(np.float64)
+    x0 = np.full(m, mask.shape[1], dtype=np.int64)
+    np.minimum.at(x0, lab, xs)
+    x1 = np.zeros(m, dtype=np.int64)
+    np.maximum.at(x1, lab, xs)
+    y0 = np.full(m, mask.shape[0], dtype=np.int64)
+    np.minimum.at(y0, lab, ys)
+    y1 = np.zeros(m, dtype=np.int64)
+    np.maximum.at(y1, lab, ys)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cx = np.bincount(lab, weights=xs, minlength=m) / area
+        cy = np.bincount(lab, weights=ys, minlength=m) / area
+    keep = area > 0
+    return Blobs(np.full(m, colour, dtype=np.int64), area, cx, cy, x0, x1, y0, y1).take(keep)
 
 
 def mode_colour(keys: np.ndarray) -> int:
@@ -428,43 +471,52 @@ class PlayerModel:
 class Follower:
     """Keeps hold of one target among candidate blobs: the one nearest its last position.
 
-    A candidate further than `max_jump` is refused while the target was seen recently; after
-    `patience` misses the nearest candidate is taken again (a respawn), or, with no known
-    position, a candidate only when it is the only one (never guess among several).
+    While the target is on screen, a candidate further than `max_jump` is refused (it is a
+    look-alike; the target is briefly hidden or merged), for up to `patience` refusals. When
+    there was no candidate at all last time (the target left the screen: a lost ball, a
+    respawn), the nearest candidate is taken whatever the distance; with `trust_unique` a
+    lone candidate always is (for objects: a ball served again far from where it was lost).
+    With no known position a candidate is taken only when it is the only one.
     """
 
-    def __init__(self, max_jump: float, start: tuple[float, float] | None = None, patience: int = 30):
+    def __init__(self, max_jump: float, start: tuple[float, float] | None = None, patience: int = 30, trust_unique: bool = False):
         self.max_jump = max_jump
         self.start = start
         self.patience = patience
+        self.trust_unique = trust_unique
         self.reset()
 
     def reset(self) -> None:
         self.pos = self.start
-        self.lost = 0
+        self.refused = 0
+        self.absent = False
 
     def pick(self, blobs: Blobs) -> int | None:
         """Index of the target among `blobs`, or None."""
-        if len(blobs) == 0 or (self.pos is None and len(blobs) > 1):
-            self.lost += 1
+        if len(blobs) == 0:
+            self.absent = True
             return None
         if self.pos is None:
+            if len(blobs) > 1:
+                return None
             best = 0
         else:
             dist = np.hypot(blobs.cx - self.pos[0], blobs.cy - self.pos[1])
             best = int(dist.argmin())
-            if dist[best] > self.max_jump and self.lost < self.patience:
-                self.lost += 1
+            trusted = self.absent or (self.trust_unique and len(blobs) == 1)
+            if dist[best] > self.max_jump and not trusted and self.refused < self.patience:
+                self.refused += 1
                 return None
         self.pos = (float(blobs.cx[best]), float(blobs.cy[best]))
-        self.lost = 0
+        self.refused = 0
+        self.absent = False
         return best
 
 
 class PlayerTracker:
     """Follows the player blob through a sequence of frames.
 
-    Candidates are blobs of the player's colour with a similar area that are not scenery
+    Candidates are groups of the player's colour (find_groups) with a similar area, not scenery
     (some of their pixels differ from the static picture: this rejects a same-coloured wall
     block the player could be confused with). Along an axis the player never moved in the
     action experiment they must sit at the home coordinate (this rejects same-coloured score
@@ -485,7 +537,7 @@ class PlayerTracker:
         mask = keys == m.colour
         if not mask.any():
             return Blobs.empty()
-        blobs = find_blobs(keys, ignore=~mask)
+        blobs = find_groups(mask, m.colour)
         ok = (blobs.area >= 0.4 * m.area) & (blobs.area <= 2.5 * m.area)
         if self.scenery is not None:
             moving = mask & ~self.scenery.unchanged(keys)
@@ -515,7 +567,7 @@ class ActionExperiment:
     prefix: list[int]  # actions played in every copy before the hold
     frames: np.ndarray  # (A, hold+1, 3, 210, 160) uint8
     rams: np.ndarray  # (A, hold+1, 128) uint8
-    lives: int
+    lives: np.ndarray  # (A, hold+1) info["lives"]
 
 
 def find_warmup(env: MeteredEnv, max_steps: int) -> int | None:
@@ -538,12 +590,13 @@ def hold_actions(env: MeteredEnv, prefix: list[int], hold: int) -> ActionExperim
         frames, rams, lives, _ = env.step(np.full(env.n, action, dtype=np.int32))
     out_frames = np.empty((env.n, hold + 1) + frames.shape[1:], dtype=np.uint8)
     out_rams = np.empty((env.n, hold + 1, rams.shape[1]), dtype=np.uint8)
-    out_frames[:, 0], out_rams[:, 0] = frames, rams
+    out_lives = np.empty((env.n, hold + 1), dtype=np.int32)
+    out_frames[:, 0], out_rams[:, 0], out_lives[:, 0] = frames, rams, lives
     actions = np.arange(env.n)
     for t in range(1, hold + 1):
-        frames, rams, _, _ = env.step(actions)
-        out_frames[:, t], out_rams[:, t] = frames, rams
-    return ActionExperiment(list(prefix), out_frames, out_rams, int(lives[0]))
+        frames, rams, lives, _ = env.step(actions)
+        out_frames[:, t], out_rams[:, t], out_lives[:, t] = frames, rams, lives
+    return ActionExperiment(list(prefix), out_frames, out_rams, out_lives)
 
 
 def vote_player_colour(exps: list[ActionExperiment], background: int) -> int | None:
@@ -597,7 +650,7 @@ def seed_player(exp: ActionExperiment, colour: int, scenery: Scenery) -> PlayerM
             changed = (keys[t] != noop_keys[t]) & (keys[t] == colour)
             if not changed.any():
                 continue
-            blobs = find_blobs(keys[t], ignore=keys[t] != colour)
+            blobs = find_groups(keys[t] == colour, colour)
             for i in range(len(blobs)):
                 box = np.s_[blobs.y0[i] : blobs.y1[i] + 1, blobs.x0[i] : blobs.x1[i] + 1]
                 if changed[box].any():
@@ -618,22 +671,23 @@ def seed_player(exp: ActionExperiment, colour: int, scenery: Scenery) -> PlayerM
     return model
 
 
-def _direction(dx: float, dy: float) -> str:
-    """'up-left' etc. A component counts if it is >= MOVE_THRESHOLD and not tiny next to the other."""
+def _direction(dx: float, dy: float, threshold: float = MOVE_THRESHOLD) -> str:
+    """'up-left' etc. A component counts if it is >= threshold and not tiny next to the other."""
     big = max(abs(dx), abs(dy))
     parts = []
-    if abs(dy) >= MOVE_THRESHOLD and abs(dy) >= 0.25 * big:
+    if abs(dy) >= threshold and abs(dy) >= 0.25 * big:
         parts.append("up" if dy < 0 else "down")
-    if abs(dx) >= MOVE_THRESHOLD and abs(dx) >= 0.25 * big:
+    if abs(dx) >= threshold and abs(dx) >= 0.25 * big:
         parts.append("left" if dx < 0 else "right")
     return "-".join(parts) or "none"
 
 
-def _name_matches(name: str, direction: str) -> bool | None:
-    """Does an ALE action name ('UPRIGHTFIRE') describe the measured direction?"""
+def _name_matches(name: str, direction: str, returns: bool = False) -> bool | None:
+    """Does an ALE action name ('UPRIGHTFIRE') describe the measured direction? None when
+    there is nothing to compare (no direction either way, or an undirected jump)."""
     named = {d for d in ("up", "down", "left", "right") if d.upper() in name}
     measured = set(direction.split("-")) - {"none"}
-    if not named and not measured:
+    if not named and (not measured or returns):
         return None
     return named == measured
 
@@ -682,7 +736,14 @@ def analyse_actions(
                 eff.dx, eff.dy = round(float(rel[last, 0]), 2), round(float(rel[last, 1]), 2)
                 eff.max_abs_dx = round(float(np.abs(rel[ok, 0]).max()), 2)
                 eff.max_abs_dy = round(float(np.abs(rel[ok, 1]).max()), 2)
-                eff.direction = _direction(eff.dx, eff.dy)
+                # Direction from the first clear move: walking right off a ledge ends
+                # "down-right", but the action is RIGHT.
+                moved = np.nonzero(ok & (np.abs(np.nan_to_num(rel)).max(axis=1) >= FIRST_MOVE))[0]
+                if moved.size:
+                    t = moved[0]
+                    eff.first_move = [int(t), round(float(rel[t, 0]), 2), round(float(rel[t, 1]), 2)]
+                    eff.direction = _direction(rel[t, 0], rel[t, 1], threshold=min(MOVE_THRESHOLD, FIRST_MOVE))
+                    eff.returns = bool(np.hypot(eff.dx, eff.dy) < MOVE_THRESHOLD)
         if a > 0 and not eff.is_noop:
             eff.spawns_object = _spawns(
                 pack_rgb(exp.frames[a]), noop_keys, None if tracks is None else tracks[a], None if tracks is None else tracks[0], model, background
@@ -734,17 +795,43 @@ def merge_effects(states: list[tuple[list[ActionEffect], np.ndarray]]) -> list[A
         best.ram_only_effect = best.is_noop and bool(best.ram_bytes_changed)
         others = [j for j in range(same.shape[0]) if j != a and same[a, j]]
         best.equivalent_to = min(others) if others else None
-        best.name_matches_direction = _name_matches(best.name, best.direction)
+        best.name_matches_direction = _name_matches(best.name, best.direction, best.returns)
         merged.append(best)
     return merged
+
+
+def rank_movers(tracks: np.ndarray | None, steps: int, per_axis: int = 2) -> list[list[int]]:
+    """For each axis, the actions that moved the player furthest along it in `steps` steps,
+    best first, one per distinct outcome (RIGHT and UPRIGHT often do the same thing).
+    Holding one that long gives another start state: off the wall the player started
+    against, halfway down the ladder it stood above."""
+    if tracks is None:
+        return []
+    t = min(steps, tracks.shape[1] - 1)
+    rel = tracks[:, t] - tracks[0, t]  # (A, 2) offsets from the NOOP copy
+    ranked = []
+    for axis in (0, 1):
+        size = np.nan_to_num(np.abs(rel[:, axis]), nan=-1.0)
+        picks, outcomes = [], []
+        for a in np.argsort(-size, kind="stable"):
+            if size[a] < MOVE_THRESHOLD or len(picks) == per_axis:
+                break
+            if any(np.allclose(rel[a], o, atol=0.5) for o in outcomes):
+                continue
+            picks.append(int(a))
+            outcomes.append(rel[a])
+        if picks:
+            ranked.append(picks)
+    return ranked
 
 
 def action_phase(
     env: MeteredEnv, names: list[str], config: ProbeConfig, use_ram: bool, report: ProbeReport, notes: list[str]
 ) -> tuple[list[ActionExperiment], PlayerModel | None, list[ActionEffect]]:
     """Find the warm-up, hold every action from a first state, identify the player, then
-    hold every action again from a second state (after the strongest mover was held for
-    half a hold, so a player that started against a wall can now move both ways).
+    hold every action again from up to two more states (after the strongest mover along
+    each axis was held for half a hold, so a player that started against a wall can move
+    both ways, and one that started above a ladder is now on it).
 
     Fills report.warmup_steps, lives_start, background_colour, player_moves_x/y."""
     hold = config.hold_steps
@@ -754,7 +841,7 @@ def action_phase(
     report.warmup_steps = max(0, (diverge or 0) - 1)
     warmup = [0] * report.warmup_steps
     exps = [hold_actions(env, warmup, hold)]
-    report.lives_start = exps[0].lives
+    report.lives_start = int(exps[0].lives[0, 0])
     background = mode_colour(pack_rgb(exps[0].frames[0, 0]))
     report.background_colour = unpack_rgb(background)
 
@@ -763,16 +850,35 @@ def action_phase(
     model = seed_player(exps[0], colour, scenery) if colour is not None else None
     tracks = [track_player(exps[0], model, scenery) if model else None]
     states = [analyse_actions(exps[0], names, model, tracks[0], use_ram)]
-    movers = [(abs(e.dx) + abs(e.dy), e.index) for e in states[0][0] if e.dx is not None and e.direction != "none"]
-    if movers:
-        mover = max(movers)[1]
-        exps.append(hold_actions(env, warmup + [mover] * (hold // 2), hold))
-        tracks.append(track_player(exps[1], model, scenery))
-        states.append(analyse_actions(exps[1], names, model, tracks[1], use_ram))
+    tried: set[int] = set()
+    try:
+        # Some actions are enabled later than others (a jump only after the intro): if any
+        # action did nothing, also try every action after waiting one more hold.
+        if any(e.is_noop for e in states[0][0][1:]):
+            exp = hold_actions(env, warmup + [0] * hold, hold)
+            exps.append(exp)
+            tracks.append(track_player(exp, model, scenery) if model else None)
+            states.append(analyse_actions(exp, names, model, tracks[-1], use_ram))
+        for candidates in rank_movers(tracks[0], hold // 2):
+            for mover in candidates:
+                if mover in tried:
+                    break  # this state was already explored for the other axis
+                tried.add(mover)
+                exp = hold_actions(env, warmup + [mover] * (hold // 2), hold)
+                if exp.lives[0, -1] < exps[0].lives[0, 0]:
+                    notes.append(f"holding action {mover} for {hold // 2} steps costs a life; that start state was not used")
+                    continue  # a dying player responds to nothing: try the next mover
+                exps.append(exp)
+                tracks.append(track_player(exp, model, scenery))
+                states.append(analyse_actions(exp, names, model, tracks[-1], use_ram))
+                break
+    except BudgetCut as cut:  # keep what the earlier states showed
+        report.partial = True
+        notes.append(f"budget ran out during the extra action states ({cut})")
     if model is None:
         notes.append("no player found: no action moved a blob")
     else:
-        moved = np.concatenate([(t - t[:1]).reshape(-1, 2) for t in tracks])
+        moved = np.concatenate([(t - t[:1]).reshape(-1, 2) for t in tracks if t is not None])
         model.moves_x = bool(np.nanmax(np.abs(moved[:, 0]), initial=0) >= MOVE_THRESHOLD)
         model.moves_y = bool(np.nanmax(np.abs(moved[:, 1]), initial=0) >= MOVE_THRESHOLD)
         report.player_moves_x, report.player_moves_y = model.moves_x, model.moves_y
@@ -780,19 +886,22 @@ def action_phase(
 
 
 def movement_labels(effects: list[ActionEffect]) -> MovementLabels:
-    """For each direction, the lowest action moving purely that way (else the strongest mover)."""
+    """For each direction, the lowest action moving purely that way and staying moved (else
+    the strongest such mover); the lowest launcher; the lowest up-and-back mover (jump)."""
     labels = MovementLabels()
     for d, axis, sign in (("left", "dx", -1), ("right", "dx", 1), ("up", "dy", -1), ("down", "dy", 1)):
-        pure = [e.index for e in effects if e.direction == d]
+        pure = [e.index for e in effects if e.direction == d and not e.returns]
         if pure:
             setattr(labels, d, pure[0])
             continue
-        scored = [(sign * getattr(e, axis), e.index) for e in effects if getattr(e, axis) is not None]
+        scored = [(sign * getattr(e, axis), e.index) for e in effects if getattr(e, axis) is not None and not e.returns]
         scored = [s for s in scored if s[0] >= MOVE_THRESHOLD]
         if scored:
             setattr(labels, d, max(scored, key=lambda s: (s[0], -s[1]))[1])
     fire = [e.index for e in effects if e.spawns_object and e.direction == "none"]
     labels.fire = fire[0] if fire else None
+    jump = [e.index for e in effects if e.returns and e.direction.startswith("up")]
+    labels.jump = jump[0] if jump else None
     return labels
 
 
@@ -946,7 +1055,7 @@ class Labeller:
             row = []
             for t in types:
                 speed = np.percentile(t.speeds, 95) if t.speeds.size else 4.0
-                row.append(Follower(3 * max(t.width, t.height) + 3 * self.stride * max(speed, 1.0) + 8))
+                row.append(Follower(3 * max(t.width, t.height) + 3 * self.stride * max(speed, 1.0) + 8, trust_unique=True))
             self.followers.append(row)
 
     def reset_env(self, env: int) -> None:
@@ -959,8 +1068,11 @@ class Labeller:
             f.reset()
 
     def foreground(self, env: int, keys: np.ndarray, player_blob: Blobs | None) -> Blobs:
-        """Blobs that are not background, not unchanged scenery and not resting (unchanged
-        for `rest_steps`: a score digit that changed once), minus the player's."""
+        """Blobs with some pixel that is neither unchanged scenery nor resting (unchanged for
+        `rest_steps`, like a score digit that changed once), minus the player's.
+
+        Blobs are segmented on the whole frame (only the background ignored) and then kept or
+        dropped whole, so an invader half over its old position is not cut into fragments."""
         prev = self.prev_keys[env]
         age = self.age[env]
         if prev is None:
@@ -968,12 +1080,10 @@ class Labeller:
         else:
             np.copyto(age, np.where(keys == prev, age + 1, 0))
         self.prev_keys[env] = keys
-        ignore = (keys == self.background) | self.scenery.unchanged(keys)
-        blobs = find_blobs(keys, ignore=ignore)
+        blobs, labels = find_blobs(keys, ignore=keys == self.background, label_map=True)
         if len(blobs):
-            active = (age < self.rest_samples) & ~ignore
-            moving = [active[y0 : y1 + 1, x0 : x1 + 1].any() for x0, x1, y0, y1 in zip(blobs.x0, blobs.x1, blobs.y0, blobs.y1)]
-            blobs = blobs.take(np.array(moving, dtype=bool))
+            lively = (age < self.rest_samples) & ~self.scenery.unchanged(keys) & (labels >= 0)
+            blobs = blobs.take(np.bincount(labels[lively], minlength=len(blobs)) > 0)
         if player_blob is not None and len(blobs):
             p = player_blob
             pad_x, pad_y = 0.5 * float(p.width[0]), 0.5 * float(p.height[0])
@@ -1025,9 +1135,11 @@ def record(
     config: ProbeConfig,
     seed: int,
     notes: list[str],
+    keep_ram: bool = True,
 ) -> tuple[Recording, Labeller | None]:
     """Run the recording rollout: discover object types on the first frames, then label
-    every `sample_stride`-th frame while logging RAM, lives and screen changes every step."""
+    every `sample_stride`-th frame while logging lives, screen changes and (keep_ram) RAM
+    every step. Actions: random ones mixed with long holds (action_schedule), per env."""
     n, stride = env.n, config.sample_stride
     total = max(0, config.record_steps // n)
     rng = np.random.default_rng(seed)
@@ -1049,7 +1161,9 @@ def record(
     try:
         for t in range(total):
             frames, rams, lives, fresh = env.step(schedules[:, t])
-            rec.rams[:, t], rec.lives[:, t], rec.fresh[:, t] = rams, lives, fresh
+            rec.lives[:, t], rec.fresh[:, t] = lives, fresh
+            if keep_ram:
+                rec.rams[:, t] = rams
             rec.screen_change[:, t] = (frames != prev).any(axis=1).mean(axis=(1, 2))
             prev = frames
             rec.steps = t + 1
@@ -1215,7 +1329,10 @@ def find_lives_byte(rec: Recording, window: int = 2) -> LivesByte | None:
     usual = {l: Counter(values[lv == l]).most_common(1)[0][0] for l in np.unique(lv)}
     consistency = float(np.mean([usual[l] == v for l, v in zip(lv, values)]))
     offsets = {int(usual[l]) - int(l) for l in usual}
-    return LivesByte(address=int(addr), f1=round(f1, 3), events=events, consistency=round(consistency, 3), offset=offsets.pop() if len(offsets) == 1 else None)
+    return LivesByte(
+        address=int(addr), f1=round(f1, 3), events=events, consistency=round(consistency, 3),
+        offset=offsets.pop() if len(offsets) == 1 else None, value_by_lives={int(l): int(v) for l, v in usual.items()},
+    )
 
 
 def passive_room_candidates(rec: Recording, big_change: float = 0.25, window: int = 2, max_values: int = 32) -> tuple[list[RoomCandidate], list[int]]:
@@ -1384,8 +1501,8 @@ def draw_objects(rgb: np.ndarray, boxes: list, path: Path, scale: int = 3) -> Pa
 
 
 def draw_actions(exps: list[ActionExperiment], effects: list[ActionEffect], path: Path) -> Path:
-    """Contact sheet: per start state, each action's last hold frame, with the pixels that
-    differ from the NOOP copy's frame in magenta."""
+    """Contact sheet: per start state (A, B, ...), each action's last hold frame, with the
+    pixels that differ from the NOOP copy's frame tinted magenta."""
     from tools.video import contact_sheet
 
     frames, labels = [], []
@@ -1396,12 +1513,13 @@ def draw_actions(exps: list[ActionExperiment], effects: list[ActionEffect], path
             changed = (rgb != noop).any(axis=-1)
             rgb[changed] = (rgb[changed] // 2 + np.array([127, 0, 127])).astype(np.uint8)
             frames.append(rgb)
-            labels.append(f"{'AB'[s]}: {e.index} {e.name}")
-    hold = exps[0].frames.shape[1] - 1
-    title = f"each action held {hold} steps; A: after {len(exps[0].prefix)} NOOPs"
-    if len(exps) > 1:
-        title += f", B: A + {len(exps[1].prefix) - len(exps[0].prefix)} x action {exps[1].prefix[-1]}"
-    return contact_sheet(frames, labels, path, columns=min(6, len(effects)), title=title + "; magenta = differs from NOOP")
+            labels.append(f"{chr(65 + s)}: {e.index} {e.name}")
+    warmup = len(exps[0].prefix)
+    states = [f"A: after {warmup} NOOPs"]
+    for s, exp in enumerate(exps[1:], start=1):
+        states.append(f"{chr(65 + s)}: A + {len(exp.prefix) - warmup} x action {exp.prefix[-1]}")  # action 0: waited
+    title = f"each action held {exps[0].frames.shape[1] - 1} steps; " + ", ".join(states) + "; magenta = differs from NOOP"
+    return contact_sheet(frames, labels, path, columns=min(6, len(effects)), title=title)
 
 
 def draw_room(examples: list, candidates: list[RoomCandidate], path: Path) -> Path:
@@ -1426,7 +1544,7 @@ def write_markdown(report: ProbeReport, path: Path) -> Path:
     lines.append(f"Warm-up: {r.warmup_steps} NOOP steps before input has a visible effect; each action then held {r.hold_steps} steps.")
     lines += ["", "| # | name | effect | dx | dy | max dx | max dy | same as | spawns | RAM bytes changed |", "|---|---|---|---|---|---|---|---|---|---|"]
     for e in r.actions:
-        effect = "no-op" if e.is_noop else e.direction
+        effect = "no-op" if e.is_noop else e.direction + (" and back" if e.returns else "")
         if e.name_matches_direction is False:
             effect += " (name says otherwise)"
         fmt = lambda v: "" if v is None else f"{v:+.1f}"
@@ -1435,7 +1553,7 @@ def write_markdown(report: ProbeReport, path: Path) -> Path:
         lines.append(f"| {e.index} | {e.name} | {effect} | {fmt(e.dx)} | {fmt(e.dy)} | {fmt(e.max_abs_dx)} | {fmt(e.max_abs_dy)} | {same} | {'yes' if e.spawns_object else ''} | {ram} |")
     m = r.movement
     named = lambda i: "none" if i is None else f"{i} ({r.action_names[i]})"
-    lines += ["", f"Movement: left = {named(m.left)}, right = {named(m.right)}, up = {named(m.up)}, down = {named(m.down)}, fire = {named(m.fire)}."]
+    lines += ["", f"Movement: left = {named(m.left)}, right = {named(m.right)}, up = {named(m.up)}, down = {named(m.down)}, fire = {named(m.fire)}, jump = {named(m.jump)}."]
     lines += ["", "## Player and objects", ""]
     if r.background_colour:
         lines.append(f"Background colour {r.background_colour} (#{bytes(r.background_colour).hex()}).")
@@ -1465,7 +1583,7 @@ def write_markdown(report: ProbeReport, path: Path) -> Path:
             lines.append(f"| {label} | {f.address} (0x{f.address + 0x80:02X}) | {f.r:+.3f} | {f.a:.3f} | {f.b:.2f} | {f.lag} | {f.rmse:.2f} | {f.within_2px:.0%} | {f.n} | {others} |")
         if r.lives:
             lv = r.lives
-            off = "" if lv.offset is None else f", value = lives {lv.offset:+d}"
+            off = f", value = lives {lv.offset:+d}" if lv.offset is not None else f", values by lives {lv.value_by_lives}"
             lines.append(f"\nLives byte: ram[{lv.address}] (agreement with {lv.events} life losses F1 {lv.f1}, consistency {lv.consistency}{off}).")
         else:
             lines.append(f"\nLives byte: not found (lives at start: {r.lives_start}; no life was lost, or no byte tracked the losses).")
@@ -1541,9 +1659,17 @@ def probe_game(
         report.movement = movement_labels(report.actions)
 
         # ---- Phase 2: recording rollout, objects and labels --------------------------------
+        # On a tight budget the recording shrinks so the perturbation experiment still fits.
+        record_config = config
+        reserve = report.warmup_steps + config.hold_steps + 3 * (1 + 2 * 128) if use_ram and config.perturb_ram else 0
+        if meter.remaining is not None and meter.remaining - reserve < config.record_steps:
+            steps = max(0, meter.remaining - reserve)
+            record_config = config.model_copy(update={"record_steps": steps})
+            report.partial = True
+            notes.append(f"recording shortened to {steps} steps to fit the budget")
         env = MeteredEnv(game, protocol, config.record_envs, seed, meter, counts)
         try:
-            recording, labeller = record(env, len(names), report.warmup_steps, model, config, seed, notes)
+            recording, labeller = record(env, len(names), report.warmup_steps, model, record_config, seed, notes, keep_ram=use_ram)
         finally:
             env.close()
         if recording.cut:
@@ -1559,29 +1685,16 @@ def probe_game(
         notes.append(f"budget ran out: {cut}; later phases skipped")
 
     # ---- Summaries (no env steps from here on) ----------------------------------------------
-    if recording is not None and labeller is not None:
-        n_samples = len(recording.sample_step)
-        if model is not None:
-            sightings = [(e, t, np.array([(x0 + x1) / 2]), np.array([(y0 + y1) / 2])) for e, t, x0, y0, x1, y1 in labeller.player_boxes]
-            report.player = _object_info("player", model.colour, model.width, model.height, model.area, sightings, n_samples)
-            report.player.labels = [l for l, moves in (("player_x", model.moves_x), ("player_y", model.moves_y)) if moves]
-        for k, t in enumerate(labeller.types):
-            info = _object_info(f"obj{k}", t.colour, t.width, t.height, t.area, t.records, n_samples)
-            info.labels = [f"obj{k}_x", f"obj{k}_y"]
-            report.objects.append(info)
-        boxes = [b[2:] for b in labeller.player_boxes]
-        report.playfield = _bounds(boxes + _object_boxes(labeller))
-        if not labeller.scenery.constant.all():
-            ys, xs = np.nonzero(~labeller.scenery.constant)
-            report.changing_region = Playfield(left=int(xs.min()), top=int(ys.min()), right=int(xs.max()), bottom=int(ys.max()))
+    if labeller is not None:
+        summarise_things(report, labeller, model, len(recording.sample_step))
+    if recording is not None:
         report.recorded_steps = int(recording.steps * recording.rams.shape[0])
-        report.labelled_frames = n_samples
+        report.labelled_frames = len(recording.sample_step)
         if use_ram:
             report.ram_fits = fit_ram(recording)
             report.lives = find_lives_byte(recording)
     if perturbation is not None:
-        layout, _ = perturbation
-        report.room_candidates = _merge_room_candidates(report.room_candidates, layout, recording)
+        report.room_candidates = _merge_room_candidates(report.room_candidates, perturbation[0], recording)
 
     report.envpool_steps = counts["envpool_steps"]
     report.ale_frames = counts["ale_frames"]
@@ -1604,6 +1717,23 @@ def probe_game(
     (out_dir / "probe.json").write_text(report.model_dump_json(indent=2))
     write_markdown(report, out_dir / "probe.md")
     return report
+
+
+def summarise_things(report: ProbeReport, labeller: Labeller, model: PlayerModel | None, n_samples: int) -> None:
+    """Fill report.player, objects, playfield and changing_region from the labelled frames."""
+    if model is not None:
+        sightings = [(e, t, np.array([(x0 + x1) / 2]), np.array([(y0 + y1) / 2])) for e, t, x0, y0, x1, y1 in labeller.player_boxes]
+        report.player = _object_info("player", model.colour, model.width, model.height, model.area, sightings, n_samples)
+        report.player.labels = [l for l, moves in (("player_x", model.moves_x), ("player_y", model.moves_y)) if moves]
+    for k, t in enumerate(labeller.types):
+        info = _object_info(f"obj{k}", t.colour, t.width, t.height, t.area, t.records, n_samples)
+        info.labels = [f"obj{k}_x", f"obj{k}_y"]
+        report.objects.append(info)
+    boxes = [b[2:] for b in labeller.player_boxes]
+    report.playfield = _bounds(boxes + _object_boxes(labeller))
+    if not labeller.scenery.constant.all():
+        ys, xs = np.nonzero(~labeller.scenery.constant)
+        report.changing_region = Playfield(left=int(xs.min()), top=int(ys.min()), right=int(xs.max()), bottom=int(ys.max()))
 
 
 def _object_boxes(labeller: Labeller) -> list[tuple[int, int, int, int]]:

@@ -1,0 +1,162 @@
+"""End to end, CI-sized: `python -m graph.run` runs every role with builtin brains on a small
+budget, with real EnvPool, a real Chroma store and a real SQLite checkpoint; a kill -9
+mid-run resumes without lost or duplicated trials; a second run starts from memory."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import pytest
+
+from conftest import PROJECT_ROOT
+from graph.tracing import read_trace
+from tools.ledger import Ledger
+
+# Short episodes and a short search keep each run under a minute here.
+SMALL = {"HL_EVAL_MAX_FRAMES": "6000", "HL_TUNE_TRIALS": "3", "HL_PLATEAU_PATIENCE": "3", "HL_HOLDOUT_EPISODES": "1"}
+
+
+def graph_run(runs_dir, *args, env_extra=None, timeout=600):
+    env = {**os.environ, **SMALL, **(env_extra or {}), "PYTHONPATH": str(PROJECT_ROOT)}
+    proc = subprocess.run([sys.executable, "-m", "graph.run", "--runs-dir", str(runs_dir), "--quiet", *args],
+                          capture_output=True, text=True, timeout=timeout, env=env, cwd=PROJECT_ROOT)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def git_log(hs):
+    out = subprocess.run(["git", "log", "--format=%s"], cwd=hs, capture_output=True, text=True, check=True).stdout
+    return out.splitlines()
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory):
+    runs = tmp_path_factory.mktemp("runs")
+    summary = graph_run(runs, "--game", "breakout", "--budget", "150000")
+    return runs, summary
+
+
+def test_all_roles_leave_their_records(first_run):
+    runs, s = first_run
+    from pathlib import Path
+
+    run_dir = Path(s["run_dir"])
+    assert s["game"] == "Breakout" and s["best_score"] is not None and s["best_score"] > 1.7  # random is 1.7
+
+    rows = Ledger(run_dir / "trials.jsonl").records()
+    roles = Counter(r.role for r in rows)
+    assert roles["prober"] == 1 and roles["detector_writer"] == 1 and roles["evaluate"] >= 2
+    assert roles["simplifier"] >= 1 and roles["finish"] == 1
+    assert sum(r.env_steps for r in rows) == rows[-1].cumulative_env_steps == s["env_steps"] <= 150_000
+    assert all(r.policy_hash for r in rows if r.kind in ("evaluation", "tuning"))
+
+    entries, damage = read_trace(run_dir / "trace.jsonl")
+    assert not damage
+    ended = Counter(e["node"] for e in entries if e["event"] == "end")
+    for node in ("prober", "detector_writer", "policy_writer", "evaluate", "replay_critic", "decide", "notes_keeper", "simplifier"):
+        assert ended[node] >= 1, node
+    assert sum(e["env_steps"] for e in entries if e["event"] == "end") == s["env_steps"] - rows[-1].env_steps  # all but the holdout
+    assert [e["decision"] for e in entries if e["event"] == "end" and e["node"] == "decide"][-1] == "end"
+
+    log = git_log(run_dir / "hs")
+    assert log[-1] == "Start the heuristic system" and log[-2].startswith("Detectors from the probe")
+    assert any(m.startswith("intercept controller") for m in log) and any(m.startswith("Notes:") for m in log)
+    assert "## Iteration 1" in (run_dir / "hs" / "NOTES.md").read_text()
+    tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], cwd=run_dir / "hs",
+                           capture_output=True, text=True)  # fmt: skip
+    assert tests.returncode == 0, tests.stdout  # the detector pins hold
+
+    for name in ("summary.csv", "sample_efficiency.png", "README.md", "probe/probe.json", "probe/probe.md"):
+        assert (run_dir / name).exists(), name
+    readme = (run_dir / "README.md").read_text()
+    assert f"**Best dev score:** {s['best_score']}" in readme and "Intercept controller" in readme
+
+    from memory import Memory
+
+    memory = Memory.open(runs_dir=runs)
+    facts = memory.facts("Breakout", "ram")
+    assert {"probe_report", "detector_facts", "best_policy"} <= set(facts)
+    assert facts["best_policy"].value["score"] == s["best_score"]
+    assert memory.count("Breakout")["hl_failures"] >= 1
+    assert len(memory.directions("Breakout", "ram")) == s["iterations"] - 1  # every revision is remembered
+
+
+def test_second_run_starts_from_memory(first_run):
+    runs, first = first_run
+    second = graph_run(runs, "--game", "breakout", "--budget", "150000")
+    from pathlib import Path
+
+    run_dir = Path(second["run_dir"])
+    rows = Ledger(run_dir / "trials.jsonl").records()
+    assert not any(r.role == "prober" for r in rows)  # the probe came from memory: no steps
+    entries, _ = read_trace(run_dir / "trace.jsonl")
+    prober = next(e for e in entries if e["event"] == "end" and e["node"] == "prober")
+    assert prober["env_steps"] == 0 and "memory" in prober["summary"]
+    assert second["best_score"] >= first["best_score"]
+    assert second["env_steps_to_best"] < first["env_steps_to_best"]
+
+
+def test_kill_and_resume_loses_and_duplicates_nothing(tmp_path):
+    env = {**os.environ, **SMALL, "HL_EVAL_MAX_FRAMES": "30000", "PYTHONPATH": str(PROJECT_ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "graph.run", "--game", "breakout", "--budget", "200000",
+                             "--runs-dir", str(tmp_path), "--quiet"], cwd=PROJECT_ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)  # fmt: skip
+    trace = None
+    deadline = time.time() + 180
+    while time.time() < deadline:  # wait for the second evaluation to start, then kill mid-episode
+        found = list(tmp_path.glob("*/*/*/trace.jsonl"))
+        if found:
+            trace = found[0]
+            starts = [e for e in read_trace(trace)[0] if e["event"] == "start" and e["node"] == "evaluate"]
+            if len(starts) >= 2:
+                break
+        time.sleep(0.2)
+    assert trace is not None, "the run never started"
+    time.sleep(1.5)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    run_dir = trace.parent
+    before = Ledger(run_dir / "trials.jsonl").records()
+
+    summary = graph_run(tmp_path, "--resume", run_dir.name, env_extra={"HL_EVAL_MAX_FRAMES": "30000"})
+    rows = Ledger(run_dir / "trials.jsonl").records()
+    assert [r.model_dump() for r in rows[: len(before)]] == [r.model_dump() for r in before]  # nothing rewritten
+    evaluations = Counter((r.policy_hash, tuple(r.seeds), r.role) for r in rows if r.kind == "evaluation" and r.status == "ok")
+    assert max(evaluations.values()) == 1  # no trial was run twice
+    interrupted = [r for r in rows if r.failure_kind == "interrupted"]
+    assert len(interrupted) == 1 and interrupted[0].env_steps > 0  # the killed evaluation's steps still count
+    assert sum(r.env_steps for r in rows) == rows[-1].cumulative_env_steps == summary["env_steps"] <= 200_000
+    assert summary["best_score"] is not None and summary["stop_reason"]
+    entries, _ = read_trace(run_dir / "trace.jsonl")
+    assert sum(e["node"] == "prober" and e["event"] == "end" for e in entries) == 1  # not probed again
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--game", "zork"], "unknown game 'zork'"),
+        (["--game", "pong", "--budget", "lots"], "expected a number of env steps"),
+        (["--game", "pong", "--budget", "0"], "positive whole number"),
+        (["--resume", "no-such-run"], "no run 'no-such-run'"),
+        ([], "--game is required"),
+    ],
+)
+def test_bad_input_is_one_line(tmp_path, args, message):
+    proc = subprocess.run([sys.executable, "-m", "graph.run", "--runs-dir", str(tmp_path), *args],
+                          capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=60)  # fmt: skip
+    assert proc.returncode == 2 and message in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_corrupt_run_folder_is_refused(tmp_path):
+    run = tmp_path / "pong" / "ram" / "broken-run"
+    run.mkdir(parents=True)
+    (run / "config.json").write_text("{not json")
+    (run / "checkpoint.sqlite").write_bytes(b"")
+    proc = subprocess.run([sys.executable, "-m", "graph.run", "--runs-dir", str(tmp_path), "--resume", "broken-run"],
+                          capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=60)  # fmt: skip
+    assert proc.returncode == 2 and "corrupt" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
