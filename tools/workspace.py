@@ -112,6 +112,8 @@ class HeuristicSystem:
 
     def rollback(self) -> str:
         """Discard the uncommitted candidate: back to the last accepted version."""
+        if not (self.path / ".git").exists():
+            return ""  # nothing written yet, nothing to roll back
         self._git("reset", "-q", "--hard", "HEAD")
         self._git("clean", "-q", "-fd")
         return self.head()

@@ -1,0 +1,52 @@
+"""Roles come from the registry; a role added as docs/adding-a-role.md says runs in a graph
+with its trace entries."""
+
+import pytest
+from langgraph.graph import END
+
+from agents.registry import ROLES, get_role, load_roles, register
+from envs.games import resolve_game
+from graph.build import LAYOUT, build_graph
+from graph.config import RunConfig
+from graph.context import RunContext
+from graph.tracing import read_trace
+from tools.meter import StepMeter
+
+
+def test_the_five_roles_and_the_example_are_registered():
+    roles = load_roles()
+    assert {"prober", "detector_writer", "policy_writer", "replay_critic", "simplifier", "notes_keeper"} <= set(roles)
+    assert get_role("replay_critic").description.startswith("Find failure moments")
+    with pytest.raises(KeyError, match="no role named"):
+        get_role("oracle")
+
+
+def test_layout_places_every_registered_role():
+    placed = {LAYOUT["start"]} | {n for edge in LAYOUT["edges"] for n in edge} | set(LAYOUT["routes"].values())
+    assert set(load_roles()) <= placed
+
+
+def test_a_new_role_runs_in_a_custom_layout(tmp_path):
+    @register("greeter")
+    def greeter(state, ctx):
+        """Write a greeting into the run folder."""
+        (ctx.run_dir / "hello.txt").write_text(f"hello {state['game']}")
+        return {"stop_reason": "greeted", "trace_summary": "said hello"}
+
+    try:
+        with pytest.raises(ValueError, match="already registered"):
+            register("greeter")(lambda s, c: {})
+        ctx = RunContext(RunConfig(game="Pong", runs_dir=tmp_path), resolve_game("pong"), tmp_path, StepMeter(10))
+        layout = {"start": "greeter", "edges": [("greeter", "decide")], "routes": {"end": END}}
+        graph = build_graph(ctx, layout=layout)
+        final = graph.invoke({"run_id": "t", "game": "Pong", "iteration": 0, "history": [], "usage": {}})
+        assert (tmp_path / "hello.txt").read_text() == "hello Pong"
+        assert final["stop_reason"] == "greeted" and final["route"] == "end"
+        entries, damage = read_trace(tmp_path / "trace.jsonl")
+        assert not damage
+        assert [(e["event"], e["node"]) for e in entries] == [
+            ("start", "greeter"), ("end", "greeter"), ("start", "decide"), ("end", "decide"),
+        ]  # fmt: skip
+        assert entries[1]["summary"] == "said hello" and entries[3]["decision"] == "end"
+    finally:
+        ROLES.pop("greeter", None)
