@@ -81,7 +81,7 @@ def policy_writer(state: HLState, ctx: RunContext) -> dict:
     policy = best["policy"]
     params, features = dict(policy["params"]), set(policy["features"])
     diagnosis = state.get("diagnosis") or {}
-    if diagnosis.get("direction"):
+    if diagnosis.get("direction") and not state.get("force_tune"):
         new_params, new_features = apply_change(params, features, diagnosis["params"])
         if (new_params, new_features) != (params, features):
             return {"candidate": write_candidate(ctx, facts, new_params, new_features, diagnosis["direction"], "critic")}

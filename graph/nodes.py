@@ -83,6 +83,16 @@ def remember_best_policy(ctx: RunContext, run_id: str, policy: dict, score: floa
                             {**policy, "score": score, "protocol": ctx.config.protocol})  # fmt: skip
 
 
+def _tuned_since_best(state: HLState, update: dict) -> bool:
+    history = state.get("history", []) + update.get("history", [])
+    for h in reversed(history):
+        if h["outcome"] == "accepted":
+            return False
+        if h["direction"].startswith("tuned parameters"):
+            return True
+    return False
+
+
 def decide(state: HLState, ctx: RunContext) -> dict:
     """Accept the candidate (commit) or roll it back, remember the direction, and route."""
     cfg = ctx.config
@@ -139,12 +149,19 @@ def decide(state: HLState, ctx: RunContext) -> dict:
         stop = "budget spent" + (" (the rest is held for the holdout evaluation)" if ctx.meter.reserved else "")
     elif target is not None and best_now and best_now["score"] >= target:
         stop = f"target {target:g} reached"
-    elif update.get("plateau", state.get("plateau", 0)) >= cfg.plateau_patience:
-        stop = f"plateau: no improvement in {cfg.plateau_patience} iterations"
+    elif update.get("plateau", state.get("plateau", 0)) >= cfg.plateau_patience and _tuned_since_best(state, update):
+        stop = f"plateau: no improvement in {cfg.plateau_patience} iterations, parameter search included"
     elif iteration >= cfg.max_iterations:
         stop = f"iteration limit ({cfg.max_iterations})"
     update["stop_reason"] = stop
-    update["route"] = "end" if stop else ("simplify" if update["new_best"] else "revise")
+    plateaued = update.get("plateau", state.get("plateau", 0)) >= cfg.plateau_patience
+    # Out of named directions: the policy-writer runs a parameter search before the run gives up.
+    update["force_tune"] = bool(plateaued and not stop)
+    accepted = state.get("accepted_count", 0) + (1 if update["new_best"] else 0)
+    update["accepted_count"] = accepted
+    # The simplifier re-evaluates every feature: do it after the first best and every few after.
+    simplify = update["new_best"] and (accepted - 1) % cfg.simplify_every == 0
+    update["route"] = "end" if stop else ("simplify" if simplify else "revise")
     if ctx.display:
         ctx.display.decision(iteration, direction, outcome, best_now, stop)
     return update

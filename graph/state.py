@@ -87,6 +87,8 @@ class HLState(TypedDict, total=False):
     route: str  # where decide sends the graph next
     stop_reason: str | None
     reserved: int  # env steps held back for the final holdout evaluation
+    force_tune: bool  # decide asks the policy-writer for a parameter search next
+    accepted_count: int  # new bests so far (the simplifier runs every few)
 
     history: Annotated[list[dict], operator.add]  # one entry per decide: direction, outcome, delta
     usage: Annotated[Usage, add_usage]
