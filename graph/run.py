@@ -140,7 +140,10 @@ def _main(args) -> int:
     from graph.finish import finish_run
 
     ctx, state, run_id = prepare(args)
-    ctx.memory = open_memory(ctx.config)
+    from memory.resilient import ResilientMemory
+
+    ctx.memory = ResilientMemory(open_memory(ctx.config), on_error=lambda name, message: (
+        ctx.tracer.event("warning", "memory", message=message), ctx.say(message)))
     display = None if args.quiet else LiveDisplay(ctx)
     ctx.display = display
     print(f"brains: builtin (no model configured) · run {run_id} · {ctx.run_dir}", flush=True)

@@ -292,3 +292,20 @@ def test_unreachable_server_fails_fast_with_one_line():
 def test_bad_url_is_a_clear_error(url):
     with pytest.raises(MemoryUnavailable, match="bad memory URL"):
         Memory.open(url=url)
+
+
+def test_a_failing_store_degrades_to_no_memory():
+    from memory.resilient import ResilientMemory
+
+    class Broken:
+        def facts(self, *a, **k):
+            raise RuntimeError("Error creating hnsw segment reader: Nothing found on disk")
+
+        def add_fact(self, *a, **k):
+            raise RuntimeError("disk full")
+
+    seen = []
+    memory = ResilientMemory(Broken(), on_error=lambda name, message: seen.append(name))
+    assert memory.facts("Pong", "ram") == {}
+    assert memory.add_fact("Pong", "ram", "r", "k", "v") is None
+    assert seen == ["facts", "add_fact"] and "hnsw" in memory.errors[0]
