@@ -29,6 +29,8 @@ def simplifier(state: HLState, ctx: RunContext) -> dict:
         if result["status"] == "ok" and result["score_mean"] >= best["score"]:
             commit = ctx.hs.commit(f"Remove {feature}: the dev score holds at {result['score_mean']:g} without it")
             policy = {**policy, "features": candidate["features"]}
+            if result["score_mean"] > best["score"]:
+                best["env_steps"] = ctx.meter.used_steps
             best.update(commit=commit, policy_hash=candidate["policy_hash"], policy=policy, score=result["score_mean"],
                         trial=result["trial"])  # fmt: skip
             removed.append(feature)

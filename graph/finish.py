@@ -46,11 +46,15 @@ def finish_run(ctx: RunContext, state: dict, wall_seconds: float) -> dict:
     refresh_reports(ctx.run_dir, title=f"{ctx.game.name} · {ctx.config.obs_mode} · {ctx.config.protocol}")
     history = state.get("history", [])
     rejected = [h for h in history if h["outcome"] == "rejected"]
+    # From the ledger, not the state: the first dev evaluation (by any role) that reached the
+    # best score, so a best found by the simplifier or a tuning trial is dated correctly.
+    reached = [r.cumulative_env_steps for r in ctx.ledger.records()
+               if best and r.role != "finish" and r.status == "ok" and r.score_mean is not None and r.score_mean >= best["score"]]  # fmt: skip
     summary = dict(
         run_id=state.get("run_id", ctx.run_dir.name), game=ctx.game.name, obs_mode=ctx.config.obs_mode,
         protocol=ctx.config.protocol, best_score=best["score"] if best else None,
         best_hns=round(ctx.game.hns(best["score"]), 3) if best and ctx.game.hns(best["score"]) is not None else None,
-        env_steps_to_best=best["env_steps"] if best else None, env_steps=ctx.meter.used_steps,
+        env_steps_to_best=min(reached) if reached else None, env_steps=ctx.meter.used_steps,
         frames=ctx.meter.used_frames, budget=ctx.config.budget, iterations=state.get("iteration", 0),
         accepted=sum(h["outcome"] == "accepted" for h in history), rejected=len(rejected),
         holdout=(f"{holdout['score_mean']} over {len(holdout['scores'])} holdout episodes" if holdout and holdout["score_mean"] is not None else None),
