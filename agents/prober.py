@@ -14,6 +14,24 @@ from tools.meter import StepMeter
 from tools.probe import ProbeReport, probe_game
 
 
+def _set_aside_interrupted_probe(ctx: RunContext, out) -> None:
+    """A probe killed before it wrote its report: keep its files, and charge the most it could
+    have used (its allowance), since the steps it took were never reported."""
+    from tools.workspace import unique_path
+
+    kept = unique_path(out.with_name("probe-interrupted"))
+    out.rename(kept)
+    steps = min(ctx.config.probe_budget, ctx.meter.remaining if ctx.meter.remaining is not None else ctx.config.probe_budget)
+    ctx.meter.charge(steps, steps, "probe")
+    ctx.ledger.append(
+        run_id=ctx.run_dir.name, game=ctx.game.name, role="prober", kind="invalid", status="invalid",
+        protocol=ctx.config.protocol, obs_mode=ctx.config.obs_mode, env_steps=steps, frames=steps,
+        failure_kind="interrupted",
+        failure=f"the probe was killed before its report; charged its whole allowance ({steps} steps) as an upper bound",
+        artifacts={"probe": str(kept.relative_to(ctx.run_dir))},
+    )  # fmt: skip
+
+
 @register("prober", tools=["run_probe", "query_memory", "add_memory"])
 def prober(state: HLState, ctx: RunContext) -> dict:
     """Probe the game (or recall an earlier probe from memory) and write probe/."""
@@ -23,6 +41,8 @@ def prober(state: HLState, ctx: RunContext) -> dict:
         report = ProbeReport.model_validate_json(report_path.read_text())
         return {"probe": {"path": str(report_path.relative_to(ctx.run_dir)), "source": "resume"}}
 
+    if out.exists():
+        _set_aside_interrupted_probe(ctx, out)
     remembered = ctx.memory.facts(ctx.game.name, ctx.config.obs_mode).get("probe_report") if ctx.memory else None
     if remembered is not None:
         out.mkdir(exist_ok=True)
