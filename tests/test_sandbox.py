@@ -49,8 +49,9 @@ def test_hanging_policy_is_killed_and_counted(run_dir):
     assert record.status == "failed" and record.failure_kind == "timeout"
     assert "no progress" in record.failure
     assert record.env_steps == 2 * 200
-    # The worker's process group is gone: no stray python process is left spinning.
-    assert "tools.worker" not in os.popen("ps -eo args").read()
+    # The worker's process group is gone: no child of ours is left spinning.
+    children = [line.split(None, 2) for line in os.popen("ps -eo pid=,ppid=,args=").read().splitlines()]
+    assert not [c for c in children if len(c) == 3 and int(c[1]) == os.getpid() and "tools.worker" in c[2]]
 
 
 def test_api_keys_are_stripped_from_the_worker_environment(run_dir, monkeypatch):

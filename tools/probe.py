@@ -10,17 +10,22 @@ Nothing here knows any particular game. Everything is measured:
    long the game ignores input (an adaptive warm-up: hold each action from the start and note
    when the frames first diverge), replays that many NOOPs in every copy, then holds a
    different action in each copy for `hold_steps` steps and compares against the NOOP copy:
-   who moved where, which actions are visually identical, which make something appear.
-2. **Player.** The colour most of the actions change is the player's colour; the blob of that
-   colour touching the changed pixels is the player (its size, home position, and the axes
-   along which the actions can move it).
+   who moved where, which actions are visually identical, which make something appear. It
+   repeats this from a few more start states: after waiting longer (if some action did
+   nothing yet) and after holding the strongest mover along each axis (a player that started
+   against a wall, or above a ladder); a start state that costs a life is skipped.
+2. **Player.** The colour that the actions *move* (it vanishes from the NOOP copy's pixels and
+   appears elsewhere; a launched shot only appears) is the player's colour; its blobs that
+   moved give the player's size and home, and the experiments give the axes it can move on.
+   A multicoloured sprite is kept whole by grouping same-coloured pixels a row or two apart.
 3. **Moving objects.** A rollout of mixed random and held actions; pixels that never changed
-   are scenery, the rest is segmented into one-colour blobs, grouped by colour and size into
-   object types, and the types whose blobs move are kept (ball, enemies, projectiles).
+   during its first part are scenery, the rest is segmented into one-colour blobs, grouped by
+   colour and size into object types, and the types whose blobs move are kept (ball,
+   enemies, projectiles); blobs that sat unchanged for a while (score digits) are ignored.
 4. **RAM.** Every sampled frame of that rollout is labelled with the player's and each
    object type's pixel position, and each of the 128 RAM bytes (this step and the step
-   before) is correlated with each label; the best byte per label comes with a linear map
-   `pixel = a * ram + b`. The lives byte is the byte that changes exactly when
+   before) is correlated with each label; the best bytes per label come with a robust linear
+   map `pixel = a * ram + b`. The lives byte is the byte that changes exactly when
    `info["lives"]` drops; room/level bytes are rarely-changing, low-cardinality bytes that
    change with whole-screen changes, or, if the rollout never changed rooms, whose
    perturbation (ale-py `setRAM` on a saved state) redraws the screen layout.
@@ -49,8 +54,8 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, Field
 
-from envs.games import GameSpec
-from envs.protocols import PROTOCOLS, Protocol
+from envs.games import GameSpec, UnknownGameError, resolve_game
+from envs.protocols import PROTOCOLS, Protocol, get_protocol
 from tools.meter import BudgetExhausted, StepMeter
 from tools.rollout import make_env
 
@@ -90,8 +95,8 @@ class ActionEffect(BaseModel):
     direction: str = Field("none", description="'left', 'up-right', ... from first_move; 'none' if the player never left the NOOP copy's position")
     returns: bool = Field(False, description="moved, then ended back where the NOOP copy is (a jump)")
     name_matches_direction: bool | None = Field(None, description="whether the action's name describes its measured direction")
-    is_noop: bool = Field(False, description="frames identical to the NOOP copy for the whole hold")
-    equivalent_to: int | None = Field(None, description="lowest other action index with identical frames (and RAM in ram mode)")
+    is_noop: bool = Field(False, description="frames identical to the NOOP copy for the whole hold, in every start state")
+    equivalent_to: int | None = Field(None, description="lowest other action with identical frames (and RAM in ram mode) in every start state")
     spawns_object: bool = Field(False, description="a new blob appears away from the player (shot, ball launch)")
     ram_only_effect: bool = Field(False, description="frames match NOOP but RAM differs (input latched, no visible effect)")
     ram_bytes_changed: list[int] = Field(default_factory=list, description="RAM bytes that differ from the NOOP copy (ram mode)")
@@ -131,11 +136,13 @@ class RamFit(BaseModel):
 
     label: str
     address: int
-    r: float = Field(description="Pearson correlation over frames where the label is visible")
+    r: float = Field(description="Pearson correlation over all frames where the label is visible")
+    r_inliers: float = Field(description="Pearson correlation over the frames the robust line fits (see inliers)")
+    inliers: float = Field(description="fraction of frames within max(3 px, 3 x median miss) of the robust line")
     a: float
     b: float
     lag: int = Field(description="0: RAM of the same step as the frame; 1: RAM of the step before")
-    rmse: float = Field(description="pixels, of the linear map on the fitted frames")
+    rmse: float = Field(description="pixels, of the linear map on the inlier frames")
     within_2px: float = Field(description="fraction of fitted frames the linear map predicts within 2 pixels")
     n: int = Field(description="frames used")
 
@@ -230,6 +237,11 @@ def unpack_rgb(key: int) -> list[int]:
     return [(key >> 16) & 255, (key >> 8) & 255, key & 255]
 
 
+def unpack_keys(keys: np.ndarray) -> np.ndarray:
+    """(H, W) colour keys -> (H, W, 3) uint8 RGB."""
+    return np.stack([(keys >> 16) & 255, (keys >> 8) & 255, keys & 255], axis=-1).astype(np.uint8)
+
+
 def hex_colour(key: int) -> str:
     return f"#{int(key):06x}"
 
@@ -249,6 +261,7 @@ class Blobs:
     x1: np.ndarray
     y0: np.ndarray
     y1: np.ndarray
+    fresh: np.ndarray | None = None  # optional: changed since the previous sample (foreground blobs)
 
     def __len__(self) -> int:
         return len(self.area)
@@ -262,7 +275,8 @@ class Blobs:
         return self.y1 - self.y0 + 1
 
     def take(self, index) -> "Blobs":
-        return Blobs(*(getattr(self, f)[index] for f in ("colour", "area", "cx", "cy", "x0", "x1", "y0", "y1")))
+        fields = [getattr(self, f)[index] for f in ("colour", "area", "cx", "cy", "x0", "x1", "y0", "y1")]
+        return Blobs(*fields, fresh=None if self.fresh is None else self.fresh[index])
 
     @staticmethod
     def empty() -> "Blobs":
@@ -279,14 +293,34 @@ def find_blobs(keys: np.ndarray, ignore: np.ndarray | None = None, label_map: bo
     runs are linked to same-colour runs touching them in the next row, and linked runs are
     merged by vectorised min-label propagation with pointer jumping (no scipy needed).
     """
-    H, W = keys.shape
     k = np.where(ignore, -1, keys) if ignore is not None else keys
     valid = k >= 0
+    # Work on the smallest window holding every valid pixel (a sprite's mask is tiny).
+    rows, cols = np.nonzero(valid.any(axis=1))[0], np.nonzero(valid.any(axis=0))[0]
+    if rows.size == 0:
+        return (Blobs.empty(), np.full(keys.shape, -1)) if label_map else Blobs.empty()
+    r0, c0 = int(rows[0]), int(cols[0])
+    window = np.s_[r0 : int(rows[-1]) + 1, c0 : int(cols[-1]) + 1]
+    blobs, labels = _label_runs(k[window], valid[window])
+    blobs.cx += c0
+    blobs.x0 += c0
+    blobs.x1 += c0
+    blobs.cy += r0
+    blobs.y0 += r0
+    blobs.y1 += r0
+    if not label_map:
+        return blobs
+    full = np.full(keys.shape, -1)
+    full[window] = labels
+    return blobs, full
+
+
+def _label_runs(k: np.ndarray, valid: np.ndarray) -> tuple[Blobs, np.ndarray]:
+    """find_blobs on a window: k holds colour keys, -1 where ignored."""
+    H, W = k.shape
     start = valid.copy()
     start[:, 1:] &= k[:, 1:] != k[:, :-1]
     n = int(start.sum())
-    if n == 0:
-        return (Blobs.empty(), np.full((H, W), -1)) if label_map else Blobs.empty()
     run_id = np.cumsum(start.ravel()).reshape(H, W) - 1
     ys, xs = np.nonzero(start)
     length = np.bincount(run_id[valid], minlength=n)
@@ -299,10 +333,7 @@ def find_blobs(keys: np.ndarray, ignore: np.ndarray | None = None, label_map: bo
         linked = (up[:, a_cols] == down[:, b_cols]) & (up[:, a_cols] >= 0)
         src.append(rid_up[:, a_cols][linked])
         dst.append(rid_down[:, b_cols][linked])
-    a, b = np.concatenate(src), np.concatenate(dst)
-    if a.size:
-        pairs = np.unique(a.astype(np.int64) * n + b)
-        a, b = pairs // n, pairs % n
+    a, b = np.concatenate(src), np.concatenate(dst)  # duplicates are harmless below
 
     parent = np.arange(n)
     while a.size:
@@ -318,7 +349,9 @@ def find_blobs(keys: np.ndarray, ignore: np.ndarray | None = None, label_map: bo
                 break
             parent = grand
 
-    roots, comp = np.unique(parent, return_inverse=True)
+    is_root = parent == np.arange(n)
+    roots = np.nonzero(is_root)[0]
+    comp = (np.cumsum(is_root) - 1)[parent]  # run -> blob index, blobs ordered by first run
     m = roots.size
     area = np.bincount(comp, weights=length, minlength=m)
     sum_x = np.bincount(comp, weights=length * (xs + (length - 1) / 2), minlength=m)
@@ -333,9 +366,7 @@ def find_blobs(keys: np.ndarray, ignore: np.ndarray | None = None, label_map: bo
     np.maximum.at(y1, comp, ys)
     colour = k[ys[roots], xs[roots]].astype(np.int64)
     blobs = Blobs(colour, area, sum_x / area, sum_y / area, x0, x1, y0, y1)
-    if label_map:
-        return blobs, np.where(valid, comp[run_id], -1)
-    return blobs
+    return blobs, np.where(valid, comp[run_id], -1)
 
 
 def find_groups(mask: np.ndarray, colour: int, reach_y: int = 2, reach_x: int = 1) -> Blobs:
@@ -474,9 +505,10 @@ class Follower:
     While the target is on screen, a candidate further than `max_jump` is refused (it is a
     look-alike; the target is briefly hidden or merged), for up to `patience` refusals. When
     there was no candidate at all last time (the target left the screen: a lost ball, a
-    respawn), the nearest candidate is taken whatever the distance; with `trust_unique` a
-    lone candidate always is (for objects: a ball served again far from where it was lost).
-    With no known position a candidate is taken only when it is the only one.
+    respawn), the nearest candidate is taken whatever the distance; with `trust_unique` so is
+    a lone candidate that just changed (a ball served again far from where it was lost, but
+    not a score digit that has sat still since it was redrawn). With no known position a
+    candidate is taken only when it is the only one.
     """
 
     def __init__(self, max_jump: float, start: tuple[float, float] | None = None, patience: int = 30, trust_unique: bool = False):
@@ -503,7 +535,8 @@ class Follower:
         else:
             dist = np.hypot(blobs.cx - self.pos[0], blobs.cy - self.pos[1])
             best = int(dist.argmin())
-            trusted = self.absent or (self.trust_unique and len(blobs) == 1)
+            lone_and_moving = len(blobs) == 1 and (blobs.fresh is None or bool(blobs.fresh[0]))
+            trusted = self.absent or (self.trust_unique and lone_and_moving)
             if dist[best] > self.max_jump and not trusted and self.refused < self.patience:
                 self.refused += 1
                 return None
@@ -523,7 +556,7 @@ class PlayerTracker:
     digits and HUD icons). Among them a Follower keeps the one nearest the last position.
     """
 
-    def __init__(self, model: PlayerModel, constrain_axes: bool, max_jump: float, scenery: "Scenery | None" = None):
+    def __init__(self, model: PlayerModel, constrain_axes: bool, max_jump: float, scenery: Scenery | None = None):
         self.model = model
         self.constrain_axes = constrain_axes
         self.scenery = scenery
@@ -538,7 +571,7 @@ class PlayerTracker:
         if not mask.any():
             return Blobs.empty()
         blobs = find_groups(mask, m.colour)
-        ok = (blobs.area >= 0.4 * m.area) & (blobs.area <= 2.5 * m.area)
+        ok = (blobs.area >= 0.25 * m.area) & (blobs.area <= 2.5 * m.area)  # partly hidden at a wall counts
         if self.scenery is not None:
             moving = mask & ~self.scenery.unchanged(keys)
             ok &= np.array([moving[y0 : y1 + 1, x0 : x1 + 1].any() for x0, x1, y0, y1 in zip(blobs.x0, blobs.x1, blobs.y0, blobs.y1)], dtype=bool)
@@ -641,9 +674,14 @@ def action_scenery(exp: ActionExperiment) -> Scenery:
 
 
 def seed_player(exp: ActionExperiment, colour: int, scenery: Scenery) -> PlayerModel | None:
-    """Size and home of the player: blobs of its colour that overlap changed pixels."""
+    """Size and home of the player.
+
+    Candidates are blobs of the player's colour touching pixels that differ from the NOOP
+    copy; each is paired with the nearest similar blob of the NOOP copy, and only the ones
+    that moved (a score digit redrawn in place does not) are kept. Size is their median;
+    home is the NOOP-copy partner of the earliest mover, found again at the hold start."""
     noop_keys = pack_rgb(exp.frames[0])
-    seen = []  # (t, area, width, height, cx, cy)
+    moved, touched = [], []  # (t, area, width, height, partner cx, partner cy)
     for a in range(1, exp.frames.shape[0]):
         keys = pack_rgb(exp.frames[a])
         for t in range(1, keys.shape[0]):
@@ -651,20 +689,28 @@ def seed_player(exp: ActionExperiment, colour: int, scenery: Scenery) -> PlayerM
             if not changed.any():
                 continue
             blobs = find_groups(keys[t] == colour, colour)
+            partners = find_groups(noop_keys[t] == colour, colour)
             for i in range(len(blobs)):
-                box = np.s_[blobs.y0[i] : blobs.y1[i] + 1, blobs.x0[i] : blobs.x1[i] + 1]
-                if changed[box].any():
-                    seen.append((t, blobs.area[i], blobs.width[i], blobs.height[i], blobs.cx[i], blobs.cy[i]))
-    if not seen:
+                if not changed[blobs.y0[i] : blobs.y1[i] + 1, blobs.x0[i] : blobs.x1[i] + 1].any():
+                    continue
+                row = [t, blobs.area[i], blobs.width[i], blobs.height[i], blobs.cx[i], blobs.cy[i]]
+                similar = (partners.area >= 0.5 * blobs.area[i]) & (partners.area <= 2 * blobs.area[i])
+                if similar.any():
+                    p = partners.take(similar)
+                    dist = np.hypot(p.cx - blobs.cx[i], p.cy - blobs.cy[i])
+                    j = int(dist.argmin())
+                    row[4:] = [p.cx[j], p.cy[j]]
+                    if dist[j] >= 1.0:
+                        moved.append(row)
+                touched.append(row)
+    seen = np.asarray(moved or touched, dtype=np.float64)
+    if seen.size == 0:
         return None
-    seen = np.asarray(seen, dtype=np.float64)
     area, width, height = (float(np.median(seen[:, k])) for k in (1, 2, 3))
-    # Home: in the NOOP copy at the hold start, the player blob nearest where the moved
-    # blobs were in the first steps of the hold (later they may have merged with a wall).
-    early = seen[seen[:, 0] <= seen[:, 0].min() + 2]
-    near = early[:, 4:6].mean(axis=0)
-    model = PlayerModel(colour=colour, area=area, width=width, height=height, home=(float(near[0]), float(near[1])))
-    tracker = PlayerTracker(model, constrain_axes=False, max_jump=np.inf, scenery=scenery)
+    first = seen[seen[:, 0].argmin()]
+    model = PlayerModel(colour=colour, area=area, width=width, height=height, home=(float(first[4]), float(first[5])))
+    # The player may not be drawn yet at the hold start: then keep the partner's position.
+    tracker = PlayerTracker(model, constrain_axes=False, max_jump=max(width, height), scenery=scenery)
     blob = tracker.locate(noop_keys[0])
     if blob is not None:
         model.home = (float(blob.cx[0]), float(blob.cy[0]))
@@ -982,8 +1028,8 @@ def group_object_types(blobs_per_frame: list[tuple[int, int, Blobs]], min_presen
         # Slow movers (an invader formation) creep a pixel every dozen steps; digits and
         # animations that change in place do not go anywhere: compare sightings 32-64 apart.
         drift = _speeds(t.records, min_gap=32, max_gap=64)
-        if not drift.size or np.mean(drift) * 48 < 1.0:
-            continue  # moves less than a pixel in 48 steps: scenery that changes in place
+        if not drift.size or np.median(drift) * 48 < 1.0:
+            continue  # usually moves less than a pixel in 48 steps: scenery that changes in place
         t.area = float(np.median(areas))
         t.speeds = speeds
         t.single = float(np.median([len(r[2]) for r in t.records])) <= 1
@@ -1083,6 +1129,7 @@ class Labeller:
         blobs, labels = find_blobs(keys, ignore=keys == self.background, label_map=True)
         if len(blobs):
             lively = (age < self.rest_samples) & ~self.scenery.unchanged(keys) & (labels >= 0)
+            blobs.fresh = np.bincount(labels[lively & (age == 0)], minlength=len(blobs)) > 0
             blobs = blobs.take(np.bincount(labels[lively], minlength=len(blobs)) > 0)
         if player_blob is not None and len(blobs):
             p = player_blob
@@ -1107,7 +1154,10 @@ class Labeller:
         out: dict[str, float] = {}
         boxes = []
         if player_blob is not None:
-            out["player_x"], out["player_y"] = float(player_blob.cx[0]), float(player_blob.cy[0])
+            # Label only a whole player: the centre of a sprite half hidden behind a wall
+            # is not where the game thinks the player is.
+            if 0.75 <= player_blob.area[0] / self.player.area <= 1.5:
+                out["player_x"], out["player_y"] = float(player_blob.cx[0]), float(player_blob.cy[0])
             boxes.append(("player", player_blob))
         for k, t in enumerate(self.types):
             m = t.matches(blobs)
@@ -1226,10 +1276,10 @@ def _label_sample(labeller: Labeller, rec: Recording, env: int, step: int, keys:
     rec.sample_step.append(step)
     rec.sample_labels.append(values)
     # Keep the frame showing the most kinds of things, for objects.png.
-    if frame is not None:
-        score = len({name for name, _ in boxes})
-        if labeller.best_frame is None or score > labeller.best_frame[0]:
-            labeller.best_frame = (score, frame.transpose(1, 2, 0).copy(), boxes)
+    score = len({name for name, _ in boxes})
+    if labeller.best_frame is None or score > labeller.best_frame[0]:
+        rgb = frame.transpose(1, 2, 0).copy() if frame is not None else unpack_keys(keys)
+        labeller.best_frame = (score, rgb, boxes)
 
 
 # ============================================================================================
@@ -1247,8 +1297,28 @@ def pearson(X: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.nan_to_num(r)
 
 
-def fit_ram(rec: Recording, top: int = 3, min_frames: int = 20) -> dict[str, list[RamFit]]:
-    """For every position label, the RAM bytes (lag 0 or 1) that best predict it linearly."""
+def robust_line(x: np.ndarray, y: np.ndarray, rounds: int = 3) -> tuple[float, float, np.ndarray]:
+    """y ~ a*x + b fitted by least squares, then refitted on the frames it predicts within
+    max(3 px, 3 x the median miss): a few mislabelled frames (a score digit taken for a
+    hidden paddle) must not bend the line. Returns a, b and the inlier mask."""
+    inliers = np.ones(x.size, dtype=bool)
+    a, b = 0.0, float(np.median(y))
+    for _ in range(rounds):
+        xs, ys = x[inliers], y[inliers]
+        if xs.size < 2 or xs.var() == 0:
+            break
+        a = float(np.mean((xs - xs.mean()) * (ys - ys.mean())) / xs.var())
+        b = float(ys.mean() - a * xs.mean())
+        resid = np.abs(a * x + b - y)
+        inliers = resid <= max(3.0, 3.0 * float(np.median(resid[inliers])))
+    return a, b, inliers
+
+
+def fit_ram(rec: Recording, top: int = 3, pool: int = 5, min_frames: int = 20) -> dict[str, list[RamFit]]:
+    """For every position label, the RAM bytes (lag 0 or 1) that best predict it linearly.
+
+    The `pool` bytes with the highest |Pearson r| per lag are refitted robustly
+    (robust_line) and ranked by |r on the inliers| x the inlier fraction."""
     if not rec.sample_step:
         return {}
     env = np.asarray(rec.sample_env)
@@ -1265,26 +1335,27 @@ def fit_ram(rec: Recording, top: int = 3, min_frames: int = 20) -> dict[str, lis
             continue  # (almost) never seen
         if np.mean(np.abs(y[visible] - np.median(y[visible])) <= 1.5) >= 0.9:
             continue  # does not move along this axis (a few mislabelled frames aside)
-        candidates = []
+        scored = []
         for lag, X, ok in ((0, ram0, visible), (1, ram1, visible & has_prev)):
             if ok.sum() < min_frames:
                 continue
             r = pearson(X[ok], y[ok])
-            for addr in np.argsort(-np.abs(r))[:top]:
-                x = X[ok, addr]
-                a = float(np.cov(x, y[ok], bias=True)[0, 1] / x.var()) if x.var() > 0 else 0.0
-                b = float(y[ok].mean() - a * x.mean())
-                resid = np.abs(a * x + b - y[ok])
-                rmse = float(np.sqrt(np.mean(resid**2)))
-                inliers = float(np.mean(resid <= 2.0))
-                candidates.append(RamFit(
-                    label=name, address=int(addr), r=round(float(r[addr]), 4), a=round(a, 4), b=round(b, 3),
-                    lag=lag, rmse=round(rmse, 3), within_2px=round(inliers, 3), n=int(ok.sum()),
-                ))
-        # Best |r| first; a lag-0 fit wins ties (it needs no memory of the previous step).
-        candidates.sort(key=lambda f: (-round(abs(f.r), 3), f.lag))
+            for addr in np.argsort(-np.abs(r))[:pool]:
+                x, target = X[ok, addr], y[ok]
+                a, b, inl = robust_line(x, target)
+                r_in = float(pearson(x[inl, None], target[inl])[0]) if inl.sum() > 2 else 0.0
+                resid = np.abs(a * x + b - target)
+                fit = RamFit(
+                    label=name, address=int(addr), r=round(float(r[addr]), 4), r_inliers=round(r_in, 4),
+                    inliers=round(float(inl.mean()), 3), a=round(a, 4), b=round(b, 3), lag=lag,
+                    rmse=round(float(np.sqrt(np.mean(resid[inl] ** 2))) if inl.any() else 0.0, 3),
+                    within_2px=round(float(np.mean(resid <= 2.0)), 3), n=int(ok.sum()),
+                )
+                scored.append((round(abs(r_in) * fit.inliers, 3), -lag, fit))
+        # Best score first; a lag-0 fit wins ties (it needs no memory of the previous step).
+        scored.sort(key=lambda s: (s[0], s[1]), reverse=True)
         seen, best = set(), []
-        for f in candidates:
+        for _, _, f in scored:
             if f.address not in seen:
                 seen.add(f.address)
                 best.append(f)
@@ -1326,12 +1397,12 @@ def find_lives_byte(rec: Recording, window: int = 2) -> LivesByte | None:
     f1, addr = best
     values = rams[:, :, addr].ravel().astype(int)
     lv = lives.ravel().astype(int)
-    usual = {l: Counter(values[lv == l]).most_common(1)[0][0] for l in np.unique(lv)}
-    consistency = float(np.mean([usual[l] == v for l, v in zip(lv, values)]))
-    offsets = {int(usual[l]) - int(l) for l in usual}
+    usual = {n: Counter(values[lv == n]).most_common(1)[0][0] for n in np.unique(lv)}  # lives -> value
+    consistency = float(np.mean([usual[n] == v for n, v in zip(lv, values)]))
+    offsets = {int(v) - int(n) for n, v in usual.items()}
     return LivesByte(
         address=int(addr), f1=round(f1, 3), events=events, consistency=round(consistency, 3),
-        offset=offsets.pop() if len(offsets) == 1 else None, value_by_lives={int(l): int(v) for l, v in usual.items()},
+        offset=offsets.pop() if len(offsets) == 1 else None, value_by_lives={int(n): int(v) for n, v in usual.items()},
     )
 
 
@@ -1534,6 +1605,13 @@ def draw_room(examples: list, candidates: list[RoomCandidate], path: Path) -> Pa
 def write_markdown(report: ProbeReport, path: Path) -> Path:
     """probe.md: the report for people (and agents) to read."""
     r = report
+
+    def fmt(v: float | None) -> str:
+        return "" if v is None else f"{v:+.1f}"
+
+    def named(i: int | None) -> str:
+        return "none" if i is None else f"{i} ({r.action_names[i]})"
+
     lines = [f"# Probe of {r.game} ({r.task_id})", ""]
     lines.append(
         f"Protocol `{r.protocol}`, obs mode `{r.obs_mode}`, seed {r.seed}. "
@@ -1547,12 +1625,10 @@ def write_markdown(report: ProbeReport, path: Path) -> Path:
         effect = "no-op" if e.is_noop else e.direction + (" and back" if e.returns else "")
         if e.name_matches_direction is False:
             effect += " (name says otherwise)"
-        fmt = lambda v: "" if v is None else f"{v:+.1f}"
         same = "" if e.equivalent_to is None else f"{e.equivalent_to} {r.action_names[e.equivalent_to]}"
         ram = ", ".join(map(str, e.ram_bytes_changed[:8])) + (" ..." if len(e.ram_bytes_changed) > 8 else "")
         lines.append(f"| {e.index} | {e.name} | {effect} | {fmt(e.dx)} | {fmt(e.dy)} | {fmt(e.max_abs_dx)} | {fmt(e.max_abs_dy)} | {same} | {'yes' if e.spawns_object else ''} | {ram} |")
     m = r.movement
-    named = lambda i: "none" if i is None else f"{i} ({r.action_names[i]})"
     lines += ["", f"Movement: left = {named(m.left)}, right = {named(m.right)}, up = {named(m.up)}, down = {named(m.down)}, fire = {named(m.fire)}, jump = {named(m.jump)}."]
     lines += ["", "## Player and objects", ""]
     if r.background_colour:
@@ -1575,12 +1651,15 @@ def write_markdown(report: ProbeReport, path: Path) -> Path:
     if not r.ram_analysis:
         lines.append("Vision mode: RAM analysis skipped (no RAM was read).")
     else:
-        lines += ["Best bytes per label (pixel = a * ram + b; lag 1 = RAM of the step before the frame):", "",
-                  "| label | address | r | a | b | lag | rmse (px) | within 2 px | frames | runners-up |", "|---|---|---|---|---|---|---|---|---|---|"]
+        lines += ["Best bytes per label (pixel = a * ram + b, fitted robustly; lag 1 = RAM of the step before the frame):", "",
+                  "| label | address | r | r (inliers) | inliers | a | b | lag | rmse (px) | within 2 px | frames | runners-up |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for label, fits in r.ram_fits.items():
             f = fits[0]
             others = ", ".join(f"{g.address} ({g.r:+.2f})" for g in fits[1:])
-            lines.append(f"| {label} | {f.address} (0x{f.address + 0x80:02X}) | {f.r:+.3f} | {f.a:.3f} | {f.b:.2f} | {f.lag} | {f.rmse:.2f} | {f.within_2px:.0%} | {f.n} | {others} |")
+            lines.append(
+                f"| {label} | {f.address} (0x{f.address + 0x80:02X}) | {f.r:+.3f} | {f.r_inliers:+.3f} | {f.inliers:.0%} | {f.a:.3f} | {f.b:.2f} | "
+                f"{f.lag} | {f.rmse:.2f} | {f.within_2px:.0%} | {f.n} | {others} |"
+            )
         if r.lives:
             lv = r.lives
             off = f", value = lives {lv.offset:+d}" if lv.offset is not None else f", values by lives {lv.value_by_lives}"
@@ -1724,7 +1803,7 @@ def summarise_things(report: ProbeReport, labeller: Labeller, model: PlayerModel
     if model is not None:
         sightings = [(e, t, np.array([(x0 + x1) / 2]), np.array([(y0 + y1) / 2])) for e, t, x0, y0, x1, y1 in labeller.player_boxes]
         report.player = _object_info("player", model.colour, model.width, model.height, model.area, sightings, n_samples)
-        report.player.labels = [l for l, moves in (("player_x", model.moves_x), ("player_y", model.moves_y)) if moves]
+        report.player.labels = [label for label, moves in (("player_x", model.moves_x), ("player_y", model.moves_y)) if moves]
     for k, t in enumerate(labeller.types):
         info = _object_info(f"obj{k}", t.colour, t.width, t.height, t.area, t.records, n_samples)
         info.labels = [f"obj{k}_x", f"obj{k}_y"]
@@ -1767,9 +1846,7 @@ def _merge_room_candidates(passive: list[RoomCandidate], layout: dict[int, float
 
 
 def main(argv: list[str] | None = None) -> int:
-    from envs.games import UnknownGameError, resolve_game
-    from envs.protocols import get_protocol
-
+    """Command line: probe one game into --out and print probe.md (exit 2 on bad input)."""
     parser = argparse.ArgumentParser(description="Probe an Atari game: actions, player, objects, RAM.")
     parser.add_argument("--game", required=True)
     parser.add_argument("--out", required=True, type=Path, help="output folder (must not hold earlier probe files)")
@@ -1787,7 +1864,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     meter = StepMeter(budget=args.budget)
     try:
-        report = probe_game(game, args.out, meter, args.obs, protocol, args.seed, ProbeConfig(record_steps=args.record_steps))
+        probe_game(game, args.out, meter, args.obs, protocol, args.seed, ProbeConfig(record_steps=args.record_steps))
     except (BudgetExhausted, FileExistsError) as err:
         print(err, file=sys.stderr)
         return 2
