@@ -140,14 +140,32 @@ def _mask(rgb, colour, rows, cols):
     return (region[..., 0] == colour[0]) & (region[..., 1] == colour[1]) & (region[..., 2] == colour[2])
 
 
-def read_player(obs):
-    rgb = obs.rgb
-    rows, cols = ({"PLAYER_BAND, (0, rgb.shape[1])" if axis == 0 else "(0, rgb.shape[0]), PLAYER_BAND"})
-    mask = _mask(rgb, PLAYER_COLOUR, rows, cols)
-    hits = np.nonzero(mask.any(axis={0 if axis == 0 else 1}))[0]
+GAP = 4
+
+
+def _longest_run(hits):
+    """(first, last) of the longest run of indices (gaps up to GAP allowed: sprites can be
+    drawn with holes): the player, not a ball beside it."""
     if hits.size == 0:
         return None
-    return float(hits[0] + hits[-1]) / 2 + {"cols[0]" if axis == 0 else "rows[0]"}
+    breaks = np.nonzero(np.diff(hits) > GAP + 1)[0]
+    starts = np.concatenate([[0], breaks + 1])
+    ends = np.concatenate([breaks, [hits.size - 1]])
+    k = int(np.argmax(ends - starts))
+    return int(hits[starts[k]]), int(hits[ends[k]])
+
+
+def _player_span(rgb):
+    rows, cols = ({"PLAYER_BAND, (0, rgb.shape[1])" if axis == 0 else "(0, rgb.shape[0]), PLAYER_BAND"})
+    mask = _mask(rgb, PLAYER_COLOUR, rows, cols)
+    return _longest_run(np.nonzero(mask.any(axis={0 if axis == 0 else 1}))[0])
+
+
+def read_player(obs):
+    span = _player_span(obs.rgb)
+    if span is None:
+        return None
+    return (span[0] + span[1]) / 2
 
 
 def read_ball(obs):
@@ -156,9 +174,9 @@ def read_ball(obs):
     rgb = obs.rgb
     top, bottom, left, right = FIELD
     mask = _mask(rgb, BALL_COLOUR, (max(0, top), bottom), (max(0, left), right))
-    # Rows or columns full of the ball's colour are walls (or the paddle), not the ball.
+    {_PADDLE_MASK[axis] if ball and tuple(ball["colour"]) == tuple(pr) else "pass"}
+    # Rows full of the ball's colour are walls, not the ball.
     mask[mask.sum(axis=1) > 3 * BALL_WIDTH + 2, :] = False
-    {"mask[PLAYER_BAND[0] - max(0, top):PLAYER_BAND[1] - max(0, top), :] = False  # the paddle shares the colour in some games" if axis == 0 and ball and tuple(ball["colour"]) == tuple(pr) else "pass"}
     ys, xs = np.nonzero(mask)
     if ys.size == 0:
         return None
@@ -166,6 +184,14 @@ def read_ball(obs):
 '''
     return code
 
+
+# The ball shares the player's colour (Breakout): the player's band also holds static
+# scenery of that colour (wall stripes), so the whole band is blanked for the ball; the
+# policy keeps its last aim while the ball is hidden there.
+_PADDLE_MASK = {
+    0: "mask[max(0, PLAYER_BAND[0] - max(0, top)):max(0, PLAYER_BAND[1] - max(0, top)), :] = False",
+    1: "mask[:, max(0, PLAYER_BAND[0] - max(0, left)):max(0, PLAYER_BAND[1] - max(0, left))] = False",
+}
 
 DETECTOR_TEST = '''"""Pins detectors.py to frames recorded when it was written (run: python -m pytest hs/tests)."""
 
