@@ -253,6 +253,7 @@ def record_fixtures(ctx: RunContext, facts: dict, steps: int = 400) -> dict:
     import importlib.util
     import sys
 
+    from envs.observation import Observation
     from envs.protocols import get_protocol
     from tools.rollout import make_env
 
@@ -271,11 +272,11 @@ def record_fixtures(ctx: RunContext, facts: dict, steps: int = 400) -> dict:
     action = moves[0]
     for t in range(allowance):
         if t % 10 == 0:
-            rgb = obs[0].transpose(1, 2, 0)
-            o = _FixtureObs(np.ascontiguousarray(rgb), info["ram"][0].copy() if ctx.config.obs_mode == "ram" else None)
+            # The harness's own Observation, so the detectors see exactly what the policy will.
+            o = Observation(obs[0], info["ram"][0].copy() if ctx.config.obs_mode == "ram" else None, 0, t, 0.0)
             player = det.read_player(o)
             ball = det.read_ball(o)
-            frames.append(o.rgb)
+            frames.append(np.ascontiguousarray(o.rgb))
             rams.append(info["ram"][0].copy())
             players.append(np.nan if player is None else player)
             balls.append((np.nan, np.nan) if ball is None else ball)
@@ -294,17 +295,6 @@ def record_fixtures(ctx: RunContext, facts: dict, steps: int = 400) -> dict:
     (ctx.hs.path / "tests").mkdir(exist_ok=True)
     np.savez_compressed(ctx.hs.path / "tests" / "fixtures.npz", **arrays)
     return dict(steps=allowance, frames=len(frames))
-
-
-class _FixtureObs:
-    def __init__(self, rgb, ram):
-        self.rgb, self._ram = rgb, ram
-
-    @property
-    def ram(self):
-        if self._ram is None:
-            raise AttributeError("obs.ram is not available in vision mode")
-        return self._ram
 
 
 def _image_player(rgb: np.ndarray, colour: np.ndarray, facts: dict) -> float:

@@ -21,6 +21,7 @@ from envs.observation import OBS_MODES
 from envs.protocols import PROTOCOLS
 from graph.config import RunConfig
 from graph.context import RunContext
+from tools.cli import OneLineParser, run_command
 from tools.ledger import Ledger
 from tools.meter import StepMeter
 from tools.workspace import DEFAULT_RUNS_DIR, RunFolderError, create_run_dir, new_run_id
@@ -40,14 +41,8 @@ def _budget(text: str) -> int:
     return int(value)
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):
-        sys.stderr.write(f"error: {message}\n")
-        sys.exit(2)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m graph.run", description="Cultivate a heuristic system (a readable Python policy) for an Atari game.")
+    p = OneLineParser(prog="python -m graph.run", description="Cultivate a heuristic system (a readable Python policy) for an Atari game.")
     p.add_argument("--game", help="montezuma, pong, space-invaders, Breakout-v5, ... (see python -m tools.evaluate --list)")
     p.add_argument("--obs", choices=OBS_MODES, default="ram")
     p.add_argument("--budget", type=_budget, default=None, help="env steps for the whole run (default 1e6)")
@@ -119,19 +114,8 @@ def _known_maximum(game: str) -> float | None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return _main(args)
-    except (UsageError, UnknownGameError, RunFolderError) as err:
-        sys.stderr.write(f"error: {err}\n")
-        return 2
-    except KeyboardInterrupt:
-        sys.stderr.write("interrupted; continue with --resume\n")
-        return 130
-    except Exception as err:
-        if os.environ.get("HL_DEBUG"):
-            raise
-        sys.stderr.write(f"error: internal error: {type(err).__name__}: {err} (HL_DEBUG=1 for the traceback)\n")
-        return 1
+    return run_command(lambda: _main(args), usage_errors=(UsageError, UnknownGameError, RunFolderError),
+                       interrupted="interrupted; continue with --resume")  # fmt: skip
 
 
 def _main(args) -> int:

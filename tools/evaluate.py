@@ -22,6 +22,7 @@ from envs.games import GameSpec, UnknownGameError, atari57, resolve_game
 from envs.observation import OBS_MODES
 from envs.protocols import PROTOCOLS, UnknownProtocolError, get_protocol
 from envs.seeds import SPLIT_BASES, SeedSplitError, require_tuning_split, split_of, split_seeds
+from tools.cli import OneLineParser, run_command
 from tools.ledger import Ledger, TrialRecord, plot_sample_efficiency, score_stats, write_summary
 from tools.meter import BudgetExhausted, StepMeter
 from tools.sandbox import SandboxLimits, run_jobs
@@ -265,14 +266,8 @@ def _positive_float(text: str) -> float:
     return value
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line and exit 2, like every bad input here
-        sys.stderr.write(f"error: {message}\n")
-        sys.exit(2)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m tools.evaluate", description="Evaluate a policy file on an Atari game.")
+    p = OneLineParser(prog="python -m tools.evaluate", description="Evaluate a policy file on an Atari game.")
     p.add_argument("--game", help="game name as you would type it: pong, montezuma, space-invaders, Breakout-v5")
     p.add_argument("--policy", help="path to a policy file defining class Policy")
     p.add_argument("--obs", choices=OBS_MODES, default="ram", help="ram: RAM and RGB; vision: RGB only")
@@ -304,19 +299,7 @@ def print_game_list(console) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """CLI entry; an unexpected internal error is one line (HL_DEBUG=1 shows the traceback)."""
-    import os
-
-    try:
-        return _main(argv)
-    except KeyboardInterrupt:
-        sys.stderr.write("interrupted\n")
-        return 130
-    except Exception as err:
-        if os.environ.get("HL_DEBUG"):
-            raise
-        sys.stderr.write(f"error: internal error: {type(err).__name__}: {err} (HL_DEBUG=1 for the traceback)\n")
-        return 1
+    return run_command(lambda: _main(argv))
 
 
 def _main(argv: list[str] | None = None) -> int:
