@@ -63,7 +63,7 @@ def write_intercept_policy(params: dict, features: set[str], facts: dict, direct
     doc = "\n".join(words)
     param_lines = "\n".join(
         f"    {name!r}: {_fmt(params[name])},  # {INTERCEPT_PARAMS[name][3]}" for name in INTERCEPT_PARAMS
-        if _param_used(name, features)
+        if param_used(name, features)
     )
     acts = facts["actions"]
     fire_line = f"FIRE = {acts['fire']}" if acts.get("fire") is not None and "fire_to_serve" in features else ""
@@ -156,7 +156,8 @@ class Policy:
     return textwrap.dedent(code)
 
 
-def _param_used(name: str, features: set[str]) -> bool:
+def param_used(name: str, features: set[str]) -> bool:
+    """Whether policy.py uses parameter `name` with these features (disabled features drop theirs)."""
     if name == "fire_delay":
         return "fire_to_serve" in features
     if name in ("stall_steps", "stall_offset"):

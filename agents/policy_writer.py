@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import shutil
 
-from agents.policy_templates import INT_PARAMS, INTERCEPT_FEATURES, INTERCEPT_PARAMS, default_params, write_intercept_policy
+from agents.policy_templates import INT_PARAMS, INTERCEPT_PARAMS, default_params, param_used, write_intercept_policy
 from agents.registry import register
 from agents.replay_critic import apply_change
 from graph.context import RunContext
@@ -37,7 +37,7 @@ def tune_parameters(ctx: RunContext, facts: dict, params: dict, features: set[st
     """Optuna over the parameters the current features use; each trial is a ledger row."""
     folder = ctx.run_dir / "tuning"
     space = {name: (low, high, name in INT_PARAMS) for name, (_, low, high, _) in INTERCEPT_PARAMS.items()
-             if name in params and _used(name, features)}  # fmt: skip
+             if name in params and param_used(name, features)}  # fmt: skip
 
     def score(candidate: dict) -> float | None:
         code = write_intercept_policy(candidate, features, facts, "parameter search")
@@ -55,11 +55,6 @@ def tune_parameters(ctx: RunContext, facts: dict, params: dict, features: set[st
 
     best, value, _ = tune(space, params, score, trials=ctx.config.tune_trials, seed=seed)
     return best, value
-
-
-def _used(name: str, features: set[str]) -> bool:
-    return not ((name == "fire_delay" and "fire_to_serve" not in features)
-                or (name in ("stall_steps", "stall_offset") and "stall_breaker" not in features))  # fmt: skip
 
 
 @register("policy_writer", tools=["read_file", "write_file", "evaluate_policy", "tune_parameters", "query_memory"])

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 
-from agents.policy_templates import INTERCEPT_PARAMS
+from agents.policy_templates import INTERCEPT_PARAMS, param_used
 from agents.registry import register
 from graph.context import RunContext
 from graph.state import HLState
@@ -62,9 +62,7 @@ def apply_change(params: dict, features: set[str], change: dict) -> tuple[dict, 
 
 def _effective(params: dict, features: set[str]) -> tuple:
     """What the generated code depends on: parameters of disabled features do not count."""
-    from agents.policy_templates import _param_used
-
-    return tuple(sorted(features)), tuple(sorted((k, v) for k, v in params.items() if _param_used(k, features)))
+    return tuple(sorted(features)), tuple(sorted((k, v) for k, v in params.items() if param_used(k, features)))
 
 
 def _already_rejected(ctx: RunContext, state: HLState, direction: str) -> bool:

@@ -12,12 +12,18 @@ from tools.evaluate import evaluate, refresh_reports
 from tools.meter import BudgetExhausted
 
 
+def _summary(r) -> dict:
+    return dict(trial=r.trial, status=r.status, score_mean=r.score_mean, scores=r.scores, video=r.artifacts.get("video"))
+
+
 def _holdout(ctx: RunContext, best: dict | None) -> dict | None:
-    if not best or ctx.meter.remaining == 0:
+    if not best:
         return None
-    for r in ctx.ledger.records():
+    for r in ctx.ledger.records():  # already evaluated before a resume: report that row
         if r.role == "finish" and r.policy_hash == best["policy_hash"]:
-            return dict(trial=r.trial, status=r.status, score_mean=r.score_mean, scores=r.scores, video=r.artifacts.get("video"))
+            return _summary(r)
+    if ctx.meter.remaining == 0:
+        return None
     seeds = split_seeds("holdout", ctx.config.holdout_episodes)
     try:
         r = evaluate(ctx.hs.path / "policy.py", ctx.game, ctx.run_dir, obs_mode=ctx.config.obs_mode,
@@ -26,7 +32,7 @@ def _holdout(ctx: RunContext, best: dict | None) -> dict | None:
                      video_seeds=(seeds[0],), use_reserve=True)  # fmt: skip
     except BudgetExhausted:
         return None
-    return dict(trial=r.trial, status=r.status, score_mean=r.score_mean, scores=r.scores, video=r.artifacts.get("video"))
+    return _summary(r)
 
 
 def policy_logic(ctx: RunContext) -> str:

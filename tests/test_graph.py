@@ -15,6 +15,7 @@ import pytest
 from conftest import PROJECT_ROOT
 from graph.tracing import read_trace
 from tools.ledger import Ledger
+from tools.sandbox import read_step_counter
 
 # Short episodes and a short search keep each run under a minute here.
 SMALL = {"HL_EVAL_MAX_FRAMES": "6000", "HL_TUNE_TRIALS": "3", "HL_PLATEAU_PATIENCE": "3", "HL_HOLDOUT_EPISODES": "1"}
@@ -105,7 +106,7 @@ def _evaluation_in_progress(run_dir) -> bool:
     named = {r.artifacts.get("traces") for r in Ledger(ledger).records()} if ledger.exists() else set()
     for counter in run_dir.glob("traces/*/steps-*.counter"):
         folder = str(counter.parent.relative_to(run_dir))
-        if folder not in named and int.from_bytes(counter.read_bytes()[:8] or bytes(8), "little") > 1000:
+        if folder not in named and read_step_counter(counter) > 1000:
             return True
     return False
 

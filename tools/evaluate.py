@@ -25,7 +25,7 @@ from envs.seeds import SPLIT_BASES, SeedSplitError, require_tuning_split, split_
 from tools.cli import OneLineParser, run_command
 from tools.ledger import Ledger, TrialRecord, plot_sample_efficiency, score_stats, write_summary
 from tools.meter import BudgetExhausted, StepMeter
-from tools.sandbox import SandboxLimits, run_jobs
+from tools.sandbox import SandboxLimits, read_step_counter, run_jobs
 from tools.workspace import DEFAULT_RUNS_DIR, RunFolderError, create_run_dir, policy_hash, unique_path
 
 MAX_EPISODES_PER_WORKER = 32  # one EnvPool batch per worker; bounds worker memory
@@ -206,7 +206,7 @@ def reconcile_interrupted(run_dir: str | Path) -> list[TrialRecord]:
         counters = list(trace_dir.glob("steps-*.counter"))
         if rel in named or not counters:
             continue
-        steps = sum(int.from_bytes(c.read_bytes()[:8], "little") for c in counters)
+        steps = sum(read_step_counter(c) for c in counters)
         last = records[-1] if records else None
         frame_skip = last.protocol_settings.get("frame_skip", 1) if last else 1
         added.append(ledger.append(

@@ -65,6 +65,14 @@ def clean_environment() -> dict[str, str]:
     return env
 
 
+def read_step_counter(path: str | Path) -> int:
+    """Steps a worker has taken, from its memory-mapped counter file (0 if unreadable)."""
+    try:
+        return int.from_bytes(Path(path).read_bytes()[:8].ljust(8, b"\0"), "little")
+    except OSError:
+        return 0
+
+
 class Worker:
     """One sandboxed worker process running one job."""
 
@@ -121,10 +129,7 @@ class Worker:
             return ""
 
     def steps_counted(self) -> int:
-        try:
-            return int.from_bytes(self.counter_path.read_bytes()[:8], "little")
-        except OSError:
-            return 0
+        return read_step_counter(self.counter_path)
 
     def finish(self, outcome: WorkerOutcome) -> WorkerOutcome:
         self.kill()  # also reaps stray children the policy may have started
