@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from agents.controllers import choose_controller, get_controller
 from agents.registry import register
 from graph.context import RunContext
 from graph.state import HLState
@@ -54,11 +55,16 @@ def facts_from_probe(report: ProbeReport, obs_mode: str) -> dict:
     player_line = float(np.mean(player.y_range if axis == 0 else player.x_range))
     ball = choose_ball(report, axis, player_line)
     facts = dict(
-        move_axis=axis, controller="intercept",
+        move_axis=axis, moves=[bool(report.player_moves_x), bool(report.player_moves_y)],
+        movement=report.movement.model_dump(), action_names=list(names),
         actions=dict(increase=increase, decrease=decrease, noop=names.index("NOOP") if "NOOP" in names else 0, fire=fire),
         player_line=player_line, player=json_obj(player), ball=json_obj(ball) if ball else None,
         bounds=[list(ball.x_range), list(ball.y_range)] if ball else [[0, 159], [0, 209]],
     )  # fmt: skip
+    facts["controller"] = choose_controller(facts)
+    if facts["controller"] != "intercept":
+        facts.update(get_controller(facts["controller"]).facts_from_probe(report, obs_mode, facts))
+        return facts
     if obs_mode == "ram":
         label = "player_x" if axis == 0 else "player_y"
         facts["ram"] = dict(
@@ -79,6 +85,10 @@ def _fit_dict(fit) -> dict | None:
 
 
 def write_detectors(facts: dict, obs_mode: str) -> str:
+    """The source of detectors.py for the chosen controller (intercept detectors here; other
+    controllers write their own)."""
+    if facts["controller"] != "intercept":
+        return get_controller(facts["controller"]).write_detectors(facts, obs_mode)
     axis = facts["move_axis"]
     ball, player = facts["ball"], facts["player"]
     bounds = facts["bounds"]
@@ -247,6 +257,58 @@ def test_detectors_agree_with_the_image():
 '''
 
 
+GENERIC_DETECTOR_TEST = '''"""Pins detectors.py to frames recorded when it was written (run: python -m pytest hs/tests):
+every read_* function must return what it returned on those frames."""
+
+from pathlib import Path
+import json
+import sys
+
+import numpy as np
+
+HS = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(HS))
+
+import detectors  # noqa: E402
+
+
+class Obs:
+    def __init__(self, rgb, ram):
+        self.rgb, self._ram = rgb, ram
+
+    @property
+    def ram(self):
+        if self._ram is None:
+            raise AttributeError("no RAM in vision mode")
+        return self._ram
+
+
+def _plain(value):
+    """Readings as JSON would store them (tuples become lists, numpy numbers floats)."""
+    return json.loads(json.dumps(value, default=float))
+
+
+def test_detectors_reproduce_recorded_outputs():
+    data = np.load(HS / "tests" / "fixtures.npz")
+    expected = json.loads((HS / "tests" / "readings.json").read_text())
+    ram = data["ram"] if "ram" in data.files else None
+    assert len(expected) == len(data["rgb"]) >= 10
+    for i, readings in enumerate(expected):
+        obs = Obs(data["rgb"][i], ram[i] if ram is not None else None)
+        for name, value in readings.items():
+            got = _plain(getattr(detectors, name)(obs))
+            assert np.allclose(np.array(got, dtype=float), np.array(value, dtype=float), equal_nan=True), (i, name, got, value)
+'''
+
+
+def readings_of(det, obs) -> dict:
+    """What every read_* function of a detectors module returns for one observation."""
+    import json
+
+    names = sorted(n for n in dir(det) if n.startswith("read_") and callable(getattr(det, n)))
+    return {n: json.loads(json.dumps(getattr(det, n)(obs), default=float)) for n in names}
+
+
 def record_fixtures(ctx: RunContext, facts: dict, steps: int = 400) -> dict:
     """Play a short rollout (random actions, charged to the meter), keep every 10th frame and
     what the new detectors read from it, plus an independent image reading of the player."""
@@ -266,21 +328,24 @@ def record_fixtures(ctx: RunContext, facts: dict, steps: int = 400) -> dict:
     env = make_env(ctx.game.task_id, get_protocol(ctx.config.protocol), [ctx.config.seed])
     obs, info = env.reset()
     rng = np.random.default_rng(ctx.config.seed)
-    moves = [a for a in facts["actions"].values() if a is not None]
-    frames, rams, players, balls, image_players = [], [], [], [], []
+    intercept = facts["controller"] == "intercept"
+    moves = [a for a in (facts["actions"] if intercept else facts["movement"]).values() if a is not None]
+    frames, rams, players, balls, image_players, readings = [], [], [], [], [], []
     colour = np.array(facts["player"]["colour"])
     action = moves[0]
     for t in range(allowance):
         if t % 10 == 0:
             # The harness's own Observation, so the detectors see exactly what the policy will.
             o = Observation(obs[0], info["ram"][0].copy() if ctx.config.obs_mode == "ram" else None, 0, t, 0.0)
-            player = det.read_player(o)
-            ball = det.read_ball(o)
             frames.append(np.ascontiguousarray(o.rgb))
             rams.append(info["ram"][0].copy())
-            players.append(np.nan if player is None else player)
-            balls.append((np.nan, np.nan) if ball is None else ball)
-            image_players.append(_image_player(o.rgb, colour, facts))
+            if intercept:
+                player, ball = det.read_player(o), det.read_ball(o)
+                players.append(np.nan if player is None else player)
+                balls.append((np.nan, np.nan) if ball is None else ball)
+                image_players.append(_image_player(o.rgb, colour, facts))
+            else:
+                readings.append(readings_of(det, o))
         if t % 8 == 0:
             action = int(rng.choice(moves))
         obs, _, term, trunc, info = env.step(np.array([action], dtype=np.int32))
@@ -288,8 +353,15 @@ def record_fixtures(ctx: RunContext, facts: dict, steps: int = 400) -> dict:
             obs, info = env.reset()
     env.close()
     ctx.meter.charge(allowance, allowance * get_protocol(ctx.config.protocol).frame_skip, "probe")
-    arrays = dict(rgb=np.stack(frames), player=np.array(players, dtype=float), ball=np.array(balls, dtype=float),
-                  image_player=np.array(image_players, dtype=float))  # fmt: skip
+    arrays = dict(rgb=np.stack(frames))
+    if intercept:
+        arrays.update(player=np.array(players, dtype=float), ball=np.array(balls, dtype=float),
+                      image_player=np.array(image_players, dtype=float))  # fmt: skip
+    else:
+        import json
+
+        (ctx.hs.path / "tests").mkdir(exist_ok=True)
+        (ctx.hs.path / "tests" / "readings.json").write_text(json.dumps(readings))
     if ctx.config.obs_mode == "ram":
         arrays["ram"] = np.stack(rams)
     (ctx.hs.path / "tests").mkdir(exist_ok=True)
@@ -318,7 +390,8 @@ def detector_writer(state: HLState, ctx: RunContext) -> dict:
     facts = facts_from_probe(report, ctx.config.obs_mode)
     ctx.hs.init(f"# Heuristic system for {ctx.game.name} ({ctx.config.obs_mode} mode)\n\n"
                 "policy.py (the controller), detectors.py (what it sees), tests/ (pins).\n")  # fmt: skip
-    ctx.hs.write({"detectors.py": write_detectors(facts, ctx.config.obs_mode), "tests/test_detectors.py": DETECTOR_TEST})
+    test = DETECTOR_TEST if facts["controller"] == "intercept" else GENERIC_DETECTOR_TEST
+    ctx.hs.write({"detectors.py": write_detectors(facts, ctx.config.obs_mode), "tests/test_detectors.py": test})
     frames_before = ctx.meter.used_frames
     recorded = record_fixtures(ctx, facts)
     ctx.ledger.append(
@@ -333,6 +406,7 @@ def detector_writer(state: HLState, ctx: RunContext) -> dict:
                   f"{tests.stdout.strip().splitlines()[-1] if tests.stdout.strip() else ''}")  # fmt: skip
     if ctx.memory is not None:
         ctx.memory.add_fact(ctx.game.name, ctx.config.obs_mode, state["run_id"], "detector_facts", facts)
-    summary = f"axis {'x' if facts['move_axis'] == 0 else 'y'}, ball {facts['ball']['name'] if facts['ball'] else 'none'}; " \
-              f"{recorded['frames']} pinned frames; tests {'pass' if passed else 'fail'}"
+    summary = f"{facts['controller']} controller; axis {'x' if facts['move_axis'] == 0 else 'y'}, " \
+              f"ball {facts['ball']['name'] if facts['ball'] else 'none'}; {recorded['frames']} pinned frames; " \
+              f"tests {'pass' if passed else 'fail'}"
     return {"detectors": facts, "trace_summary": summary}

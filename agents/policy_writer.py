@@ -1,55 +1,89 @@
 """policy-writer: write and revise hs/policy.py.
 
-First visit: choose a controller structure from what the probe found and write it with
-default parameters. Later visits: apply the critic's direction to the accepted version; when
-the critic has no untried direction, tune the named parameters with Optuna on dev seeds.
+First visit: choose a controller structure from what the probe found (agents/controllers/:
+intercept for paddle-and-ball games, align-and-fire for shooters, route following for
+exploration games) and write it with default parameters. A route controller first needs a
+route: a counted cell-archive search in the emulator (tools/explore.py) finds one.
+Later visits: apply the critic's direction to the accepted version (a parameter or feature
+change, or a further search); when the critic has no untried direction, tune the named
+parameters with Optuna on dev seeds.
 """
 
 from __future__ import annotations
 
 import shutil
 
-from agents.policy_templates import INT_PARAMS, INTERCEPT_PARAMS, default_params, param_used, write_intercept_policy
+from agents.controllers import apply_change, default_params, get_controller
 from agents.registry import register
-from agents.replay_critic import apply_change
 from graph.context import RunContext
 from graph.nodes import run_evaluation
 from graph.state import HLState
+from tools.meter import BudgetExhausted
 from tools.tune import tune
 from tools.workspace import policy_hash
 
 
-def initial_features(facts: dict) -> set[str]:
-    features = {"return_to_centre"}
-    if facts["actions"].get("fire") is not None:
-        features.add("fire_to_serve")  # games that need FIRE to serve show it in the probe
-    return features
-
-
-def write_candidate(ctx: RunContext, facts: dict, params: dict, features: set[str], direction: str, source: str) -> dict:
-    source_code = write_intercept_policy(params, features, facts, direction)
+def write_candidate(ctx: RunContext, facts: dict, params: dict, features: set[str], direction: str, source: str,
+                    controller_name: str | None = None) -> dict:  # fmt: skip
+    name = controller_name or facts["controller"]
+    source_code = get_controller(name).write_policy(params, features, facts, direction)
     ctx.hs.write({"policy.py": source_code})
-    return dict(policy_hash=policy_hash(ctx.hs.path / "policy.py"), controller="intercept", params=params,
+    return dict(policy_hash=policy_hash(ctx.hs.path / "policy.py"), controller=name, params=params,
                 features=sorted(features), direction=direction, source=source)  # fmt: skip
 
 
-def tune_parameters(ctx: RunContext, facts: dict, params: dict, features: set[str], seed: int) -> tuple[dict, float | None]:
+def search_route(ctx: RunContext, facts: dict, extra_steps: int, reason: str) -> dict:
+    """Run (or continue) the cell-archive search and write its best route to hs/route.py."""
+    from agents.controllers.route import write_route_module
+    from tools.explore import search_route as run_search
+    from tools.workspace import unique_path
+
+    folder = ctx.run_dir / "search"
+    folder.mkdir(exist_ok=True)
+    before_steps, before_frames = ctx.meter.used_steps, ctx.meter.used_frames
+    ctx.say(f"searching for a route ({extra_steps:,} env steps at most): {reason}")
+    result = run_search(
+        ctx.game, _protocol(ctx), ctx.meter, facts, max_steps=extra_steps, seed=ctx.config.seed,
+        archive_path=folder / "archive", progress=getattr(ctx.display, "search", None),
+    )  # fmt: skip
+    ctx.hs.write({"route.py": write_route_module(result, facts)})
+    steps, frames = ctx.meter.used_steps - before_steps, ctx.meter.used_frames - before_frames
+    summary = unique_path(folder / "route.json")
+    summary.write_text(result.model_dump_json(indent=1) if hasattr(result, "model_dump_json") else str(result))
+    ctx.ledger.append(
+        run_id=ctx.run_dir.name, game=ctx.game.name, role="policy_writer", kind="search", status="ok",
+        protocol=ctx.config.protocol, obs_mode=ctx.config.obs_mode, env_steps=steps, frames=frames,
+        scores=[float(result.score)], change_summary=f"cell-archive search in a deterministic emulator (ale-py "
+        f"clone/restore, every step counted): {reason}", artifacts={"search": str(summary.relative_to(ctx.run_dir))},
+    )  # fmt: skip
+    return {"search_score": float(result.score), "search_steps": steps}
+
+
+def _protocol(ctx: RunContext):
+    from envs.protocols import get_protocol
+
+    return get_protocol(ctx.config.protocol)
+
+
+def tune_parameters(ctx: RunContext, facts: dict, controller_name: str, params: dict, features: set[str],
+                    seed: int) -> tuple[dict, float | None]:  # fmt: skip
     """Optuna over the parameters the current features use; each trial is a ledger row."""
+    controller = get_controller(controller_name)
     folder = ctx.run_dir / "tuning"
-    space = {name: (low, high, name in INT_PARAMS) for name, (_, low, high, _) in INTERCEPT_PARAMS.items()
-             if name in params and param_used(name, features)}  # fmt: skip
+    space = {name: (low, high, name in controller.INT_PARAMS) for name, (_, low, high, _) in controller.PARAMS.items()
+             if name in params and controller.param_used(name, features)}  # fmt: skip
 
     def score(candidate: dict) -> float | None:
-        code = write_intercept_policy(candidate, features, facts, "parameter search")
+        code = controller.write_policy(candidate, features, facts, "parameter search")
         variant = folder / "candidate"
         variant.mkdir(parents=True, exist_ok=True)
         (variant / "policy.py").write_text(code)
-        shutil.copyfile(ctx.hs.path / "detectors.py", variant / "detectors.py")
+        for sibling in ("detectors.py", "route.py"):  # the modules policy.py imports
+            if (ctx.hs.path / sibling).exists():
+                shutil.copyfile(ctx.hs.path / sibling, variant / sibling)
         result = run_evaluation(ctx, variant / "policy.py", role="policy_writer", kind="tuning",
                                 change_summary=f"tuning {candidate}")  # fmt: skip
         if result is None:
-            from tools.meter import BudgetExhausted
-
             raise BudgetExhausted("budget spent during tuning")
         return result["score_mean"] if result["status"] == "ok" else None
 
@@ -57,31 +91,42 @@ def tune_parameters(ctx: RunContext, facts: dict, params: dict, features: set[st
     return best, value
 
 
-@register("policy_writer", tools=["read_file", "write_file", "evaluate_policy", "tune_parameters", "query_memory"])
+def first_candidate(ctx: RunContext, facts: dict, state: HLState) -> dict:
+    name = facts["controller"]
+    controller = get_controller(name)
+    remembered = (ctx.memory.facts(ctx.game.name, ctx.config.obs_mode) if ctx.memory else {}).get("best_policy")
+    if name == "route" and not (ctx.hs.path / "route.py").exists():
+        search_route(ctx, facts, ctx.config.search_steps, "first route")
+    if remembered and remembered.value.get("controller", name) == name and state.get("iteration", 0) == 0:
+        value = remembered.value
+        return write_candidate(ctx, facts, {**default_params(controller), **value["params"]}, set(value["features"]),
+                               f"start from the best policy of run {remembered.run_id} (memory)", "memory")  # fmt: skip
+    return write_candidate(ctx, facts, default_params(controller), controller.initial_features(facts),
+                           f"{name} controller with default parameters", "initial")  # fmt: skip
+
+
+@register("policy_writer", tools=["read_file", "write_file", "evaluate_policy", "tune_parameters", "search_route", "query_memory"])
 def policy_writer(state: HLState, ctx: RunContext) -> dict:
     """Write the first policy, apply the critic's direction, or tune parameters."""
     facts = state["detectors"]
     best = state.get("best")
     if not best or not best.get("policy"):
-        remembered = (ctx.memory.facts(ctx.game.name, ctx.config.obs_mode) if ctx.memory else {}).get("best_policy")
-        if remembered and state.get("iteration", 0) == 0:
-            value = remembered.value
-            candidate = write_candidate(ctx, facts, {**default_params(), **value["params"]}, set(value["features"]),
-                                        f"start from the best policy of run {remembered.run_id} (memory)", "memory")  # fmt: skip
-        else:
-            candidate = write_candidate(ctx, facts, default_params(), initial_features(facts),
-                                        "intercept controller with default parameters", "initial")  # fmt: skip
-        return {"candidate": candidate}
+        return {"candidate": first_candidate(ctx, facts, state)}
 
     policy = best["policy"]
+    name = policy.get("controller") or facts["controller"]
+    controller = get_controller(name)
     params, features = dict(policy["params"]), set(policy["features"])
     diagnosis = state.get("diagnosis") or {}
+    change = diagnosis.get("params") or {}
     if diagnosis.get("direction") and not state.get("force_tune"):
-        new_params, new_features = apply_change(params, features, diagnosis["params"])
-        if (new_params, new_features) != (params, features):
-            return {"candidate": write_candidate(ctx, facts, new_params, new_features, diagnosis["direction"], "critic")}
+        new_params, new_features = apply_change(controller, params, features, change)
+        if change.get("search"):
+            search_route(ctx, facts, int(change["search"]), diagnosis["direction"])
+        if change.get("search") or (new_params, new_features) != (params, features):
+            return {"candidate": write_candidate(ctx, facts, new_params, new_features, diagnosis["direction"], "critic", name)}
     ctx.say("no untried direction: tuning parameters with Optuna")
-    tuned, value = tune_parameters(ctx, facts, params, features, seed=ctx.config.seed + state.get("iteration", 0))
+    tuned, value = tune_parameters(ctx, facts, name, params, features, seed=ctx.config.seed + state.get("iteration", 0))
     changed = {k: v for k, v in tuned.items() if params.get(k) != v}
     direction = "tuned parameters: " + (", ".join(f"{k}={v}" for k, v in sorted(changed.items())) or "no change")
-    return {"candidate": write_candidate(ctx, facts, tuned, features, direction, "tuning")}
+    return {"candidate": write_candidate(ctx, facts, tuned, features, direction, "tuning", name)}

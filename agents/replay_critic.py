@@ -1,7 +1,8 @@
 """replay-critic: read the traces of the last evaluation, find the failure moments, and write
 a diagnosis: what failed, evidence (steps, contact sheet), hypothesis, proposed direction.
 
-Directions are named, concrete parameter or feature changes of the current controller. A
+Directions are named, concrete parameter or feature changes of the current controller
+(each controller module lists its own, agents/controllers/). A
 direction already rejected (in this run, or in memory from earlier runs on this game) is
 not proposed again unless the failure it addressed got worse since (new evidence).
 """
@@ -10,60 +11,11 @@ from __future__ import annotations
 
 import json
 
-from agents.policy_templates import INTERCEPT_PARAMS, param_used
+from agents.controllers import apply_change, effective, get_controller
 from agents.registry import register
 from graph.context import RunContext
 from graph.state import HLState
 from tools.diagnose import analyse_episode
-
-# failure kind -> candidate directions: (name, hypothesis, change)
-# A change is {"params": {name: delta or ("set", value)}, "features": {"+name" | "-name"}}.
-DIRECTIONS = {
-    "lost": [
-        ("lead the ball less", "the player overshoots fast balls: the prediction runs ahead", {"params": {"lead": -0.25}}),
-        ("lead the ball more", "the player arrives late: aim further along the ball's path", {"params": {"lead": 0.25}}),
-        ("tighten the deadband", "the player stops short of the ball", {"params": {"deadband": -1.0}}),
-        ("widen the deadband", "the player jitters around the aim point and loses position", {"params": {"deadband": 1.5}}),
-        ("aim above the player's centre", "edge hits send the ball back steeper", {"params": {"aim_offset": -3.0}}),
-        ("aim below the player's centre", "edge hits on the other side send the ball back steeper", {"params": {"aim_offset": 3.0}}),
-        ("smooth the ball velocity over more steps", "the velocity estimate is noisy", {"params": {"velocity_window": 1}}),
-        ("react to the ball velocity faster", "the velocity estimate lags behind bounces", {"params": {"velocity_window": -1}}),
-    ],
-    "stall": [
-        ("add a stall breaker that shifts the aim", "the ball is in a periodic path that scores nothing",
-         {"features": {"+stall_breaker"}}),
-        ("break stalls sooner", "the stall breaker waits too long", {"params": {"stall_steps": ("scale", 0.5)}}),
-        ("shift the aim further when stalled", "the shift is too small to change the ball's path",
-         {"params": {"stall_offset": 4.0}}),
-    ],
-    "serve": [
-        ("serve with FIRE when no ball is in play", "the game waits for FIRE after a life is lost",
-         {"features": {"+fire_to_serve"}}),
-    ],
-}  # fmt: skip
-
-
-def apply_change(params: dict, features: set[str], change: dict) -> tuple[dict, set[str]]:
-    """Apply a direction's change to (params, features), clamped to the parameter ranges."""
-    params, features = dict(params), set(features)
-    for name, delta in change.get("params", {}).items():
-        default, low, high, _ = INTERCEPT_PARAMS[name]
-        value = params.get(name, default)
-        if isinstance(delta, (tuple, list)):  # ("scale", f) or ("set", v); JSON turns tuples into lists
-            value = value * delta[1] if delta[0] == "scale" else delta[1]
-        else:
-            value = value + delta
-        value = min(high, max(low, value))
-        params[name] = int(round(value)) if isinstance(default, int) else round(float(value), 2)
-    for flag in change.get("features", set()):
-        (features.add if flag[0] == "+" else features.discard)(flag[1:])
-    return params, features
-
-
-def _effective(params: dict, features: set[str]) -> tuple:
-    """What the generated code depends on: parameters of disabled features do not count."""
-    return tuple(sorted(features)), tuple(sorted((k, v) for k, v in params.items() if param_used(k, features)))
-
 
 def _already_rejected(ctx: RunContext, state: HLState, direction: str) -> bool:
     tried = [h for h in state.get("history", []) if h["direction"] == direction and h["outcome"] == "rejected"]
@@ -122,10 +74,12 @@ def replay_critic(state: HLState, ctx: RunContext) -> dict:
     direction, hypothesis, change = "", "", {}
     under_judgement = (state.get("candidate") or {}).get("direction")
     params, features = policy.get("params", {}), set(policy.get("features", []))
-    for name, why, candidate_change in DIRECTIONS.get(kind, []):
+    controller = get_controller(policy.get("controller") or state["detectors"]["controller"])
+    for name, why, candidate_change in controller.DIRECTIONS.get(kind, []):
         if name == under_judgement or _already_rejected(ctx, state, name):
             continue  # decide is judging it right now, or it was rejected before
-        if _effective(*apply_change(params, features, candidate_change)) == _effective(params, features):
+        changed = apply_change(controller, params, features, candidate_change)
+        if effective(controller, *changed) == effective(controller, params, features) and not candidate_change.get("search"):
             continue  # changes nothing in the accepted policy (feature present, parameter at its limit)
         direction, hypothesis, change = name, why, candidate_change
         break

@@ -21,7 +21,7 @@ def simplifier(state: HLState, ctx: RunContext) -> dict:
     for feature in sorted(policy["features"]):
         features = set(policy["features"]) - {feature}
         direction = f"simplify: remove {feature} (score must hold)"
-        candidate = write_candidate(ctx, facts, policy["params"], features, direction, "simplifier")
+        candidate = write_candidate(ctx, facts, policy["params"], features, direction, "simplifier", policy.get("controller"))
         result = run_evaluation(ctx, ctx.hs.path / "policy.py", role="simplifier", change_summary=direction)
         if result is None:
             ctx.hs.rollback()

@@ -30,5 +30,6 @@ class RunConfig(BaseModel):
     plateau_patience: int = Field(default_factory=lambda: _env_int("HL_PLATEAU_PATIENCE", 6))
     simplify_every: int = Field(default_factory=lambda: _env_int("HL_SIMPLIFY_EVERY", 3), ge=1)
     max_iterations: int = Field(default_factory=lambda: _env_int("HL_MAX_ITERATIONS", 60))
+    search_steps: int = Field(default_factory=lambda: _env_int("HL_SEARCH_STEPS", 500_000))  # per route search
     probe_budget: int = Field(default_factory=lambda: _env_int("HL_PROBE_BUDGET", 30_000))
     eval_max_frames: int | None = Field(default_factory=lambda: int(os.environ["HL_EVAL_MAX_FRAMES"]) if os.environ.get("HL_EVAL_MAX_FRAMES") else None)

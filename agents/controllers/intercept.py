@@ -1,24 +1,22 @@
-"""Controller structures the builtin policy-writer can write, as readable code.
-
-A controller is generated from (features, params): each optional feature is a block of
-code that exists in policy.py only when enabled, so the simplifier can remove a feature by
-regenerating without it, and the file a person reads is exactly the logic that runs.
-
-The intercept controller (paddle-and-ball games): predict where the ball will cross the
+"""The intercept controller (paddle-and-ball games): predict where the ball will cross the
 player's line (straight flight with wall bounces), move the player there along its axis.
+
+The module follows the controller interface of agents/controllers/__init__.py.
 """
 
 from __future__ import annotations
 
 import textwrap
 
-INTERCEPT_FEATURES = {
+NAME = "intercept"
+
+FEATURES = {
     "fire_to_serve": "press FIRE when no ball has been seen for a while (launches the ball)",
     "stall_breaker": "shift the aim point when no reward came for a long time (breaks periodic ball paths)",
     "return_to_centre": "go back to the middle of the field while the ball moves away",
 }
 
-INTERCEPT_PARAMS = {
+PARAMS = {
     # name: (default, low, high, what it means)
     "deadband": (2.0, 0.0, 8.0, "px of aim error tolerated before moving"),
     "aim_offset": (0.0, -12.0, 12.0, "px along the player's axis where the ball should meet the player, from its centre"),
@@ -31,16 +29,51 @@ INTERCEPT_PARAMS = {
 
 INT_PARAMS = {"velocity_window", "fire_delay", "stall_steps"}
 
+# failure kind -> candidate directions: (name, hypothesis, change), tried in order by the
+# replay-critic. A change is {"params": {name: delta | ("scale", f) | ("set", v)},
+# "features": {"+name" | "-name"}}.
+DIRECTIONS = {
+    "lost": [
+        ("lead the ball less", "the player overshoots fast balls: the prediction runs ahead", {"params": {"lead": -0.25}}),
+        ("lead the ball more", "the player arrives late: aim further along the ball's path", {"params": {"lead": 0.25}}),
+        ("tighten the deadband", "the player stops short of the ball", {"params": {"deadband": -1.0}}),
+        ("widen the deadband", "the player jitters around the aim point and loses position", {"params": {"deadband": 1.5}}),
+        ("aim above the player's centre", "edge hits send the ball back steeper", {"params": {"aim_offset": -3.0}}),
+        ("aim below the player's centre", "edge hits on the other side send the ball back steeper", {"params": {"aim_offset": 3.0}}),
+        ("smooth the ball velocity over more steps", "the velocity estimate is noisy", {"params": {"velocity_window": 1}}),
+        ("react to the ball velocity faster", "the velocity estimate lags behind bounces", {"params": {"velocity_window": -1}}),
+    ],
+    "stall": [
+        ("add a stall breaker that shifts the aim", "the ball is in a periodic path that scores nothing",
+         {"features": {"+stall_breaker"}}),
+        ("break stalls sooner", "the stall breaker waits too long", {"params": {"stall_steps": ("scale", 0.5)}}),
+        ("shift the aim further when stalled", "the shift is too small to change the ball's path",
+         {"params": {"stall_offset": 4.0}}),
+    ],
+    "serve": [
+        ("serve with FIRE when no ball is in play", "the game waits for FIRE after a life is lost",
+         {"features": {"+fire_to_serve"}}),
+    ],
+}  # fmt: skip
 
-def default_params() -> dict:
-    return {k: v[0] for k, v in INTERCEPT_PARAMS.items()}
+
+def suits(facts: dict) -> bool:
+    """A player moving along one axis only (a paddle) and a ball that reaches its line."""
+    return facts.get("ball") is not None and sum(facts.get("moves", [True])) == 1
+
+
+def initial_features(facts: dict) -> set[str]:
+    features = {"return_to_centre"}
+    if facts["actions"].get("fire") is not None:
+        features.add("fire_to_serve")  # games that need FIRE to serve show it in the probe
+    return features
 
 
 def _fmt(value) -> str:
     return repr(round(value, 3)) if isinstance(value, float) else repr(value)
 
 
-def write_intercept_policy(params: dict, features: set[str], facts: dict, direction: str) -> str:
+def write_policy(params: dict, features: set[str], facts: dict, direction: str) -> str:
     """The source of policy.py for the intercept controller."""
     features = set(features)
     axis = facts["move_axis"]
@@ -62,7 +95,7 @@ def write_intercept_policy(params: dict, features: set[str], facts: dict, direct
     words.append(f"Last change: {direction}")
     doc = "\n".join(words)
     param_lines = "\n".join(
-        f"    {name!r}: {_fmt(params[name])},  # {INTERCEPT_PARAMS[name][3]}" for name in INTERCEPT_PARAMS
+        f"    {name!r}: {_fmt(params[name])},  # {PARAMS[name][3]}" for name in PARAMS
         if param_used(name, features)
     )
     acts = facts["actions"]

@@ -1,0 +1,85 @@
+"""Controller structures the builtin policy-writer can write, as readable code.
+
+A controller is generated from (features, params): each optional feature is a block of
+code that exists in policy.py only when enabled, so the simplifier can remove a feature by
+regenerating without it, and the file a person reads is exactly the logic that runs.
+
+Every controller is a module with the same interface:
+
+    NAME: str
+    PARAMS: dict[name, (default, low, high, meaning)]   the named constants of policy.py
+    INT_PARAMS: set[str]                                 which of them are integers
+    FEATURES: dict[name, description]                    optional code blocks
+    DIRECTIONS: dict[failure kind, [(name, hypothesis, change)]]  what the critic may propose
+    suits(facts) -> bool                                 does the probe say this game fits?
+    initial_features(facts) -> set[str]
+    param_used(name, features) -> bool                   disabled features drop their params
+    write_policy(params, features, facts, direction) -> str   the source of policy.py
+
+A change is {"params": {name: delta | ("scale", f) | ("set", v)}, "features": {"+f", "-f"}}
+and may carry "search": env steps, for controllers whose policy is built on a search.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+# Tried in this order: the first controller whose suits(facts) is true is chosen.
+CONTROLLER_MODULES = {
+    "intercept": "agents.controllers.intercept",
+    "shooter": "agents.controllers.shooter",
+    "route": "agents.controllers.route",
+}
+
+
+def get_controller(name: str) -> ModuleType:
+    if name not in CONTROLLER_MODULES:
+        raise KeyError(f"no controller named {name!r}; known: {', '.join(CONTROLLER_MODULES)}")
+    return importlib.import_module(CONTROLLER_MODULES[name])
+
+
+def available() -> dict[str, ModuleType]:
+    """The controllers whose modules exist (a controller in development may be absent)."""
+    found = {}
+    for name in CONTROLLER_MODULES:
+        try:
+            found[name] = get_controller(name)
+        except ModuleNotFoundError:
+            continue
+    return found
+
+
+def choose_controller(facts: dict) -> str:
+    """The name of the first controller that suits what the probe found."""
+    for name, module in available().items():
+        if module.suits(facts):
+            return name
+    raise ValueError("no controller structure suits this game: the probe found no ball, no shooter and no route")
+
+
+def default_params(controller: ModuleType) -> dict:
+    return {name: spec[0] for name, spec in controller.PARAMS.items()}
+
+
+def apply_change(controller: ModuleType, params: dict, features: set[str], change: dict) -> tuple[dict, set[str]]:
+    """Apply a direction's change to (params, features), clamped to the parameter ranges."""
+    params, features = dict(params), set(features)
+    for name, delta in change.get("params", {}).items():
+        default, low, high, _ = controller.PARAMS[name]
+        value = params.get(name, default)
+        if isinstance(delta, (tuple, list)):  # ("scale", f) or ("set", v); JSON turns tuples into lists
+            value = value * delta[1] if delta[0] == "scale" else delta[1]
+        else:
+            value = value + delta
+        value = min(high, max(low, value))
+        params[name] = int(round(value)) if name in controller.INT_PARAMS else round(float(value), 2)
+    for flag in change.get("features", set()):
+        (features.add if flag[0] == "+" else features.discard)(flag[1:])
+    return params, features
+
+
+def effective(controller: ModuleType, params: dict, features: set[str]) -> tuple:
+    """What the generated code depends on: parameters of disabled features do not count."""
+    used = ((k, v) for k, v in params.items() if controller.param_used(k, features))
+    return tuple(sorted(features)), tuple(sorted(used))
