@@ -1,0 +1,608 @@
+"""Cell-archive search (Go-Explore style) on ale-py: find a scoring route through a
+sparse-reward game by remembering every place reached and exploring onward from it.
+
+    result = search_route("montezuma", "hl", StepMeter(budget=2_000_000), facts, max_steps=1_500_000)
+    result.score, len(result.actions), result.stop_reason
+
+The loop, in words:
+
+1. A **cell** is a coarse description of where the player is: (room, score so far, player x
+   and y rounded to `cell_px` pixels). Positions come from RAM readers the prober found
+   (`facts`, see `route_facts_from_probe`); nothing here knows any particular game.
+2. The **archive** maps each cell to the shortest trajectory found that reaches it (its
+   actions and the emulator state at its end, from `cloneState`).
+3. Each iteration **selects** a cell at random, favouring cells that were chosen and seen
+   less often and, strongly, cells of higher score levels; **restores** its state (free:
+   no emulator step); and **explores** from there with random macro actions (an action
+   held for a random number of steps) for up to `explore_frames` frames.
+4. Every new cell reached is **added**, and a cell reached with the same score in fewer
+   steps is **replaced** (the score is part of the key, so a higher score is a new cell).
+   A life lost ends the exploration, and a cell is only added once the player has
+   survived `confirm_frames` frames after reaching it (so the frames of a fatal fall are
+   not archived as places to explore from). Trajectories in the archive never lose a life.
+5. The best trajectory (highest score, then fewest steps) is replayed once from the start
+   to record per-step readings (room, position, objects, score, lives) for the route policy.
+
+Step accounting: every `ale.act` call is one env step of `frame_skip` frames and is
+charged to the meter as kind "search"; restores are free. The search asks
+`meter.allowance(...)` before each exploration and stops cleanly (returning what it has)
+when the budget, `max_steps` or `target_score` is reached. Search runs without sticky
+actions (repeat_action_probability 0), so a trajectory replays exactly; the ledger says so.
+
+Alignment with the evaluation harness (measured with EnvPool 1.2.5 and ale-py 0.12.1): an
+EnvPool reset equals an ale-py `reset_game()` plus one frame of FIRE (protocols with fire
+reset, `hl`) or NOOP (`ale-v5`), after which action index i of EnvPool's minimal action set
+is `ale.getMinimalActionSet()[i]` held for `frame_skip` frames. With sticky actions off,
+RAM matches byte for byte step after step under both protocols.
+
+The archive can be saved (`archive_path`) and a later call continues from it: only the new
+steps are charged. States are stored serialised; if they cannot be restored (another ale-py
+version), each cell's trajectory is replayed to rebuild it, and those steps are charged.
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from envs.games import GameSpec, resolve_game
+from envs.protocols import Protocol, get_protocol
+from tools.meter import BudgetExhausted, StepMeter
+
+ARCHIVE_VERSION = 1
+MIN_FIT_R = 0.9  # a RAM byte must track the image position at least this well
+
+
+# ============================================================================================
+# Facts -> cells
+# ============================================================================================
+
+
+@dataclass(frozen=True)
+class RamReader:
+    """A screen coordinate read from RAM: pixel = a * ram[address] + b."""
+
+    address: int
+    a: float = 1.0
+    b: float = 0.0
+
+    def read(self, ram: np.ndarray) -> float:
+        return self.a * float(ram[self.address]) + self.b
+
+
+@dataclass(frozen=True)
+class ObjectReader:
+    """One coordinate of a moving object the player does not control."""
+
+    name: str
+    axis: str  # "x" or "y"
+    reader: RamReader
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    """How RAM (plus the score so far) becomes a cell key."""
+
+    x: RamReader
+    y: RamReader
+    room: int | None = None  # RAM address of the room number, if the game has rooms
+    lives: int | None = None  # RAM address of the lives counter (recorded for the policy)
+    objects: tuple[ObjectReader, ...] = ()
+    cell_px: float = 16.0  # cell size in screen pixels, both axes
+
+    @staticmethod
+    def from_facts(facts: dict, cell_px: float = 16.0) -> "CellSpec":
+        ram = facts["ram"]
+
+        def reader(d: dict) -> RamReader:
+            return RamReader(int(d["address"]), float(d.get("a", 1.0)), float(d.get("b", 0.0)))
+
+        objects = tuple(
+            ObjectReader(o["name"], o["axis"], reader(o)) for o in (ram.get("objects") or [])
+        )
+        room = ram.get("room")
+        lives = ram.get("lives")
+        return CellSpec(
+            x=reader(ram["player_x"]),
+            y=reader(ram["player_y"]),
+            room=int(room["address"]) if room else None,
+            lives=int(lives["address"]) if lives else None,
+            objects=objects,
+            cell_px=float(cell_px),
+        )
+
+    def position(self, ram: np.ndarray) -> tuple[int, float, float]:
+        """(room, x, y) in screen pixels; room 0 when the game has no room byte."""
+        room = int(ram[self.room]) if self.room is not None else 0
+        return room, self.x.read(ram), self.y.read(ram)
+
+    def key(self, ram: np.ndarray, score: float) -> tuple:
+        room, x, y = self.position(ram)
+        return (room, int(score), int(x // self.cell_px), int(y // self.cell_px))
+
+    def object_positions(self, ram: np.ndarray) -> list[float]:
+        return [o.reader.read(ram) for o in self.objects]
+
+
+def _fit_dict(fit) -> dict:
+    return dict(address=int(fit.address), a=round(float(fit.a), 4), b=round(float(fit.b), 3), r=round(float(fit.r), 4))
+
+
+def _best_fit(report, label: str):
+    """The best fit for a label with |r| >= 0.9, same-step RAM (lag 0) preferred."""
+    fits = [f for f in report.ram_fits.get(label, []) if abs(f.r) >= MIN_FIT_R]
+    fits.sort(key=lambda f: (f.lag != 0, -abs(f.r)))
+    return fits[0] if fits else None
+
+
+def route_facts_from_probe(report) -> dict:
+    """The facts the search and the route policy need, from a ProbeReport.
+
+    Returns {"ram": {"player_x", "player_y", "room", "lives", "objects"}, "movement",
+    "action_names", "moves"}. Player fits need |r| >= 0.9 (lag 0 preferred, else the best
+    lag-1 fit: the search and the policy read RAM through the same map, so a one-step lag
+    only shifts the pixel estimate). The room byte is the candidate whose perturbation
+    redraws most of the screen (else the one that changed most with whole-screen changes).
+    Objects are every other label with a good fit, one entry per axis.
+    Raises ValueError when the player's x or y cannot be read from RAM.
+    """
+    px, py = _best_fit(report, "player_x"), _best_fit(report, "player_y")
+    if px is None or py is None:
+        raise ValueError("the probe found no RAM byte for the player's x and y (|r| >= 0.9)")
+    room = None
+    if report.room_candidates:
+        best = max(
+            report.room_candidates,
+            key=lambda c: (c.layout_change or 0.0, c.screen_change_agreement or 0.0, -c.n_values),
+        )
+        if (best.layout_change or 0.0) > 0.0 or (best.screen_change_agreement or 0.0) >= 0.5:
+            room = dict(address=int(best.address))
+    lives = dict(address=int(report.lives.address)) if report.lives is not None else None
+    objects = []
+    for label in sorted(report.ram_fits):
+        if label.startswith("player_") or "_" not in label:
+            continue
+        name, axis = label.rsplit("_", 1)
+        fit = _best_fit(report, label)
+        if fit is None or axis not in ("x", "y"):
+            continue
+        if fit.address in (px.address, py.address):
+            continue
+        objects.append(dict(name=name, axis=axis, **_fit_dict(fit)))
+    return dict(
+        ram=dict(player_x=_fit_dict(px), player_y=_fit_dict(py), room=room, lives=lives, objects=objects),
+        movement=report.movement.model_dump(),
+        action_names=list(report.action_names),
+        moves=[bool(report.player_moves_x), bool(report.player_moves_y)],
+    )
+
+
+# ============================================================================================
+# Results
+# ============================================================================================
+
+
+class SearchConfig(BaseModel):
+    """Knobs of the search (generic; none is tuned for a particular game)."""
+
+    cell_px: float = Field(16.0, gt=0, description="cell size in screen pixels")
+    explore_frames: int = Field(400, ge=4, description="frames explored from a selected cell")
+    min_repeat_frames: int = Field(4, ge=1, description="a macro action is held at least this many frames")
+    max_repeat_frames: int = Field(64, ge=1, description="... and at most this many")
+    confirm_frames: int = Field(64, ge=0, description="survive this long after reaching a cell before it is archived")
+    score_preference: float = Field(10.0, ge=1.0, description="selection weight factor per score level above the lowest")
+    save_every_seconds: float = Field(60.0, gt=0, description="how often the archive is written during a long search")
+
+
+class StepRecord(BaseModel):
+    """What the RAM readers said before one action of the best trajectory."""
+
+    room: int
+    x: float
+    y: float
+    objects: list[float] = Field(default_factory=list, description="one coordinate per facts object reader")
+    score: float = Field(description="score collected before this step")
+    lives: int
+
+
+class SearchResult(BaseModel):
+    game: str
+    protocol: str
+    frame_skip: int
+    sticky_actions: float = Field(0.0, description="the search runs without sticky actions")
+    reset_action: int = Field(description="action index of the frame EnvPool plays at reset (FIRE or NOOP)")
+    actions: list[int] = Field(description="the best trajectory, minimal-action-set indices, one per env step")
+    records: list[StepRecord] = Field(description="readings before each action, plus one after the last")
+    score: float
+    steps_used: int = Field(description="env steps this call charged (search + final replay)")
+    frames_used: int
+    steps_total: int = Field(description="env steps of every call that built this archive")
+    cells: int
+    iterations: int
+    stop_reason: str
+    wall_seconds: float
+    cell_px: float
+    object_names: list[str] = Field(default_factory=list, description="'name_axis' per entry of records[i].objects")
+
+
+# ============================================================================================
+# The emulator
+# ============================================================================================
+
+
+def make_ale(rom: str, seed: int = 0):
+    """An ale-py emulator at frame_skip 1 without sticky actions (the search's own env)."""
+    from ale_py import ALEInterface, LoggerMode, roms
+
+    ALEInterface.setLoggerMode(LoggerMode.Error)
+    ale = ALEInterface()
+    ale.setInt("random_seed", int(seed))
+    ale.setFloat("repeat_action_probability", 0.0)
+    ale.setInt("frame_skip", 1)
+    ale.loadROM(roms.get_rom_path(rom))
+    return ale
+
+
+class Emulator:
+    """ale-py stepped like EnvPool: one env step = one action held for frame_skip frames."""
+
+    def __init__(self, spec: GameSpec, protocol: Protocol, seed: int = 0):
+        self.ale = make_ale(spec.rom, seed)
+        self.actions = list(self.ale.getMinimalActionSet())
+        self.frame_skip = protocol.frame_skip
+        names = [a.name for a in self.actions]
+        # EnvPool's reset plays one frame after reset_game(): FIRE with fire reset, else NOOP.
+        self.reset_action = names.index("FIRE") if protocol.use_fire_reset and "FIRE" in names else 0
+        self.steps = 0  # env steps taken (charged by the caller)
+
+    def reset(self) -> None:
+        """reset_game() + the reset frame, counted as one env step."""
+        self.ale.reset_game()
+        self.ale.act(self.actions[self.reset_action])
+        self.steps += 1
+
+    def step(self, action: int) -> float:
+        reward = 0.0
+        for _ in range(self.frame_skip):
+            reward += self.ale.act(self.actions[action])
+        self.steps += 1
+        return reward
+
+    def ram(self) -> np.ndarray:
+        return self.ale.getRAM()
+
+    def lives(self) -> int:
+        return self.ale.lives()
+
+    def clone(self):
+        return self.ale.cloneState(include_rng=True)
+
+    def restore(self, state) -> None:
+        self.ale.restoreState(state)
+
+
+# ============================================================================================
+# The archive
+# ============================================================================================
+
+
+@dataclass
+class Cell:
+    key: tuple
+    score: float
+    actions: bytes  # the trajectory from the reset to this cell (action indices < 256)
+    state: object  # ale_py.ALEState at the end of `actions`
+    lives: int
+    seen: int = 0  # times any exploration passed through this cell
+    chosen: int = 0  # times selected to explore from
+    chosen_since_new: int = 0  # ... since exploring from it last found or improved a cell
+
+    @property
+    def length(self) -> int:
+        return len(self.actions)
+
+
+@dataclass
+class Archive:
+    cells: dict[tuple, Cell] = field(default_factory=dict)
+    steps_total: int = 0
+    frames_total: int = 0
+    iterations: int = 0
+    rng_state: dict | None = None
+
+    def best(self) -> Cell:
+        """Highest score, then shortest trajectory."""
+        return max(self.cells.values(), key=lambda c: (c.score, -c.length))
+
+    def weights(self, score_preference: float) -> tuple[list[Cell], np.ndarray]:
+        """Go-Explore selection weights: rarely chosen / rarely seen cells, higher score levels."""
+        cells = list(self.cells.values())
+        chosen = np.array([c.chosen for c in cells], dtype=np.float64)
+        since = np.array([c.chosen_since_new for c in cells], dtype=np.float64)
+        seen = np.array([c.seen for c in cells], dtype=np.float64)
+        w = 1.0 / np.sqrt(chosen + 1) + 1.0 / np.sqrt(since + 1) + 0.5 / np.sqrt(seen + 1)
+        levels = sorted({c.score for c in cells})
+        rank = {s: i for i, s in enumerate(levels)}
+        w *= np.array([score_preference ** rank[c.score] for c in cells])
+        return cells, w / w.sum()
+
+    def save(self, path: Path, meta: dict) -> None:
+        """Write the archive (states serialised) atomically."""
+        data = dict(
+            version=ARCHIVE_VERSION,
+            meta=meta,
+            steps_total=self.steps_total,
+            frames_total=self.frames_total,
+            iterations=self.iterations,
+            rng_state=self.rng_state,
+            cells=[
+                dict(key=c.key, score=c.score, actions=c.actions, state=c.state.serialize(), lives=c.lives,
+                     seen=c.seen, chosen=c.chosen, chosen_since_new=c.chosen_since_new)
+                for c in self.cells.values()
+            ],
+        )  # fmt: skip
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        with open(tmp, "wb") as f:
+            pickle.dump(data, f, protocol=pickle.HIGHEST_PROTOCOL)
+        tmp.replace(path)
+
+
+def _archive_meta(spec: GameSpec, protocol: Protocol, cells: CellSpec) -> dict:
+    import ale_py
+
+    return dict(rom=spec.rom, protocol=protocol.name, frame_skip=protocol.frame_skip,
+                use_fire_reset=protocol.use_fire_reset, cell_spec=repr(cells), ale_py=ale_py.__version__)  # fmt: skip
+
+
+def load_archive(path: Path, meta: dict, emu: Emulator, meter: StepMeter) -> Archive:
+    """Read a saved archive. States that cannot be restored are rebuilt by replaying each
+    cell's actions from the reset; those steps are charged to the meter ("search")."""
+    from ale_py import ALEState
+
+    with open(path, "rb") as f:
+        data = pickle.load(f)
+    if data.get("version") != ARCHIVE_VERSION:
+        raise ValueError(f"{path}: archive version {data.get('version')} is not {ARCHIVE_VERSION}")
+    old = data["meta"]
+    for k in ("rom", "frame_skip", "use_fire_reset", "cell_spec"):
+        if old.get(k) != meta.get(k):
+            raise ValueError(f"{path}: archive was made with {k}={old.get(k)!r}, not {meta.get(k)!r}")
+    archive = Archive(steps_total=data["steps_total"], frames_total=data["frames_total"],
+                      iterations=data["iterations"], rng_state=data["rng_state"])  # fmt: skip
+    rebuild = old.get("ale_py") != meta.get("ale_py")
+    for d in data["cells"]:
+        state = None
+        if not rebuild:
+            try:
+                state = ALEState(d["state"])
+            except Exception:  # noqa: BLE001 - any failure means: rebuild from actions
+                state = None
+        if state is None:
+            state = _replay_state(emu, d["actions"], meter)
+        archive.cells[tuple(d["key"])] = Cell(
+            key=tuple(d["key"]), score=d["score"], actions=d["actions"], state=state, lives=d["lives"],
+            seen=d["seen"], chosen=d["chosen"], chosen_since_new=d["chosen_since_new"],
+        )  # fmt: skip
+    return archive
+
+
+def _replay_state(emu: Emulator, actions: bytes, meter: StepMeter):
+    needed = len(actions) + 1
+    meter.allowance(needed)
+    before = emu.steps
+    emu.reset()
+    for a in actions:
+        emu.step(a)
+    taken = emu.steps - before
+    meter.charge(taken, taken * emu.frame_skip, "search")
+    return emu.clone()
+
+
+# ============================================================================================
+# The search
+# ============================================================================================
+
+
+def _explore(emu: Emulator, archive: Archive, cell: Cell, spec: CellSpec, cfg: SearchConfig,
+             rng: np.random.Generator, steps: int) -> tuple[int, bool]:
+    """Explore `steps` env steps from `cell` with random macro actions.
+
+    Returns (steps taken, whether a cell was added or improved). New cells wait in
+    `pending` until the player has survived confirm_frames after reaching them."""
+    fs = emu.frame_skip
+    confirm = math.ceil(cfg.confirm_frames / fs)
+    lo = max(1, cfg.min_repeat_frames // fs)
+    hi = max(lo, cfg.max_repeat_frames // fs)
+    n_actions = len(emu.actions)
+    emu.restore(cell.state)
+    lives0 = emu.lives()
+    score = cell.score
+    trail = bytearray()
+    pending: dict[tuple, tuple[int, float, object]] = {}  # key -> (step reached, score, state)
+    found = False
+    action, hold = 0, 0
+
+    def commit(key, step, cscore, state) -> bool:
+        old = archive.cells.get(key)
+        actions = cell.actions + bytes(trail[:step])
+        if old is not None and len(actions) >= old.length:
+            return False
+        if old is None:
+            archive.cells[key] = Cell(key, cscore, actions, state, lives0)
+        else:
+            old.actions, old.state, old.score, old.chosen_since_new = actions, state, cscore, 0
+        return True
+
+    taken = 0
+    for t in range(1, steps + 1):
+        if hold == 0:
+            action, hold = int(rng.integers(n_actions)), int(rng.integers(lo, hi + 1))
+        score += emu.step(action)
+        trail.append(action)
+        hold -= 1
+        taken = t
+        if emu.lives() < lives0 or emu.ale.game_over():
+            return taken, found  # a life lost: nothing pending is kept
+        ram = emu.ram()
+        key = spec.key(ram, score)
+        old = archive.cells.get(key)
+        if old is not None:
+            old.seen += 1
+        better = old is None or cell.length + t < old.length
+        if better and key not in pending:
+            pending[key] = (t, score, emu.clone())
+        for k in [k for k, (s, _, _) in pending.items() if t - s >= confirm]:
+            s, cscore, state = pending.pop(k)
+            found |= commit(k, s, cscore, state)
+    return taken, found
+
+
+def search_route(
+    game: str | GameSpec,
+    protocol: str | Protocol,
+    meter: StepMeter,
+    facts: dict,
+    *,
+    max_steps: int,
+    seed: int = 0,
+    archive_path: str | Path | None = None,
+    progress: Callable[[dict], None] | None = None,
+    target_score: float | None = None,
+    config: SearchConfig | None = None,
+) -> SearchResult:
+    """Search for a high-scoring trajectory with a cell archive; see the module docstring.
+
+    `max_steps` caps the env steps of this call (the final replay included). With
+    `archive_path`, an existing archive there is continued (its earlier steps are not
+    charged again) and the archive is written back periodically and at the end.
+    `progress` receives {"steps", "best_score", "cells", "iterations"} about once a second.
+    """
+    started = time.perf_counter()
+    cfg = config or SearchConfig()
+    spec_game = game if isinstance(game, GameSpec) else resolve_game(game)
+    proto = protocol if isinstance(protocol, Protocol) else get_protocol(protocol)
+    cells_spec = CellSpec.from_facts(facts, cfg.cell_px)
+    emu = Emulator(spec_game, proto, seed)
+    meta = _archive_meta(spec_game, proto, cells_spec)
+    used_before = meter.used_steps
+    fs = proto.frame_skip
+
+    def charge(steps: int) -> None:
+        meter.charge(steps, steps * fs, "search")
+
+    archive_path = Path(archive_path) if archive_path else None
+    if archive_path is not None and archive_path.exists():
+        archive = load_archive(archive_path, meta, emu, meter)
+    else:
+        archive = Archive()
+        meter.allowance(1)
+        emu.reset()
+        charge(1)
+        ram = emu.ram()
+        start = Cell(cells_spec.key(ram, 0.0), 0.0, b"", emu.clone(), emu.lives())
+        archive.cells[start.key] = start
+        archive.steps_total += 1
+        archive.frames_total += 1
+    rng = np.random.default_rng(seed)
+    if archive.rng_state is not None:
+        rng.bit_generator.state = archive.rng_state
+
+    explore_steps = max(1, cfg.explore_frames // fs)
+    # Keep enough of max_steps for the final replay of the best trajectory.
+    stop_reason = "max_steps"
+    last_report = last_save = time.perf_counter()
+
+    def spent() -> int:
+        return meter.used_steps - used_before
+
+    while True:
+        best = archive.best()
+        if target_score is not None and best.score >= target_score:
+            stop_reason = "target_score"
+            break
+        left = max_steps - spent() - (best.length + 1)
+        if left <= 0:
+            stop_reason = "max_steps"
+            break
+        try:
+            allowed = meter.allowance(min(explore_steps, left))
+        except BudgetExhausted:
+            stop_reason = "budget"
+            break
+        if allowed is not None and meter.remaining is not None and meter.remaining - allowed < best.length + 1:
+            # What is left after this exploration would not pay for the final replay.
+            allowed = max(0, meter.remaining - (best.length + 1) - meter.reserved)
+            if allowed == 0:
+                stop_reason = "budget"
+                break
+        cells, weights = archive.weights(cfg.score_preference)
+        cell = cells[int(rng.choice(len(cells), p=weights))]
+        cell.chosen += 1
+        cell.chosen_since_new += 1
+        taken, found = _explore(emu, archive, cell, cells_spec, cfg, rng, allowed)
+        if found:
+            cell.chosen_since_new = 0
+        charge(taken)
+        archive.steps_total += taken
+        archive.frames_total += taken * fs
+        archive.iterations += 1
+        now = time.perf_counter()
+        if progress and now - last_report > 1.0:
+            progress(dict(steps=spent(), best_score=archive.best().score, cells=len(archive.cells), iterations=archive.iterations))
+            last_report = now
+        if archive_path is not None and now - last_save > cfg.save_every_seconds:
+            archive.rng_state = rng.bit_generator.state
+            archive.save(archive_path, meta)
+            last_save = now
+
+    archive.rng_state = rng.bit_generator.state
+    if archive_path is not None:
+        archive.save(archive_path, meta)
+
+    best = archive.best()
+    actions, records = replay(emu, cells_spec, list(best.actions), meter)
+    archive.steps_total += len(actions) + 1
+    archive.frames_total += len(actions) * fs + 1
+    final_score = records[-1].score
+    if progress:
+        progress(dict(steps=spent(), best_score=final_score, cells=len(archive.cells), iterations=archive.iterations))
+    return SearchResult(
+        game=spec_game.name, protocol=proto.name, frame_skip=fs, reset_action=emu.reset_action,
+        actions=actions, records=records, score=final_score, steps_used=spent(),
+        frames_used=spent() * fs, steps_total=archive.steps_total, cells=len(archive.cells),
+        iterations=archive.iterations, stop_reason=stop_reason, wall_seconds=round(time.perf_counter() - started, 2),
+        cell_px=cfg.cell_px, object_names=[f"{o.name}_{o.axis}" for o in cells_spec.objects],
+    )  # fmt: skip
+
+
+def replay(emu: Emulator, spec: CellSpec, actions: list[int], meter: StepMeter) -> tuple[list[int], list[StepRecord]]:
+    """Play `actions` from the reset and record the readings before each step (and after the
+    last). Charged to the meter as search steps, even past the allowance: the replay is the
+    search's product and was budgeted for by the caller."""
+    before = emu.steps
+    emu.reset()
+    score = 0.0
+
+    def record() -> StepRecord:
+        ram = emu.ram()
+        room, x, y = spec.position(ram)
+        return StepRecord(room=room, x=round(x, 2), y=round(y, 2),
+                          objects=[round(v, 2) for v in spec.object_positions(ram)], score=score, lives=emu.lives())  # fmt: skip
+
+    records = []
+    for a in actions:
+        records.append(record())
+        score += emu.step(a)
+    records.append(record())
+    taken = emu.steps - before
+    meter.charge(taken, (taken - 1) * emu.frame_skip + 1, "search")
+    return actions, records
