@@ -61,6 +61,15 @@ def facts_from_probe(report: ProbeReport, obs_mode: str) -> dict:
         player_line=player_line, player=json_obj(player), ball=json_obj(ball) if ball else None,
         bounds=[list(ball.x_range), list(ball.y_range)] if ball else [[0, 159], [0, 209]],
     )  # fmt: skip
+    # What tells shooters from paddle games: a fire action that does something, and moving
+    # object types seen several at a time that stay away from the player's line (a formation).
+    fire_effect = next((e for e in report.actions if e.index == fire), None)
+    facts["fire_acts"] = bool(fire_effect is not None and (fire_effect.spawns_object or not (
+        fire_effect.is_noop or fire_effect.equivalent_to == facts["actions"]["noop"])))
+    facts["objects"] = [dict(json_obj(o), per_frame=round(o.instances_per_frame, 2), speed=round(o.mean_speed, 2))
+                        for o in report.objects]  # fmt: skip
+    facts["formation"] = [o["name"] for o in facts["objects"] if o["per_frame"] >= 1.5
+                          and line_gap(o, axis, player_line) > (player.height if axis == 0 else player.width)]  # fmt: skip
     facts["controller"] = choose_controller(facts)
     if facts["controller"] != "intercept":
         facts.update(get_controller(facts["controller"]).facts_from_probe(report, obs_mode, facts))
@@ -73,6 +82,12 @@ def facts_from_probe(report: ProbeReport, obs_mode: str) -> dict:
             ball_y=_fit_dict(_fit(report, f"{ball.name}_y")) if ball else None,
         )
     return facts
+
+
+def line_gap(obj: dict, axis: int, player_line: float) -> float:
+    """How close (px) an object type's centre came to the player's line (0: it reached it)."""
+    lo, hi = obj["y_range"] if axis == 0 else obj["x_range"]
+    return 0.0 if lo <= player_line <= hi else float(min(abs(player_line - lo), abs(player_line - hi)))
 
 
 def json_obj(obj: ObjectInfo) -> dict:

@@ -58,8 +58,10 @@ DIRECTIONS = {
 
 
 def suits(facts: dict) -> bool:
-    """A player moving along one axis only (a paddle) and a ball that reaches its line."""
-    return facts.get("ball") is not None and sum(facts.get("moves", [True])) == 1
+    """A player moving along one axis only (a paddle) and a ball that reaches its line, and no
+    formation of several moving things at a time away from that line (that is a shooter,
+    whose projectiles reach the line too)."""
+    return facts.get("ball") is not None and sum(facts.get("moves", [True])) == 1 and not facts.get("formation")
 
 
 def initial_features(facts: dict) -> set[str]:
