@@ -58,6 +58,7 @@ from tools.meter import BudgetExhausted, StepMeter
 
 ARCHIVE_VERSION = 1
 MIN_FIT_R = 0.9  # a RAM byte must track the image position at least this well
+FLAT_PX = 4.0  # an object whose other coordinate stayed within this many px gets a constant for it
 
 
 # ============================================================================================
@@ -67,13 +68,16 @@ MIN_FIT_R = 0.9  # a RAM byte must track the image position at least this well
 
 @dataclass(frozen=True)
 class RamReader:
-    """A screen coordinate read from RAM: pixel = a * ram[address] + b."""
+    """A screen coordinate read from RAM: pixel = a * ram[address] + b (address None: the
+    constant b, for an object the probe only ever saw on one line)."""
 
-    address: int
+    address: int | None
     a: float = 1.0
     b: float = 0.0
 
     def read(self, ram: np.ndarray) -> float:
+        if self.address is None:
+            return self.b
         return self.a * float(ram[self.address]) + self.b
 
 
@@ -102,7 +106,8 @@ class CellSpec:
         ram = facts["ram"]
 
         def reader(d: dict) -> RamReader:
-            return RamReader(int(d["address"]), float(d.get("a", 1.0)), float(d.get("b", 0.0)))
+            address = d.get("address")
+            return RamReader(None if address is None else int(address), float(d.get("a", 1.0)), float(d.get("b", 0.0)))
 
         objects = tuple(
             ObjectReader(o["name"], o["axis"], reader(o)) for o in (ram.get("objects") or [])
@@ -150,7 +155,10 @@ def route_facts_from_probe(report) -> dict:
     lag-1 fit: the search and the policy read RAM through the same map, so a one-step lag
     only shifts the pixel estimate). The room byte is the candidate whose perturbation
     redraws most of the screen (else the one that changed most with whole-screen changes).
-    Objects are every other label with a good fit, one entry per axis.
+    Objects are every other label with a good fit, one entry per axis; an object with a fit
+    on one axis only, whose other coordinate stayed within FLAT_PX during the probe (an
+    enemy rolling along a floor), gets that axis as a constant (address None, "constant":
+    True): true in the room the probe saw, a guess elsewhere.
     Raises ValueError when the player's x or y cannot be read from RAM.
     """
     px, py = _best_fit(report, "player_x"), _best_fit(report, "player_y")
@@ -176,6 +184,14 @@ def route_facts_from_probe(report) -> dict:
         if fit.address in (px.address, py.address):
             continue
         objects.append(dict(name=name, axis=axis, **_fit_dict(fit)))
+    for info in report.objects:
+        axes = {o["axis"] for o in objects if o["name"] == info.name}
+        if len(axes) != 1:
+            continue
+        other = "y" if "x" in axes else "x"
+        lo, hi = info.y_range if other == "y" else info.x_range
+        if hi - lo <= FLAT_PX:
+            objects.append(dict(name=info.name, axis=other, address=None, a=0.0, b=round((lo + hi) / 2, 2), r=None, constant=True))
     return dict(
         ram=dict(player_x=_fit_dict(px), player_y=_fit_dict(py), room=room, lives=lives, objects=objects),
         movement=report.movement.model_dump(),
@@ -230,6 +246,9 @@ class SearchResult(BaseModel):
     wall_seconds: float
     cell_px: float
     object_names: list[str] = Field(default_factory=list, description="'name_axis' per entry of records[i].objects")
+    final_ram: list[int] = Field(default_factory=list, description="RAM after the last action of the best trajectory")
+    emulated_steps: int = Field(0, description="env steps the emulator ran in this call (equals steps_used)")
+    emulated_frames: int = Field(0, description="emulator frames run in this call (equals frames_used)")
 
 
 # ============================================================================================
@@ -261,18 +280,21 @@ class Emulator:
         # EnvPool's reset plays one frame after reset_game(): FIRE with fire reset, else NOOP.
         self.reset_action = names.index("FIRE") if protocol.use_fire_reset and "FIRE" in names else 0
         self.steps = 0  # env steps taken (charged by the caller)
+        self.frames = 0  # emulator frames run
 
     def reset(self) -> None:
         """reset_game() + the reset frame, counted as one env step."""
         self.ale.reset_game()
         self.ale.act(self.actions[self.reset_action])
         self.steps += 1
+        self.frames += 1
 
     def step(self, action: int) -> float:
         reward = 0.0
         for _ in range(self.frame_skip):
             reward += self.ale.act(self.actions[action])
         self.steps += 1
+        self.frames += self.frame_skip
         return reward
 
     def ram(self) -> np.ndarray:
@@ -403,7 +425,7 @@ def _replay_state(emu: Emulator, actions: bytes, meter: StepMeter):
     for a in actions:
         emu.step(a)
     taken = emu.steps - before
-    meter.charge(taken, taken * emu.frame_skip, "search")
+    meter.charge(taken, (taken - 1) * emu.frame_skip + 1, "search")
     return emu.clone()
 
 
@@ -493,11 +515,11 @@ def search_route(
     cells_spec = CellSpec.from_facts(facts, cfg.cell_px)
     emu = Emulator(spec_game, proto, seed)
     meta = _archive_meta(spec_game, proto, cells_spec)
-    used_before = meter.used_steps
+    used_before, frames_before = meter.used_steps, meter.used_frames
     fs = proto.frame_skip
 
-    def charge(steps: int) -> None:
-        meter.charge(steps, steps * fs, "search")
+    def charge(steps: int, frames: int | None = None) -> None:
+        meter.charge(steps, steps * fs if frames is None else frames, "search")
 
     archive_path = Path(archive_path) if archive_path else None
     if archive_path is not None and archive_path.exists():
@@ -506,7 +528,7 @@ def search_route(
         archive = Archive()
         meter.allowance(1)
         emu.reset()
-        charge(1)
+        charge(1, 1)  # the reset frame
         ram = emu.ram()
         start = Cell(cells_spec.key(ram, 0.0), 0.0, b"", emu.clone(), emu.lives())
         archive.cells[start.key] = start
@@ -578,9 +600,10 @@ def search_route(
     return SearchResult(
         game=spec_game.name, protocol=proto.name, frame_skip=fs, reset_action=emu.reset_action,
         actions=actions, records=records, score=final_score, steps_used=spent(),
-        frames_used=spent() * fs, steps_total=archive.steps_total, cells=len(archive.cells),
+        frames_used=meter.used_frames - frames_before, steps_total=archive.steps_total, cells=len(archive.cells),
         iterations=archive.iterations, stop_reason=stop_reason, wall_seconds=round(time.perf_counter() - started, 2),
         cell_px=cfg.cell_px, object_names=[f"{o.name}_{o.axis}" for o in cells_spec.objects],
+        final_ram=[int(v) for v in emu.ram()], emulated_steps=emu.steps, emulated_frames=emu.frames,
     )  # fmt: skip
 
 
