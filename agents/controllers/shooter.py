@@ -88,10 +88,7 @@ def suits(facts: dict) -> bool:
 
 
 def initial_features(facts: dict) -> set[str]:
-    features = {"lead_target", "avoid_cover"}
-    if facts.get("shot_colours"):
-        features.add("dodge")  # the probe saw projectiles that reach the player's line
-    return features
+    return {"lead_target", "avoid_cover", "dodge"}
 
 
 def param_used(name: str, features: set[str]) -> bool:
@@ -140,12 +137,14 @@ def facts_from_probe(report, obs_mode: str, base: dict) -> dict:
     sign = -1 if np.mean(centres) < line else 1
     half = across_size / 2 + 1
     band = [int(np.floor(line - half)), int(np.ceil(line + half)) + 1]
-    reach = [(o.x_range, o.y_range)[other] for o in targets + shots]
-    size = max([max(o.width, o.height) for o in targets + shots] or [8])
+    reach = [(o.x_range, o.y_range)[other] for o in targets]
+    size = max([max(o.width, o.height) for o in targets] or [8])
     if sign < 0:
         field = [max(0, int(min([r[0] for r in reach] or [0]) - size)), band[0]]
+        near = int(max([r[1] for r in reach] or [field[0]]) + size / 2 + 1)  # targets were never seen nearer
     else:
         field = [band[1], min(limit, int(max([r[1] for r in reach] or [limit]) + size + 1))]
+        near = int(min([r[0] for r in reach] or [field[1]]) - size / 2 - 1)
     colours = sorted({_pack(o.colour) for o in targets})
     shot_colours = sorted({_pack(o.colour) for o in shots})
     moving = [o.mean_speed for o in shots if o.mean_speed > 0]
@@ -164,7 +163,7 @@ def facts_from_probe(report, obs_mode: str, base: dict) -> dict:
 
     acts = base["actions"]
     facts = dict(
-        shoot_sign=sign, player_band=band, field=field, target_colours=colours, shot_colours=shot_colours,
+        shoot_sign=sign, player_band=band, field=field, near_line=near, target_colours=colours, shot_colours=shot_colours,
         targets_seen=[o.name for o in targets], shots_seen=[o.name for o in shots],
         background=_pack(report.background_colour or [0, 0, 0]),
         shot_speed=round(float(max(moving)) if moving else 4.0, 2),
@@ -215,6 +214,7 @@ AXIS = {axis}  # 0: the player moves along x (rows are "across"), 1: along y
 PLAYER_LINE = {facts["player_line"]!r}  # the player's across coordinate
 SIGN = {facts["shoot_sign"]}  # the player's shots fly towards {"smaller" if facts["shoot_sign"] < 0 else "larger"} across coordinates
 FIELD = {tuple(facts["field"])!r}  # across range searched for targets and shots (the player's band excluded)
+NEAR = {facts["near_line"]!r}  # across coordinate: targets were never seen nearer the player's line than this
 PLAYER_BAND = {tuple(facts["player_band"])!r}  # across range the player occupies
 TARGET_COLOURS = np.array({hexes(facts["target_colours"])}, dtype=np.int32)  # 0xRRGGBB of {", ".join(facts["targets_seen"])}
 SHOT_COLOURS = np.array({hexes(facts["shot_colours"])}, dtype=np.int32)  # 0xRRGGBB of {", ".join(facts["shots_seen"]) or "no projectile type seen"}
@@ -223,16 +223,22 @@ PLAYER_COLOUR = 0x{_pack(player["colour"]):06x}
 BACKGROUND = 0x{facts["background"]:06x}
 GAP_ACROSS, GAP_ALONG = 3, 2  # px of empty space that still joins pixels into one group (interlaced sprites)
 
-_cache = [None, None]  # (obs, keys): read_targets and read_shots share one colour conversion per frame
+_cache = [None, None]  # (obs, masks): the read_* functions share one segmentation per frame
 
 
-def _keys(obs):
-    """The field as (across, along) colour keys 0xRRGGBB."""
+def _masks(obs):
+    """(target, shot, other) masks of the field as (across, along) arrays. "other" is any
+    colour the probe did not see moving (not background, player, target or shot colours):
+    beyond NEAR it counts as a target (enemies change colour between waves), nearer the
+    player's line small groups of it are projectiles and big ones are cover."""
     if _cache[0] is not obs:
         rgb = obs.rgb
         region = rgb[FIELD[0]:FIELD[1]] if AXIS == 0 else rgb[:, FIELD[0]:FIELD[1]].transpose(1, 0, 2)
         region = region.astype(np.int32)
-        _cache[0], _cache[1] = obs, (region[..., 0] << 16) | (region[..., 1] << 8) | region[..., 2]
+        keys = (region[..., 0] << 16) | (region[..., 1] << 8) | region[..., 2]
+        target, shot = _mask(keys, TARGET_COLOURS), _mask(keys, SHOT_COLOURS)
+        other = (keys != BACKGROUND) & (keys != PLAYER_COLOUR) & ~target & ~shot
+        _cache[0], _cache[1] = obs, (target, shot, other)
     return _cache[1]
 
 
@@ -263,32 +269,50 @@ def _groups(mask):
     return boxes
 
 
+def _split(other):
+    """`other` beyond NEAR (far from the player's line) and nearer it."""
+    cut = min(max(NEAR - FIELD[0], 0), other.shape[0])
+    far, near = other.copy(), other.copy()
+    if SIGN < 0:
+        far[cut:], near[:cut] = False, False
+    else:
+        far[:cut], near[cut:] = False, False
+    return far, near
+
+
+def _small(box):
+    a0, a1, c0, c1 = box
+    return a1 - a0 + 1 <= SHOT_SIZE[0] and c1 - c0 + 1 <= SHOT_SIZE[1]
+
+
 def read_targets(obs):
+    target, _, other = _masks(obs)
+    far, _ = _split(other)
     out = []
-    for a0, a1, c0, c1 in _groups(_mask(_keys(obs), TARGET_COLOURS)):
+    for a0, a1, c0, c1 in _groups(target | far):
         front = c1 if SIGN < 0 else c0
         out.append([(a0 + a1) / 2, float(front), (a1 - a0 + 1) / 2])
     return out
 
 
 def read_cover(obs):
-    keys = _keys(obs)
-    rows = np.flatnonzero(_mask(keys, TARGET_COLOURS).any(axis=1))
+    target, _, other = _masks(obs)
+    _, near = _split(other)
+    rows = np.flatnonzero(target.any(axis=1))
     if rows.size:  # only what lies between the nearest targets and the player
-        keys = keys[rows[-1] + 1:] if SIGN < 0 else keys[:rows[0]]
-    solid = (keys != BACKGROUND) & (keys != PLAYER_COLOUR) & ~_mask(keys, SHOT_COLOURS)
-    cols = np.flatnonzero(solid.any(axis=0))
-    return [[a, b] for a, b in _runs(cols, 1)] if cols.size else []
+        if SIGN < 0:
+            near[:rows[-1] + 1] = False
+        else:
+            near[rows[0]:] = False
+    cols = sorted({{c for box in _groups(near) if not _small(box) for c in range(box[0], box[1] + 1)}})
+    return [[a, b] for a, b in _runs(np.array(cols), 1)] if cols else []
 
 
 def read_shots(obs):
-    if SHOT_COLOURS.size == 0:
-        return []
-    out = []
-    for a0, a1, c0, c1 in _groups(_mask(_keys(obs), SHOT_COLOURS)):
-        if a1 - a0 + 1 <= SHOT_SIZE[0] and c1 - c0 + 1 <= SHOT_SIZE[1]:
-            out.append([(a0 + a1) / 2, (c0 + c1) / 2])
-    return out
+    _, shot, other = _masks(obs)
+    _, near = _split(other)
+    boxes = [b for b in _groups(shot) if _small(b)] + [b for b in _groups(near) if _small(b)]
+    return [[(a0 + a1) / 2, (c0 + c1) / 2] for a0, a1, c0, c1 in boxes]
 '''
     if ram_player:
         p = ram_player
