@@ -340,7 +340,11 @@ class Archive:
     rng_state: dict | None = None
 
     def best(self) -> Cell:
-        """Highest score, then shortest trajectory."""
+        """Highest score, then shortest trajectory (the moment the score was reached). While
+        nothing has scored, the longest trajectory: the furthest the search has gone."""
+        top = max(c.score for c in self.cells.values())
+        if top == min(c.score for c in self.cells.values()):
+            return max(self.cells.values(), key=lambda c: c.length)
         return max(self.cells.values(), key=lambda c: (c.score, -c.length))
 
     def weights(self, score_preference: float) -> tuple[list[Cell], np.ndarray]:
@@ -586,14 +590,13 @@ def search_route(
             archive.save(archive_path, meta)
             last_save = now
 
-    archive.rng_state = rng.bit_generator.state
-    if archive_path is not None:
-        archive.save(archive_path, meta)
-
     best = archive.best()
     actions, records = replay(emu, cells_spec, list(best.actions), meter)
     archive.steps_total += len(actions) + 1
     archive.frames_total += len(actions) * fs + 1
+    archive.rng_state = rng.bit_generator.state
+    if archive_path is not None:
+        archive.save(archive_path, meta)
     final_score = records[-1].score
     if progress:
         progress(dict(steps=spent(), best_score=final_score, cells=len(archive.cells), iterations=archive.iterations))
