@@ -42,8 +42,11 @@ def choose_ball(report: ProbeReport, axis: int, player_line: float) -> ObjectInf
     return best
 
 
-def facts_from_probe(report: ProbeReport, obs_mode: str) -> dict:
-    """What the policy-writer needs: axis, actions, the player line, the ball, bounds."""
+def facts_from_probe(report: ProbeReport, obs_mode: str, protocol: str | None = None) -> dict:
+    """What the policy-writer needs: axis, actions, the player line, the ball, bounds.
+
+    `protocol` is the run's (default: the probe's; a probe recalled from memory may come
+    from a run under another protocol)."""
     if report.player is None or not (report.player_moves_x or report.player_moves_y):
         raise ValueError("the probe found no player that the actions move")
     axis = 0 if report.player_moves_x else 1
@@ -74,6 +77,10 @@ def facts_from_probe(report: ProbeReport, obs_mode: str) -> dict:
     if facts["controller"] != "intercept":
         facts.update(get_controller(facts["controller"]).facts_from_probe(report, obs_mode, facts))
         return facts
+    from envs.protocols import get_protocol
+
+    # Emulator frames per env step: the controller's motion model looks ahead in frames.
+    facts["frame_skip"] = get_protocol(protocol or report.protocol).frame_skip
     if obs_mode == "ram":
         label = "player_x" if axis == 0 else "player_y"
         facts["ram"] = dict(
@@ -263,10 +270,16 @@ def test_detectors_reproduce_recorded_outputs():
 
 
 def test_detectors_agree_with_the_image():
-    """Where segmentation saw the player, the detector's reading is within a few pixels."""
+    """Where segmentation saw the player, the detector's reading is within a few pixels.
+    Frames with the player at the far end of its range are left out: a player pressed
+    against a wall may be drawn clipped (the random rollout often pins it there)."""
     f = _load()
-    seen = ~np.isnan(f["image_player"])
+    image = f["image_player"]
+    seen = ~np.isnan(image)
     assert seen.sum() >= 10, "too few frames show the player"
+    inside = seen & (image > np.nanmin(image) + 1) & (image < np.nanmax(image) - 1)
+    if inside.sum() >= 5:
+        seen = inside
     errors = np.abs(f["player"][seen] - f["image_player"][seen])
     assert np.nanmedian(errors) <= 4.0, f"median player error {np.nanmedian(errors):.1f} px"
 '''
@@ -395,14 +408,14 @@ def _image_player(rgb: np.ndarray, colour: np.ndarray, facts: dict) -> float:
     return float(hits[0] + hits[-1]) / 2 if hits.size else np.nan
 
 
-@register("detector_writer", tools=["read_file", "write_file", "run_hs_tests", "query_memory"])
+@register("detector_writer", tools=["probe_report", "list_files", "read_file", "write_file", "patch_file", "run_hs_tests", "query_memory"])
 def detector_writer(state: HLState, ctx: RunContext) -> dict:
     """Write hs/detectors.py from the probe, with tests pinned to recorded frames."""
     import subprocess
     import sys
 
     report = ProbeReport.model_validate_json((ctx.run_dir / state["probe"]["path"]).read_text())
-    facts = facts_from_probe(report, ctx.config.obs_mode)
+    facts = facts_from_probe(report, ctx.config.obs_mode, ctx.config.protocol)
     ctx.hs.init(f"# Heuristic system for {ctx.game.name} ({ctx.config.obs_mode} mode)\n\n"
                 "policy.py (the controller), detectors.py (what it sees), tests/ (pins).\n")  # fmt: skip
     test = DETECTOR_TEST if facts["controller"] == "intercept" else GENERIC_DETECTOR_TEST

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import shutil
 
-from agents.controllers import apply_change, default_params, get_controller
+from agents.controllers import CONTROLLER_MODULES, apply_change, default_params, get_controller
 from agents.registry import register
 from graph.context import RunContext
 from graph.nodes import run_evaluation
@@ -105,7 +105,7 @@ def first_candidate(ctx: RunContext, facts: dict, state: HLState) -> dict:
                            f"{name} controller with default parameters", "initial")  # fmt: skip
 
 
-@register("policy_writer", tools=["read_file", "write_file", "evaluate_policy", "tune_parameters", "search_route", "query_memory"])
+@register("policy_writer", tools=["list_files", "read_file", "write_file", "patch_file", "probe_report", "evaluate_policy", "tune_parameters", "query_memory"])
 def policy_writer(state: HLState, ctx: RunContext) -> dict:
     """Write the first policy, apply the critic's direction, or tune parameters."""
     facts = state["detectors"]
@@ -115,6 +115,9 @@ def policy_writer(state: HLState, ctx: RunContext) -> dict:
 
     policy = best["policy"]
     name = policy.get("controller") or facts["controller"]
+    if name not in CONTROLLER_MODULES:
+        # The best policy was written by an LLM brain: offer the builtin structure as a challenger.
+        return {"candidate": first_candidate(ctx, facts, {**state, "iteration": 1})}
     controller = get_controller(name)
     params, features = dict(policy["params"]), set(policy["features"])
     diagnosis = state.get("diagnosis") or {}

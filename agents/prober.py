@@ -32,7 +32,7 @@ def _set_aside_interrupted_probe(ctx: RunContext, out) -> None:
     )  # fmt: skip
 
 
-@register("prober", tools=["run_probe", "query_memory", "add_memory"])
+@register("prober", tools=["run_probe", "probe_report", "query_memory", "add_memory"])
 def prober(state: HLState, ctx: RunContext) -> dict:
     """Probe the game (or recall an earlier probe from memory) and write probe/."""
     out = ctx.run_dir / "probe"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 
-from agents.controllers import apply_change, effective, get_controller
+from agents.controllers import CONTROLLER_MODULES, apply_change, effective, get_controller
 from agents.registry import register
 from graph.context import RunContext
 from graph.state import HLState
@@ -27,7 +27,7 @@ def _already_rejected(ctx: RunContext, state: HLState, direction: str) -> bool:
     return False
 
 
-@register("replay_critic", tools=["read_trace", "diagnose_episode", "view_contact_sheet", "query_memory", "add_memory"])
+@register("replay_critic", tools=["diagnose_last_evaluation", "view_contact_sheet", "read_file", "query_memory", "add_memory"])
 def replay_critic(state: HLState, ctx: RunContext) -> dict:
     """Find failure moments in the last evaluation's traces and propose a direction."""
     evaluation = state.get("evaluation")
@@ -74,8 +74,10 @@ def replay_critic(state: HLState, ctx: RunContext) -> dict:
     direction, hypothesis, change = "", "", {}
     under_judgement = (state.get("candidate") or {}).get("direction")
     params, features = policy.get("params", {}), set(policy.get("features", []))
-    controller = get_controller(policy.get("controller") or state["detectors"]["controller"])
-    for name, why, candidate_change in controller.DIRECTIONS.get(kind, []):
+    name = policy.get("controller") or state["detectors"]["controller"]
+    # A policy an LLM wrote has no catalogue of named changes: the diagnosis stands alone.
+    controller = get_controller(name) if name in CONTROLLER_MODULES else None
+    for name, why, candidate_change in (controller.DIRECTIONS.get(kind, []) if controller else []):
         if name == under_judgement or _already_rejected(ctx, state, name):
             continue  # decide is judging it right now, or it was rejected before
         changed = apply_change(controller, params, features, candidate_change)

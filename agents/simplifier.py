@@ -11,7 +11,7 @@ from graph.nodes import run_evaluation
 from graph.state import HLState
 
 
-@register("simplifier", tools=["read_file", "write_file", "evaluate_policy", "coverage"])
+@register("simplifier", tools=["read_file", "write_file", "patch_file", "evaluate_policy"])
 def simplifier(state: HLState, ctx: RunContext) -> dict:
     """Remove features whose removal keeps the best dev score; commit the smaller policy."""
     best = dict(state["best"])

@@ -38,10 +38,15 @@ LAYOUT = {
 PLAIN_NODES = {"evaluate": nodes.evaluate, "decide": nodes.decide}
 
 
-def node_function(name: str):
+def node_function(name: str, ctx: RunContext | None = None):
+    """The plain node, or the role's brain (builtin or LLM, per the run's --brains)."""
     if name in PLAIN_NODES:
         return PLAIN_NODES[name]
-    return get_role(name).builtin
+    if ctx is None:
+        return get_role(name).builtin
+    from agents.brains import node_for
+
+    return node_for(name, ctx)
 
 
 def traced(name: str, fn, ctx: RunContext):
@@ -95,11 +100,14 @@ def build_graph(ctx: RunContext, checkpointer=None, layout: dict = LAYOUT):
     names = {layout["start"]} | {a for a, _ in layout["edges"]} | {b for _, b in layout["edges"]}
     names |= {"decide"} | {t for t in layout["routes"].values() if t != END}
     for name in sorted(names):
-        graph.add_node(name, traced(name, node_function(name), ctx))
+        graph.add_node(name, traced(name, node_function(name, ctx), ctx))
     graph.add_edge(START, layout["start"])
     for a, b in layout["edges"]:
         graph.add_edge(a, b)
-    graph.add_conditional_edges("decide", lambda s: s.get("route", "end"), layout["routes"])
+    # Besides its routes, decide can send the run straight to any role: a run paused by the
+    # cost ceiling resumes at the role it stopped in.
+    routes = {**{n: n for n in sorted(names) if n not in PLAIN_NODES}, **layout["routes"]}
+    graph.add_conditional_edges("decide", lambda s: s.get("route", "end"), routes)
     return graph.compile(checkpointer=checkpointer)
 
 

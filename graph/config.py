@@ -22,6 +22,10 @@ class RunConfig(BaseModel):
     seed: int = 0
     target_score: float | None = None  # stop when the best reaches it (default: game maximum if known)
     memory_url: str | None = None  # Chroma server; default: persistent store in runs_dir/memory
+    model: str | None = None  # the chat model of the LLM brains (None: all builtin); "replay:PATH" replays a cassette
+    brains: dict[str, str] = Field(default_factory=dict)  # role -> "llm" | "builtin"
+    record: bool = False  # write every model request/response to cassette.jsonl
+    max_cost_usd: float | None = Field(default=None, ge=0)
 
     # Evaluation and search knobs (HL_* environment variables).
     dev_episodes: int = Field(default_factory=lambda: _env_int("HL_DEV_EPISODES", 1))

@@ -65,12 +65,29 @@ def finish_run(ctx: RunContext, state: dict, wall_seconds: float) -> dict:
         accepted=sum(h["outcome"] == "accepted" for h in history), rejected=len(rejected),
         holdout=(f"{holdout['score_mean']} over {len(holdout['scores'])} holdout episodes" if holdout and holdout["score_mean"] is not None else None),
         wall_seconds=round(wall_seconds, 1), stop_reason=state.get("stop_reason"),
+        model=ctx.config.model, tokens=int((state.get("usage") or {}).get("tokens", 0)),
+        cost_usd=round(float((state.get("usage") or {}).get("cost_usd", 0.0)), 6),
         run_dir=str(ctx.run_dir), policy=str(ctx.hs.path / "policy.py"), readme=str(ctx.run_dir / "README.md"),
         video=str(ctx.run_dir / holdout["video"]) if holdout and holdout.get("video") else None,
         curve=str(ctx.run_dir / "sample_efficiency.png"),
     )  # fmt: skip
     _write_readme(ctx, summary, rejected)
     return summary
+
+
+def _brains(cfg) -> str:
+    llm = [r for r, k in cfg.brains.items() if k == "llm"]
+    return f"llm {cfg.model} for {', '.join(llm)}" if cfg.model and llm else "builtin"
+
+
+def _model_flags(ctx: RunContext) -> str:
+    cfg = ctx.config
+    if not cfg.model:
+        return " --model builtin"
+    if (ctx.run_dir / "cassette.jsonl").exists():
+        return f" --model replay:{ctx.run_dir / 'cassette.jsonl'}"  # the recorded conversation, no network
+    brains = ",".join(f"{r}={k}" for r, k in cfg.brains.items())
+    return f" --model {cfg.model} --brains {brains}"
 
 
 def _write_readme(ctx: RunContext, s: dict, rejected: list[dict]) -> None:
@@ -82,11 +99,12 @@ def _write_readme(ctx: RunContext, s: dict, rejected: list[dict]) -> None:
 - **Holdout:** {s['holdout'] or 'not evaluated (no best policy or no budget left)'}
 - **Budget used:** {s['env_steps']:,} of {s['budget']:,} env steps ({s['frames']:,} emulator frames), {s['wall_seconds']} s
 - **Iterations:** {s['iterations']} ({s['accepted']} accepted, {s['rejected']} rejected)
+- **Brains:** {_brains(cfg)}; {s['tokens']:,} tokens, ${s['cost_usd']:.4f}
 - **Why it stopped:** {s['stop_reason']}
 
 ## Reproduce
 
-    python -m graph.run --game {s['game']} --obs {cfg.obs_mode} --protocol {cfg.protocol} --budget {cfg.budget} --seed {cfg.seed}
+    python -m graph.run --game {s['game']} --obs {cfg.obs_mode} --protocol {cfg.protocol} --budget {cfg.budget} --seed {cfg.seed}{_model_flags(ctx)}
     python -m tools.evaluate --game {s['game']} --obs {cfg.obs_mode} --protocol {cfg.protocol} --policy {ctx.run_dir}/hs/policy.py --episodes 3
 
 ## The policy's logic

@@ -47,12 +47,15 @@ def run_evaluation(ctx: RunContext, policy_path, role: str, change_summary: str 
     found = find_trial(ctx, policy_hash(policy_path), seeds, role)
     if found:
         return evaluation_summary(found)
+    session = ctx.extras.get("llm")
+    unbilled = session.take_unbilled() if session else {"tokens": 0, "cost_usd": 0.0}  # tokens that led to this trial
     try:
         record = evaluate_policy(
             policy_path, ctx.game, ctx.run_dir, obs_mode=ctx.config.obs_mode, protocol=ctx.config.protocol,
             seeds=seeds, max_frames=ctx.config.eval_max_frames, meter=ctx.meter, role=role, kind=kind,
             change_summary=change_summary, for_tuning=True, video_seeds=(seeds[0],) if video else (),
             on_progress=ctx.display.progress if ctx.display else None,
+            tokens=unbilled["tokens"], cost_usd=unbilled["cost_usd"],
         )  # fmt: skip
     except BudgetExhausted:
         return None
@@ -103,6 +106,14 @@ def decide(state: HLState, ctx: RunContext) -> dict:
     update: dict = {"iteration": iteration, "new_best": False}
     direction = candidate.get("direction", "initial policy")
 
+    if evaluation is None and state.get("stop_reason"):
+        # Stopped before anything was evaluated (budget or cost ceiling): nothing to judge, and
+        # an unevaluated candidate is not kept.
+        ctx.hs.rollback()
+        update.update(iteration=iteration - 1, route="end", stop_reason=state["stop_reason"])
+        if ctx.display:
+            ctx.display.decision(iteration - 1, "stopped", "stopped", best, state["stop_reason"])
+        return update
     if evaluation is None:
         ctx.hs.rollback()
         outcome, delta = "unevaluated", 0.0

@@ -52,8 +52,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--target", type=float, default=None, help="stop when the best dev score reaches this")
     p.add_argument("--memory-url", default=os.environ.get("HL_MEMORY_URL"), help="Chroma server URL (default: local store in the runs folder)")
+    p.add_argument("--model", default="auto",
+                   help="chat model for the LLM brains (e.g. gpt-5.4), 'builtin', 'replay:CASSETTE', or 'auto' (default: "
+                        "LLM when OPENAI_API_KEY or OPENAI_BASE_URL is set, builtin otherwise)")
+    p.add_argument("--brains", default=None, help="mix brains per role, e.g. policy_writer=llm,replay_critic=llm")
+    p.add_argument("--record", action="store_true", help="record every model request/response to the run's cassette.jsonl")
+    p.add_argument("--max-cost-usd", type=_cost, default=None, help="stop cleanly (resumable) before the model cost passes this")
     p.add_argument("--quiet", action="store_true", help="no live display")
     return p
+
+
+def _cost(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected US dollars like 2.50, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative amount, got {text!r}")
+    return value
 
 
 def find_run(runs_dir: Path, run_id: str) -> Path:
@@ -84,6 +100,10 @@ def prepare(args) -> tuple[RunContext, dict | None, str]:
             cfg = RunConfig.model_validate_json((run_dir / "config.json").read_text())
         except ValueError:
             raise UsageError(f"{run_dir / 'config.json'} is corrupt; cannot resume") from None
+        raised = args.max_cost_usd is not None and (cfg.max_cost_usd is None or args.max_cost_usd > cfg.max_cost_usd)
+        if args.max_cost_usd is not None and args.max_cost_usd != cfg.max_cost_usd:
+            cfg = cfg.model_copy(update={"max_cost_usd": args.max_cost_usd})  # raising the ceiling to go on
+            _write_config(run_dir, cfg)
         from tools.evaluate import reconcile_interrupted
 
         reconcile_interrupted(run_dir)  # count a killed evaluation's steps before the meter starts
@@ -91,20 +111,59 @@ def prepare(args) -> tuple[RunContext, dict | None, str]:
         used = contents.records[-1].cumulative_env_steps if contents.records else 0
         frames = contents.records[-1].cumulative_frames if contents.records else 0
         ctx = RunContext(cfg, resolve_game(cfg.game), run_dir, StepMeter(cfg.budget, used, frames))
+        ctx.extras["ceiling_raised"] = raised
         return ctx, None, run_dir.name
     if not args.game:
         raise UsageError("--game is required (or --resume RUN_ID)")
     game = resolve_game(args.game)
+    from agents.brains import resolve_brains
+
+    try:
+        model, brains = resolve_brains(args.model, args.brains)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    if args.record and not model:
+        raise UsageError("--record needs an LLM brain (--model NAME, or OPENAI_API_KEY / OPENAI_BASE_URL set)")
     cfg = RunConfig(game=game.name, obs_mode=args.obs, protocol=args.protocol, budget=args.budget or 1_000_000,
-                    runs_dir=args.runs_dir, seed=args.seed, target_score=args.target, memory_url=args.memory_url)  # fmt: skip
+                    runs_dir=args.runs_dir, seed=args.seed, target_score=args.target, memory_url=args.memory_url,
+                    model=model, brains=brains, record=args.record, max_cost_usd=args.max_cost_usd)  # fmt: skip
+    if model and model.startswith("replay:"):
+        if not Path(model.split(":", 1)[1]).expanduser().is_file():
+            raise UsageError(f"no cassette at {model.split(':', 1)[1]}")
+    elif model:
+        _check_credentials(model)  # before a run folder exists: a bad setup leaves nothing behind
     run_id = new_run_id()
     run_dir = create_run_dir(cfg.runs_dir, game.slug, cfg.obs_mode, run_id)
-    (run_dir / "config.json").write_text(cfg.model_dump_json(indent=2))
+    _write_config(run_dir, cfg)
     ctx = RunContext(cfg, game, run_dir, StepMeter(cfg.budget))
     target = cfg.target_score if cfg.target_score is not None else _known_maximum(game.name)
     state = dict(run_id=run_id, game=game.name, obs_mode=cfg.obs_mode, protocol=cfg.protocol, budget=cfg.budget,
                  target_score=target, seed=cfg.seed, iteration=0, plateau=0, history=[], usage={})  # fmt: skip
     return ctx, state, run_id
+
+
+def _write_config(run_dir: Path, cfg: RunConfig) -> None:
+    """config.json, replaced atomically (a resume may raise the cost ceiling)."""
+    tmp = run_dir / "config.json.tmp"
+    tmp.write_text(cfg.model_dump_json(indent=2))
+    tmp.replace(run_dir / "config.json")
+
+
+def _check_credentials(model: str) -> None:
+    if not (os.environ.get("OPENAI_API_KEY") or os.environ.get("OPENAI_BASE_URL")):
+        raise UsageError(f"--model {model} needs OPENAI_API_KEY (or OPENAI_BASE_URL for a local OpenAI-compatible server)")
+
+
+def _brains_line(cfg: RunConfig) -> str:
+    from agents.brains import LLM_ROLES
+
+    llm = [r for r in LLM_ROLES if cfg.brains.get(r) == "llm"]
+    if not cfg.model or not llm:
+        return "brains: builtin (no model configured)"
+    model = cfg.model.removeprefix("replay:")
+    which = "every role" if len(llm) == len(LLM_ROLES) else ", ".join(llm) + "; builtin for the rest"
+    replay = " (replayed from a cassette, no network)" if cfg.model.startswith("replay:") else ""
+    return f"brains: llm {model} for {which}{replay}"
 
 
 def _known_maximum(game: str) -> float | None:
@@ -114,7 +173,9 @@ def _known_maximum(game: str) -> float | None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return run_command(lambda: _main(args), usage_errors=(UsageError, UnknownGameError, RunFolderError),
+    from agents.llm import ModelConfigError, ReplayError
+
+    return run_command(lambda: _main(args), usage_errors=(UsageError, UnknownGameError, RunFolderError, ModelConfigError, ReplayError),
                        interrupted="interrupted; continue with --resume")  # fmt: skip
 
 
@@ -130,15 +191,29 @@ def _main(args) -> int:
         ctx.tracer.event("warning", "memory", message=message), ctx.say(message)))
     display = None if args.quiet else LiveDisplay(ctx)
     ctx.display = display
-    print(f"brains: builtin (no model configured) · run {run_id} · {ctx.run_dir}", flush=True)
+    cfg = ctx.config
+    ctx.extras["brains"] = cfg.brains
+    print(f"{_brains_line(cfg)} · run {run_id} · {ctx.run_dir}", flush=True)
     checkpointer = open_checkpointer(ctx.run_dir)
     graph = build_graph(ctx, checkpointer)
     config = {"configurable": {"thread_id": run_id}, "recursion_limit": 100_000}
+    spent = 0.0
     if state is None:  # resuming: restore what the checkpoint knows that the meter does not
-        saved = graph.get_state(config).values
+        snapshot = graph.get_state(config)
+        saved = snapshot.values
         if not saved:
             raise UsageError(f"run {run_id} has no checkpoint to resume from")
         ctx.meter.reserved = saved.get("reserved", 0)
+        spent = float((saved.get("usage") or {}).get("cost_usd", 0.0))
+        if saved.get("paused_at") and not snapshot.next:
+            # Stopped by the cost ceiling: go on from the role it stopped in (if the ceiling allows).
+            if not ctx.extras.get("ceiling_raised"):
+                raise UsageError(f"run {run_id} stopped at its cost ceiling (${spent:.4f} spent); resume with a higher --max-cost-usd")
+            graph.update_state(config, {"stop_reason": None, "route": saved["paused_at"], "paused_at": None}, as_node="decide")
+    if cfg.model:
+        from agents.llm import open_session
+
+        ctx.extras["llm"] = open_session(cfg.model, ctx.run_dir, cfg.record, cfg.max_cost_usd, spent_usd=spent)
     started = time.time()
     if display:
         display.start()

@@ -89,6 +89,7 @@ class HLState(TypedDict, total=False):
     reserved: int  # env steps held back for the final holdout evaluation
     force_tune: bool  # decide asks the policy-writer for a parameter search next
     accepted_count: int  # new bests so far (the simplifier runs every few)
+    paused_at: str | None  # the role the cost ceiling stopped in (a resumed run restarts it)
 
     history: Annotated[list[dict], operator.add]  # one entry per decide: direction, outcome, delta
     usage: Annotated[Usage, add_usage]

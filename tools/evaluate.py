@@ -60,6 +60,8 @@ def evaluate(
     use_reserve: bool = False,
     limits: SandboxLimits = SandboxLimits(),
     on_progress: Callable[[dict], None] | None = None,
+    tokens: int = 0,
+    cost_usd: float = 0.0,
 ) -> TrialRecord:
     """Evaluate `policy_path` and append one row to `run_dir/trials.jsonl`.
 
@@ -180,6 +182,8 @@ def evaluate(
         episode_seconds=[round(e["wall_seconds"], 3) for e in episodes_done],
         wall_seconds=round(time.perf_counter() - started, 3),
         change_summary=change_summary,
+        tokens=tokens,
+        cost_usd=round(cost_usd, 6),
         failure_kind=first_failure.failure_kind if first_failure else None,
         failure=first_failure.failure if first_failure else None,
         traceback=(first_failure.traceback or first_failure.log_tail or None) if first_failure else None,

@@ -1,0 +1,455 @@
+"""Builtin or LLM: how a role is executed.
+
+The builtin brain is the role's registered function. The LLM brain runs the role's prompt
+(agents/prompts/<role>.md plus the protocol rules) through a tool-calling loop — a small
+LangGraph subgraph: model ⇄ tools, with an iteration cap — and ends in a structured report
+(pydantic, `method="function_calling"`) that `finish_<role>` turns into exactly the state
+update the builtin brain returns, so the main graph cannot tell them apart.
+
+Faults: a model call that still fails after the client's retries counts as a failure; after
+`max_failures` in a row the role falls back to its builtin brain and the trace says so. A
+bad key or unknown model stops the run with one line (the checkpoint stays intact); the
+cost ceiling stops it cleanly, resumable with a higher ceiling.
+"""
+
+from __future__ import annotations
+
+import json
+import operator
+import os
+import time
+from typing import Annotated, Callable, Literal, TypedDict
+
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.message import add_messages
+from pydantic import BaseModel, Field
+
+from agents.llm import CostLimitReached, LLMSession, ModelConfigError
+from agents.llm_tools import Toolbox
+from agents.registry import PROMPTS_DIR, Role, get_role
+from graph.context import RunContext
+
+LLM_ROLES = ("prober", "detector_writer", "policy_writer", "replay_critic", "simplifier", "notes_keeper")
+
+
+class BrainFailed(RuntimeError):
+    """The LLM brain could not finish (repeated faults, no usable report): use the builtin."""
+
+
+# -- choosing brains -------------------------------------------------------------------------
+
+
+def resolve_brains(model_arg: str, brains_arg: str | None, env: dict | None = None) -> tuple[str | None, dict[str, str]]:
+    """(model or None, role -> "llm" | "builtin").
+
+    --model auto: an LLM when OPENAI_API_KEY or OPENAI_BASE_URL is set, builtin otherwise.
+    --brains policy_writer=llm,replay_critic=llm mixes (roles not named stay builtin, and
+    with --brains given, --model auto means the default model for the named roles).
+    """
+    env = os.environ if env is None else env
+    configured = bool(env.get("OPENAI_API_KEY") or env.get("OPENAI_BASE_URL"))
+    if model_arg == "builtin":
+        model = None
+    elif model_arg == "auto":
+        model = (env.get("HL_MODEL") or "gpt-5.4") if (configured or brains_arg) else None
+    else:
+        model = model_arg
+    brains = {role: ("llm" if model else "builtin") for role in LLM_ROLES}
+    if brains_arg:
+        if model is None:
+            raise ValueError("--brains names LLM roles but --model builtin was given")
+        brains = {role: "builtin" for role in LLM_ROLES}
+        for item in brains_arg.split(","):
+            role, _, kind = item.strip().partition("=")
+            if role not in LLM_ROLES or kind not in ("llm", "builtin"):
+                raise ValueError(f"bad --brains entry {item!r}: expected ROLE=llm|builtin with ROLE one of {', '.join(LLM_ROLES)}")
+            brains[role] = kind
+    return model, brains
+
+
+def node_for(name: str, ctx: RunContext) -> Callable:
+    """The function the graph runs for role `name`: its builtin or its LLM brain, decided
+    when it runs (the model session is opened after the graph is built)."""
+    role = get_role(name)
+
+    def run(state: dict, ctx: RunContext) -> dict:
+        if ctx.extras.get("brains", {}).get(name) == "llm" and "llm" in ctx.extras:
+            return run_llm_role(role, state, ctx)
+        return role.builtin(state, ctx)
+
+    run.__doc__ = role.builtin.__doc__
+    return run
+
+
+# -- reports -----------------------------------------------------------------------------------
+
+
+class ProberReport(BaseModel):
+    """What the probe established, in a few sentences."""
+
+    summary: str = Field(description="player, axes, objects, RAM bytes found; what is uncertain")
+
+
+class DetectorReport(BaseModel):
+    """The detectors written."""
+
+    readers: list[str] = Field(description="the read_* functions in detectors.py")
+    summary: str = Field(description="where each reading comes from (RAM address or colour), test result")
+
+
+class PolicyReport(BaseModel):
+    """The change made to policy.py."""
+
+    direction: str = Field(description="one line: what changed (this names the change in memory and git)")
+    rationale: str = Field(description="why this change should raise the score")
+    params: dict[str, float] = Field(default_factory=dict, description="the named parameters of P, as written")
+
+
+class CriticReport(BaseModel):
+    """The diagnosis of the last evaluation."""
+
+    failure: Literal["lost", "stall", "serve", "timeout", "crash", "none"]
+    what: str = Field(description="what failed, concretely")
+    evidence: str = Field(description="trial, seed, steps, contact sheet")
+    hypothesis: str = Field(description="why it failed")
+    direction: str = Field(description="one concrete change for the policy-writer (empty if none)")
+
+
+class SimplifierReport(BaseModel):
+    """What was removed."""
+
+    removed: list[str] = Field(description="features, branches or parameters removed")
+    rationale: str
+
+
+class NotesReport(BaseModel):
+    entry: str
+
+
+REPORTS: dict[str, type[BaseModel]] = {
+    "prober": ProberReport, "detector_writer": DetectorReport, "policy_writer": PolicyReport,
+    "replay_critic": CriticReport, "simplifier": SimplifierReport, "notes_keeper": NotesReport,
+}  # fmt: skip
+
+
+# -- the tool loop (a LangGraph subgraph) ---------------------------------------------------------
+
+
+class LoopState(TypedDict):
+    messages: Annotated[list, add_messages]
+    turns: int
+    failures: Annotated[int, lambda old, new: new]
+    tokens: Annotated[int, operator.add]
+    cost_usd: Annotated[float, operator.add]
+
+
+def _fault(err: BaseException) -> str | None:
+    """Classify a model error: "fatal" (bad key, unknown model: no point retrying), "failure" (counts towards the
+    fallback: 429/5xx/timeouts after the client's retries, rejected requests), or None."""
+    import openai
+
+    if isinstance(err, (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError)):
+        return "fatal"
+    if isinstance(err, (openai.APIStatusError, openai.APITimeoutError, openai.APIConnectionError)):
+        return "failure"
+    return None
+
+
+def call_model(session: LLMSession, ctx: RunContext, role: str, runnable, messages: list, max_failures: int) -> AIMessage:
+    """One model call with the cost ceiling checked first; transient faults retried here
+    (after the client's own retries) until `max_failures` in a row."""
+    failures = 0
+    while True:
+        session.check_cost(session.estimate(sum(len(str(m.content)) for m in messages)))
+        try:
+            message = runnable.invoke(messages)
+        except Exception as err:
+            kind, fault = type(err).__name__, _fault(err)
+            if fault == "fatal":
+                raise ModelConfigError(f"the model server refused the request ({kind}: {_one_line(err)}); check --model, "
+                                       "OPENAI_API_KEY and OPENAI_BASE_URL") from None  # fmt: skip
+            if fault is None:
+                raise
+            failures += 1
+            ctx.tracer.event("llm_error", role, error=f"{kind}: {_one_line(err)}", consecutive=failures)
+            if failures >= max_failures:
+                raise BrainFailed(f"{failures} model calls in a row failed ({kind})") from None
+            time.sleep(min(8.0, 0.5 * 2**failures))
+            continue
+        raw = message["raw"] if isinstance(message, dict) else message
+        usage = getattr(raw, "usage_metadata", None) or {}
+        tokens, cost = session.charge(int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0)))
+        calls = [c["name"] for c in getattr(raw, "tool_calls", [])] + [f"{c.get('name')} (invalid)" for c in getattr(raw, "invalid_tool_calls", [])]
+        ctx.tracer.event("llm_call", role, model=session.model, tokens=tokens, input_tokens=int(usage.get("input_tokens", 0)),
+                         output_tokens=int(usage.get("output_tokens", 0)), cost_usd=round(cost, 6), tool_calls=calls)  # fmt: skip
+        return message
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split())[:300]
+
+
+def build_tool_loop(session: LLMSession, ctx: RunContext, role: str, toolbox: Toolbox, tools: list, cap: int, max_failures: int):
+    """model ⇄ tools until the model stops calling tools or `cap` model turns are used."""
+    by_name = {t.name: t for t in tools}
+    model = session.chat.bind_tools(tools) if tools else session.chat
+
+    def model_node(state: LoopState) -> dict:
+        message = call_model(session, ctx, role, model, state["messages"], max_failures)
+        usage = getattr(message, "usage_metadata", None) or {}
+        return {"messages": [message], "turns": state["turns"] + 1,
+                "tokens": int(usage.get("total_tokens", 0))}  # fmt: skip
+
+    def tools_node(state: LoopState) -> dict:
+        message: AIMessage = state["messages"][-1]
+        replies: list = []
+        for call in message.tool_calls:
+            replies.append(ToolMessage(run_tool(ctx, role, by_name, call["name"], call["args"]), tool_call_id=call["id"]))
+        for bad in message.invalid_tool_calls:
+            # Malformed arguments: tell the model exactly what was wrong so it can repair the call.
+            error = f"error: the arguments of {bad.get('name')} were not valid JSON ({bad.get('error') or 'parse error'}): " \
+                    f"{str(bad.get('args'))[:200]!r}. Call the tool again with a JSON object matching its schema."
+            ctx.tracer.event("tool", role, tool=bad.get("name"), error="malformed arguments")
+            replies.append(ToolMessage(error, tool_call_id=bad.get("id") or "invalid"))
+        if toolbox.images and session.multimodal:
+            replies.append(HumanMessage([{"type": "text", "text": "The contact sheet you asked for:"}] +
+                                        [{"type": "image_url", "image_url": {"url": url}} for url in toolbox.images]))  # fmt: skip
+        toolbox.images.clear()
+        return {"messages": replies}
+
+    def after_model(state: LoopState) -> str:
+        last = state["messages"][-1]
+        wants_tools = isinstance(last, AIMessage) and (last.tool_calls or last.invalid_tool_calls)
+        return "tools" if wants_tools and state["turns"] < cap else END
+
+    graph = StateGraph(LoopState)
+    graph.add_node("model", model_node)
+    graph.add_node("tools", tools_node)
+    graph.add_edge(START, "model")
+    graph.add_conditional_edges("model", after_model, {"tools": "tools", END: END})
+    graph.add_edge("tools", "model")
+    return graph.compile()
+
+
+def run_tool(ctx: RunContext, role: str, by_name: dict, name: str, args: dict) -> str:
+    """Run one tool call; any error becomes the tool's answer (the model sees it and can retry)."""
+    started = time.time()
+    if name not in by_name:
+        result, error = f"error: no tool named {name!r} for the {role}; available: {', '.join(sorted(by_name))}", "unknown tool"
+    else:
+        try:
+            result, error = str(by_name[name].invoke(args)), None
+        except Exception as err:  # refusals, validation errors, crashes in tools: all go back to the model
+            result, error = f"error: {type(err).__name__}: {_one_line(err)}", _one_line(err)
+    ctx.tracer.event("tool", role, tool=name, args=_short(args), seconds=round(time.time() - started, 3),
+                     error=error, result=result[:200])  # fmt: skip
+    return result
+
+
+def _short(args: dict) -> dict:
+    return {k: (v[:80] + "…" if isinstance(v, str) and len(v) > 80 else v) for k, v in (args or {}).items()}
+
+
+# -- running a role ----------------------------------------------------------------------------
+
+
+def system_prompt(role: Role) -> str:
+    return role.prompt_text().strip() + "\n\n" + (PROMPTS_DIR / "_protocol.md").read_text().strip() + "\n"
+
+
+def task_message(role: Role, state: dict, ctx: RunContext) -> str:
+    """What the role needs to know about the run right now."""
+    best = state.get("best") or {}
+    lines = [
+        f"Game: {ctx.game.name} · obs mode: {ctx.config.obs_mode} · protocol: {ctx.config.protocol} · "
+        f"actions: {', '.join(f'{i}={n}' for i, n in enumerate(ctx.game.action_meanings()))}",
+        f"Env steps used: {ctx.meter.used_steps:,} of {ctx.config.budget:,} (held for the final holdout: {ctx.meter.reserved:,})",
+        f"Iteration {state.get('iteration', 0)}; best dev score so far: {best.get('score', 'none')}",
+    ]
+    if state.get("diagnosis"):
+        d = state["diagnosis"]
+        lines.append(f"Last diagnosis: {d.get('what')} | hypothesis: {d.get('hypothesis')} | direction: {d.get('direction') or '(none)'}")
+    history = state.get("history") or []
+    if history:
+        lines.append("Recent directions: " + "; ".join(f"{h['direction']} → {h['outcome']} ({h['delta']:+g})" for h in history[-6:]))
+    if state.get("evaluation"):
+        e = state["evaluation"]
+        lines.append(f"Last evaluation: trial {e['trial']} {e['status']} scores {e.get('scores')}")
+    lines.append(f"Your tools: {', '.join(role.tools)}. Files are relative to hs/.")
+    return "\n".join(lines)
+
+
+def run_llm_role(role: Role, state: dict, ctx: RunContext) -> dict:
+    session: LLMSession = ctx.extras["llm"]
+    session.spent_usd = max(session.spent_usd, float((state.get("usage") or {}).get("cost_usd", 0.0)))
+    tokens_before, cost_before = session.tokens, session.spent_usd
+    prepare = PREPARE.get(role.name)
+    extra = prepare(state, ctx) if prepare else {}
+    toolbox = Toolbox(ctx, {**state, **extra}, role.name)
+    cap = int(os.environ.get("HL_LLM_TURNS", 24))
+    max_failures = int(os.environ.get("HL_LLM_MAX_FAILURES", 3))
+
+    def usage() -> dict:
+        return {"tokens": session.tokens - tokens_before, "cost_usd": round(session.spent_usd - cost_before, 6)}
+
+    try:
+        loop = build_tool_loop(session, ctx, role.name, toolbox, toolbox.tools(role.tools), cap, max_failures)
+        messages = [SystemMessage(system_prompt(role)), HumanMessage(task_message(role, {**state, **extra}, ctx))]
+        out = loop.invoke({"messages": messages, "turns": 0, "failures": 0, "tokens": 0, "cost_usd": 0.0},
+                          {"recursion_limit": 4 * cap + 10})  # fmt: skip
+        report = final_report(session, ctx, role.name, out["messages"], max_failures)
+        update = FINISH[role.name](report, {**state, **extra, **_toolbox_state(toolbox)}, ctx)
+    except CostLimitReached as err:
+        ctx.hs.rollback()  # a half-made change is not kept; the resumed run redoes this role
+        ctx.tracer.event("cost_stop", role.name, message=str(err))
+        return {"stop_reason": str(err), "paused_at": role.name, "evaluation": None, "usage": usage(),
+                "trace_summary": "stopped: cost limit"}  # fmt: skip
+    except BrainFailed as err:
+        ctx.tracer.event("fallback", role.name, reason=str(err), to="builtin")
+        ctx.say(f"{role.name}: LLM brain failed ({err}); falling back to the builtin brain")
+        if role.name != "detector_writer":
+            ctx.hs.rollback()
+        update = role.builtin(state, ctx) or {}
+        update["trace_summary"] = f"fallback to builtin: {err}"
+        update["usage"] = usage()
+        return update
+    update["usage"] = usage()
+    return update
+
+
+def _toolbox_state(toolbox: Toolbox) -> dict:
+    return {k: toolbox.state[k] for k in ("probe", "evaluation") if k in toolbox.state}
+
+
+def final_report(session: LLMSession, ctx: RunContext, role: str, messages: list, max_failures: int) -> BaseModel:
+    schema = REPORTS[role]
+    structured = session.chat.with_structured_output(schema, method="function_calling", include_raw=True)
+    ask = HumanMessage(f"Your work is done. Give your report now by calling {schema.__name__}.")
+    conversation = _answer_dangling_calls(messages) + [ask]
+    for _ in range(2):
+        out = call_model(session, ctx, role, structured, conversation, max_failures)
+        if out.get("parsed") is not None:
+            return out["parsed"]
+        error = _one_line(out.get("parsing_error") or "no report")
+        ctx.tracer.event("tool", role, tool=schema.__name__, error=f"malformed report: {error}")
+        raw = out["raw"]
+        conversation = conversation + [raw] + [ToolMessage(f"error: the report did not match the schema ({error}); call "
+                                                           f"{schema.__name__} again with valid arguments", tool_call_id=c["id"])
+                                               for c in (raw.tool_calls or []) + (raw.invalid_tool_calls or [])]  # fmt: skip
+    raise BrainFailed("the model gave no valid report")
+
+
+def _answer_dangling_calls(messages: list) -> list:
+    """The loop may stop at its cap with tool calls unanswered; the API needs every call answered."""
+    last = messages[-1] if messages else None
+    if isinstance(last, AIMessage) and (last.tool_calls or last.invalid_tool_calls):
+        return messages + [ToolMessage("not run: the turn limit was reached", tool_call_id=c.get("id") or "invalid")
+                           for c in list(last.tool_calls) + list(last.invalid_tool_calls)]  # fmt: skip
+    return messages
+
+
+# -- per-role preparation (before the model) and finishing (report -> state update) ------------
+
+
+def prepare_detector_writer(state: dict, ctx: RunContext) -> dict:
+    """Set up hs/ with the builtin detectors as a draft the model may keep or rewrite (no env
+    steps), so any mix of brains downstream finds the interface it expects."""
+    from agents.detector_writer import DETECTOR_TEST, GENERIC_DETECTOR_TEST, facts_from_probe, write_detectors
+    from tools.probe import ProbeReport
+
+    report = ProbeReport.model_validate_json((ctx.run_dir / state["probe"]["path"]).read_text())
+    facts = facts_from_probe(report, ctx.config.obs_mode)
+    ctx.hs.init(f"# Heuristic system for {ctx.game.name} ({ctx.config.obs_mode} mode)\n\n"
+                "policy.py (the controller), detectors.py (what it sees), tests/ (pins).\n")  # fmt: skip
+    if not (ctx.hs.path / "detectors.py").exists():
+        ctx.hs.write({"detectors.py": write_detectors(facts, ctx.config.obs_mode)})
+    return {"detectors": facts}
+
+
+def finish_prober(report: ProberReport, state: dict, ctx: RunContext) -> dict:
+    if not (ctx.run_dir / "probe" / "probe.json").exists():
+        raise BrainFailed("the model did not run the probe")
+    source = (state.get("probe") or {}).get("source", "probe")
+    return {"probe": {"path": "probe/probe.json", "source": f"{source} (llm)"}, "trace_summary": report.summary[:200]}
+
+
+def finish_detector_writer(report: DetectorReport, state: dict, ctx: RunContext) -> dict:
+    import subprocess
+    import sys
+
+    tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], cwd=ctx.hs.path,
+                           capture_output=True, text=True, timeout=300) if (ctx.hs.path / "tests").exists() else None  # fmt: skip
+    verdict = "no tests" if tests is None else ("tests pass" if tests.returncode == 0 else "tests FAIL")
+    ctx.hs.commit(f"Detectors (llm): {', '.join(report.readers)}; {verdict}\n\n{report.summary}")
+    if ctx.memory is not None:
+        ctx.memory.add_fact(ctx.game.name, ctx.config.obs_mode, state["run_id"], "detector_facts", state["detectors"])
+    return {"detectors": state["detectors"], "trace_summary": f"{', '.join(report.readers)}; {verdict}"}
+
+
+def finish_policy_writer(report: PolicyReport, state: dict, ctx: RunContext) -> dict:
+    from tools.workspace import policy_hash
+
+    path = ctx.hs.path / "policy.py"
+    if not path.exists():
+        raise BrainFailed("the model wrote no policy.py")
+    candidate = dict(policy_hash=policy_hash(path), controller="llm", params=dict(report.params), features=[],
+                     direction=report.direction.strip() or "LLM revision", source="llm", rationale=report.rationale)  # fmt: skip
+    return {"candidate": candidate}
+
+
+def finish_replay_critic(report: CriticReport, state: dict, ctx: RunContext) -> dict:
+    evaluation = state.get("evaluation") or {}
+    row = next((r for r in reversed(ctx.ledger.records()) if r.trial == evaluation.get("trial")), None)
+    diagnosis = dict(failure=report.failure, what=report.what, evidence=report.evidence, hypothesis=report.hypothesis,
+                     direction=report.direction, params={}, sheet=row.artifacts.get("sheet") if row else None)  # fmt: skip
+    if ctx.memory is not None and report.failure != "none":
+        ctx.memory.add_failure(ctx.game.name, ctx.config.obs_mode, state["run_id"], report.what, evidence=report.evidence,
+                               trial=evaluation.get("trial"))  # fmt: skip
+    from agents.replay_critic import _write_note
+
+    _write_note(ctx, state, diagnosis)
+    return {"diagnosis": diagnosis, "trace_summary": f"{report.failure}: {report.direction or 'no direction'}"}
+
+
+def finish_simplifier(report: SimplifierReport, state: dict, ctx: RunContext) -> dict:
+    """Keep the model's smaller version only if the dev score holds (the builtin's rule)."""
+    from graph.nodes import run_evaluation
+    from tools.workspace import policy_hash
+
+    best = dict(state["best"])
+    if not ctx.hs.dirty():
+        return {"best": best, "new_best": False, "trace_summary": "nothing removed"}
+    direction = f"simplify: remove {', '.join(report.removed) or 'code'} (score must hold)"
+    result = run_evaluation(ctx, ctx.hs.path / "policy.py", role="simplifier", change_summary=direction)
+    if result is None or result["status"] != "ok" or result["score_mean"] < best["score"]:
+        ctx.hs.rollback()
+        return {"best": best, "new_best": False, "trace_summary": f"kept the best version: {direction} lost score"}
+    commit = ctx.hs.commit(f"{direction}\n\n{report.rationale}\n\nscore {result['score_mean']:g} holds (trial {result['trial']})")
+    policy = {**best["policy"], "controller": "llm"}
+    best.update(commit=commit, policy_hash=policy_hash(ctx.hs.path / "policy.py"), policy=policy,
+                score=max(best["score"], result["score_mean"]), trial=result["trial"])  # fmt: skip
+    return {"best": best, "new_best": False, "trace_summary": f"removed {', '.join(report.removed)}"}
+
+
+def finish_notes_keeper(report: NotesReport, state: dict, ctx: RunContext) -> dict:
+    best = dict(state["best"])
+    best["commit"] = ctx.hs.commit(f"Notes: {report.entry.splitlines()[0][:80] if report.entry else 'updated'}")
+    return {"best": best, "trace_summary": "notes updated"}
+
+
+PREPARE = {"detector_writer": prepare_detector_writer}
+FINISH = {
+    "prober": finish_prober, "detector_writer": finish_detector_writer, "policy_writer": finish_policy_writer,
+    "replay_critic": finish_replay_critic, "simplifier": finish_simplifier, "notes_keeper": finish_notes_keeper,
+}  # fmt: skip
+
+
+def describe_tools(names: list[str]) -> str:
+    """One line per tool (for docs and the closing note)."""
+    from agents.llm_tools import Toolbox as T
+
+    return "\n".join(f"- `{n}`: {(getattr(T, n).__doc__ or '').strip().splitlines()[0]}" for n in names)
+
+
+__all__ = ["BrainFailed", "node_for", "resolve_brains", "run_llm_role", "describe_tools", "json"]

@@ -1,0 +1,311 @@
+"""LLM brains end to end: `python -m graph.run` with ChatOpenAI talking real HTTP to a scripted
+OpenAI-compatible server on localhost (tests/openai_server.py). The "model" writes detectors
+and a policy through the file tools, evaluates, the critic diagnoses from a contact sheet,
+and decide accepts or rolls back; faults, refusals, the cost ceiling and record/replay are
+exercised the same way. Only the model is scripted: env steps, the sandbox, git, Chroma and
+the checkpointer are real.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import PROJECT_ROOT
+from graph.tracing import read_trace
+from openai_server import ScriptedServer, call, calls, error, raw_call, report
+from tools.ledger import Ledger
+
+MODEL = "gpt-5.4-mini"  # in the pricing table, so costs are computed
+
+# What the scripted model writes: a Pong tracker over the builtin detectors' interface.
+# (RIGHT=2 moves Pong's paddle up, LEFT=3 down: the model "read" that in the probe report.)
+TRACKER = '''"""Track the ball: move the paddle towards the ball's height, within a deadband."""
+from detectors import read_ball, read_player
+
+P = {
+    "deadband": 3.0,  # px of error tolerated before moving
+}
+
+
+class Policy:
+    def reset(self, seed):
+        pass
+
+    def act(self, obs):
+        ball, player = read_ball(obs), read_player(obs)
+        if ball is None or player is None:
+            return 0
+        error = ball[1] - player
+        if error > P["deadband"]:
+            return 3
+        if error < -P["deadband"]:
+            return 2
+        return 0
+'''
+IDLE = '''"""Stand still (a worse idea, to be rolled back)."""
+
+
+class Policy:
+    def reset(self, seed):
+        pass
+
+    def act(self, obs):
+        return 0
+'''
+DETECTOR_TEST = '''from pathlib import Path
+import sys
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import detectors
+
+
+def test_detectors_expose_readers():
+    assert callable(detectors.read_player) and callable(detectors.read_ball)
+'''
+
+ENV_KNOBS = {"HL_DEV_EPISODES": "1", "HL_HOLDOUT_EPISODES": "1", "HL_EVAL_MAX_FRAMES": "2500", "HL_PROBE_BUDGET": "12000",
+             "HL_MAX_ITERATIONS": "2", "HL_LLM_RETRIES": "1", "HL_LLM_TIMEOUT": "20"}  # fmt: skip
+
+
+def scripts(policy_rounds: int = 2) -> dict:
+    """A full conversation: probe, detectors, a policy that is accepted, then a worse one."""
+    policy_writer = [
+        call("read_file", path="detectors.py"),
+        call("write_file", path="policy.py", content=TRACKER),
+        call("evaluate_policy", episodes=1),
+        report(direction="track the ball's height with a 3 px deadband", rationale="the paddle must meet the ball",
+               params={"deadband": 3.0}),
+    ]  # fmt: skip
+    if policy_rounds > 1:
+        policy_writer += [
+            call("write_file", path="policy.py", content=IDLE),
+            report(direction="stand still and let the ball come", rationale="an experiment", params={}),
+        ]
+    critic = [
+        calls(("diagnose_last_evaluation", {}), ("view_contact_sheet", {})),
+        report(failure="lost", what="points lost on fast returns", evidence="trial sheet", hypothesis="the paddle lags",
+               direction="lead the ball"),
+    ] * 2  # fmt: skip
+    return {
+        "prober": [call("run_probe"), report(summary="paddle moves vertically; ball found; RAM bytes tracked")],
+        "detector_writer": [
+            call("read_file", path="detectors.py"),
+            call("write_file", path="tests/test_detectors.py", content=DETECTOR_TEST),
+            call("run_hs_tests"),
+            report(readers=["read_player", "read_ball"], summary="kept the RAM readers; tests pass"),
+        ],
+        "policy_writer": policy_writer,
+        "replay_critic": critic,
+        "simplifier": [report(removed=[], rationale="nothing to remove")],
+    }
+
+
+def run_graph(tmp_path: Path, server: ScriptedServer | None, *args: str, env_extra: dict | None = None,
+              timeout: int = 420) -> subprocess.CompletedProcess:  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "HL_"))}
+    env.update(ENV_KNOBS)
+    if server is not None:
+        env.update(OPENAI_BASE_URL=server.base_url, OPENAI_API_KEY="sk-test")
+    env.update(env_extra or {})
+    return subprocess.run([sys.executable, "-m", "graph.run", "--runs-dir", str(tmp_path / "runs"), "--quiet", *args],
+                          cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=timeout)  # fmt: skip
+
+
+def run_folder(tmp_path: Path, game: str = "pong") -> Path:
+    folders = sorted((tmp_path / "runs" / game / "ram").iterdir())
+    assert folders, "no run folder"
+    return folders[-1]
+
+
+def git_log(run_dir: Path) -> list[str]:
+    out = subprocess.run(["git", "log", "--format=%s"], cwd=run_dir / "hs", capture_output=True, text=True)
+    return out.stdout.splitlines()
+
+
+ALL_LLM = "prober=llm,detector_writer=llm,policy_writer=llm,replay_critic=llm,simplifier=llm"
+
+
+def test_a_full_llm_iteration_accepts_then_rolls_back(tmp_path):
+    with ScriptedServer(scripts()) as server:
+        done = run_graph(tmp_path, server, "--game", "pong", "--model", MODEL, "--brains", ALL_LLM, "--budget", "60000")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines()[0].startswith(f"brains: llm {MODEL} for prober, detector_writer, policy_writer")
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    run_dir = Path(summary["run_dir"])
+
+    # Every scripted reply was used, and the server saw one conversation per role turn.
+    for role in ("prober", "detector_writer", "policy_writer", "replay_critic"):
+        assert server.remaining(role) == 0, role
+
+    # Ledger: the probe, the model's own evaluation (reused by the evaluate node: no second
+    # row for the same code), the rejected idle policy, and the final holdout.
+    rows = Ledger(run_dir / "trials.jsonl").records()
+    kinds = [(r.role, r.kind) for r in rows]
+    assert ("prober", "probe") in kinds
+    evals = [r for r in rows if r.kind == "evaluation" and r.role != "finish"]
+    assert [r.role for r in evals] == ["policy_writer", "evaluate"]
+    assert evals[0].tokens > 0 and evals[0].cost_usd > 0  # the tokens that led to this trial
+    tracker_row, idle_row = evals
+    assert tracker_row.policy_hash != idle_row.policy_hash
+
+    # hs/: the model's detectors commit and the accepted tracker; the idle policy rolled back.
+    log = git_log(run_dir)
+    assert log[0].startswith("Notes:") or log[0].startswith("track the ball")
+    assert any(m.startswith("Detectors (llm): read_player, read_ball; tests pass") for m in log)
+    assert any(m.startswith("track the ball's height") for m in log)
+    assert not any("stand still" in m for m in log)
+    assert (run_dir / "hs" / "policy.py").read_text() == TRACKER
+    assert summary["accepted"] == 1 and summary["rejected"] == 1
+
+    # trace.jsonl: model calls and tool calls per role; node token totals add up to the server's.
+    entries, damage = read_trace(run_dir / "trace.jsonl")
+    assert not damage
+    llm_calls = [e for e in entries if e["event"] == "llm_call"]
+    tools = [(e["node"], e["tool"]) for e in entries if e["event"] == "tool"]
+    assert ("policy_writer", "write_file") in tools and ("replay_critic", "view_contact_sheet") in tools
+    assert ("detector_writer", "run_hs_tests") in tools and ("prober", "run_probe") in tools
+    served = server.usage["prompt_tokens"] + server.usage["completion_tokens"]
+    assert sum(e["tokens"] for e in llm_calls) == served
+    assert sum(e.get("tokens", 0) for e in entries if e["event"] == "end") == served
+    assert summary["tokens"] == served and summary["cost_usd"] > 0
+
+    # The critic's diagnosis came from the model, with the contact sheet as evidence.
+    note = (run_dir / "diagnoses" / "iteration-000.md").read_text()
+    assert "points lost on fast returns" in note and "lead the ball" in note
+
+
+def test_tool_refusals_and_malformed_arguments_go_back_to_the_model(tmp_path):
+    script = scripts(policy_rounds=1)
+    script["policy_writer"] = [
+        call("write_file", path="../outside.py", content="x = 1"),  # outside hs/: refused
+        call("read_file", path="/etc/passwd"),  # absolute path outside hs/: refused
+        call("evaluate_policy", episodes=1, split="holdout"),  # holdout seeds: refused
+        raw_call("write_file", '{"path": "policy.py", "content": '),  # malformed JSON: repaired below
+        call("write_file", path="policy.py", content=TRACKER),
+        report(direction="track the ball", rationale="", params={}),
+    ]
+    script["replay_critic"] = script["replay_critic"][:2]
+    with ScriptedServer(script) as server:
+        done = run_graph(tmp_path, server, "--game", "pong", "--model", MODEL, "--budget", "40000",
+                         "--brains", "prober=builtin,policy_writer=llm,replay_critic=llm", env_extra={"HL_MAX_ITERATIONS": "1"})  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    run_dir = run_folder(tmp_path)
+    assert not (run_dir / "outside.py").exists() and not (run_dir.parent / "outside.py").exists()
+    # What the model was told, turn by turn (the tool messages of its next request).
+    pw = [r["body"]["messages"] for r in server.requests if r["role"] == "policy_writer"]
+    told = [m["content"] for m in pw[-1] if m["role"] == "tool"]
+    assert "outside hs/" in told[0] and "outside hs/" in told[1]
+    assert "holdout" in told[2] and "not for tuning" in told[2]
+    assert "not valid JSON" in told[3]
+    assert told[4].startswith("wrote policy.py")
+    rows = Ledger(run_dir / "trials.jsonl").records()
+    assert not any(r.split == "holdout" and r.role != "finish" for r in rows)
+
+
+def test_transient_errors_are_retried_and_a_storm_falls_back_to_builtin(tmp_path):
+    script = scripts(policy_rounds=1)
+    script["prober"] = [error(429, headers={"retry-after": "0"})] + script["prober"]  # retried, then fine
+    script["policy_writer"] = [error(500)] * 12  # a storm: more failures than retries and the cap allow
+    with ScriptedServer(script) as server:
+        done = run_graph(tmp_path, server, "--game", "pong", "--model", MODEL, "--budget", "40000",
+                         "--brains", "prober=llm,policy_writer=llm", env_extra={"HL_MAX_ITERATIONS": "1", "HL_LLM_MAX_FAILURES": "2"})  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    run_dir = run_folder(tmp_path)
+    entries, _ = read_trace(run_dir / "trace.jsonl")
+    fallback = [e for e in entries if e["event"] == "fallback"]
+    assert [e["node"] for e in fallback] == ["policy_writer"]
+    errors = [e for e in entries if e["event"] == "llm_error" and e["node"] == "policy_writer"]
+    assert len(errors) == 2 and "500" in errors[0]["error"]
+    assert not [e for e in entries if e["event"] == "llm_error" and e["node"] == "prober"]  # the 429 was retried by the client
+    assert any(r["role"] == "prober" for r in server.requests)
+    # The builtin brain took over: its intercept controller was written and evaluated.
+    assert "Intercept controller" in (run_dir / "hs" / "policy.py").read_text()
+    end = [e for e in entries if e["event"] == "end" and e["node"] == "policy_writer"]
+    assert end[0]["summary"].startswith("fallback to builtin")
+
+
+def test_a_bad_key_stops_with_one_line_and_keeps_the_checkpoint(tmp_path):
+    script = {"prober": [error(401, "Incorrect API key provided")]}
+    with ScriptedServer(script) as server:
+        done = run_graph(tmp_path, server, "--game", "pong", "--model", MODEL, "--brains", "prober=llm")
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "AuthenticationError" in done.stderr and "Traceback" not in done.stderr
+    run_dir = run_folder(tmp_path)
+    assert (run_dir / "checkpoint.sqlite").exists() and (run_dir / "config.json").exists()
+
+
+def test_cost_ceiling_stops_cleanly_and_resumes(tmp_path):
+    # Output priced at $1000/1M tokens: the check before each call reserves ~$1.02 for it, so a
+    # $1.05 ceiling allows the first call and stops before the second (inside the prober).
+    prices = {"HL_PRICE_INPUT": "0.0001", "HL_PRICE_OUTPUT": "1000", "HL_MAX_ITERATIONS": "1"}
+    brains = ["--brains", "prober=llm,policy_writer=llm"]
+    with ScriptedServer(scripts(policy_rounds=1)) as server:
+        done = run_graph(tmp_path, server, "--game", "pong", "--model", MODEL, "--budget", "40000", "--max-cost-usd", "1.05",
+                         *brains, env_extra=prices)  # fmt: skip
+        assert done.returncode == 0, done.stderr[-2000:]
+        summary = json.loads(done.stdout.strip().splitlines()[-1])
+        assert summary["stop_reason"].startswith("cost limit $1.05 reached")
+        assert 0 < summary["cost_usd"] <= 1.05
+        assert summary["best_score"] is None and server.remaining("prober") == 1  # stopped before its report
+        run_dir = Path(summary["run_dir"])
+        entries, _ = read_trace(run_dir / "trace.jsonl")
+        assert [e["node"] for e in entries if e["event"] == "cost_stop"] == ["prober"]
+
+        refused = run_graph(tmp_path, server, "--resume", summary["run_id"], env_extra=prices)
+        assert refused.returncode == 2 and "higher --max-cost-usd" in refused.stderr
+
+        again = run_graph(tmp_path, server, "--resume", summary["run_id"], "--max-cost-usd", "1000", env_extra=prices)
+    assert again.returncode == 0, again.stderr[-2000:]
+    resumed = json.loads(again.stdout.strip().splitlines()[-1])
+    assert resumed["run_id"] == summary["run_id"] and resumed["best_score"] is not None
+    assert resumed["cost_usd"] > summary["cost_usd"]
+    assert (run_dir / "hs" / "policy.py").read_text() == TRACKER
+    assert server.remaining("prober") == 0 and server.remaining("policy_writer") == 0
+
+
+def test_record_then_replay_without_the_server(tmp_path):
+    with ScriptedServer(scripts(policy_rounds=1)) as server:
+        first = run_graph(tmp_path / "a", server, "--game", "pong", "--model", MODEL, "--budget", "40000", "--record",
+                          "--brains", "detector_writer=llm,policy_writer=llm,replay_critic=llm", env_extra={"HL_MAX_ITERATIONS": "1"})  # fmt: skip
+    assert first.returncode == 0, first.stderr[-2000:]
+    a = Path(json.loads(first.stdout.strip().splitlines()[-1])["run_dir"])
+    cassette = a / "cassette.jsonl"
+    assert len(cassette.read_text().splitlines()) == len(server.requests)
+
+    # No server now: OPENAI_* unset; the cassette answers.
+    second = run_graph(tmp_path / "b", None, "--game", "pong", "--model", f"replay:{cassette}", "--budget", "40000",
+                       "--brains", "detector_writer=llm,policy_writer=llm,replay_critic=llm", env_extra={"HL_MAX_ITERATIONS": "1"})  # fmt: skip
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert "replayed from a cassette" in second.stdout.splitlines()[0]
+    b = Path(json.loads(second.stdout.strip().splitlines()[-1])["run_dir"])
+
+    def rows(run_dir):
+        keep = ("role", "kind", "status", "policy_hash", "seeds", "env_steps", "scores", "lengths", "tokens", "cost_usd", "change_summary")
+        return [{k: getattr(r, k) for k in keep} for r in Ledger(run_dir / "trials.jsonl").records()]
+
+    assert rows(a) == rows(b)
+
+    def tree(run_dir):
+        hs = run_dir / "hs"
+        return {str(p.relative_to(hs)): p.read_bytes() for p in sorted(hs.rglob("*")) if p.is_file() and ".git" not in p.parts
+                and "__pycache__" not in p.parts}  # fmt: skip
+
+    assert tree(a) == tree(b)
+    assert git_log(a) == git_log(b)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--game", "pong", "--model", "gpt-5.4"], "needs OPENAI_API_KEY"),
+    (["--game", "pong", "--brains", "critic=llm"], "bad --brains entry"),
+    (["--game", "pong", "--max-cost-usd", "-1"], "non-negative"),
+    (["--game", "pong", "--model", "replay:/nonexistent/cassette.jsonl"], "no cassette"),
+])  # fmt: skip
+def test_bad_model_flags_are_one_line_errors(tmp_path, argv, message):
+    done = run_graph(tmp_path, None, *argv, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert message in done.stderr and done.stderr.count("\n") == 1
