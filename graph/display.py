@@ -15,8 +15,8 @@ class LiveDisplay:
         self.progress = None
         self._bar = Progress(
             TextColumn("[bold cyan]{task.fields[node]:<15}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("env steps"), TextColumn("best [bold]{task.fields[best]}"), TimeElapsedColumn(),
-            TimeRemainingColumn(), TextColumn("{task.fields[diag]}"), console=self.console,
+            TextColumn("env steps"), TextColumn("best [bold]{task.fields[best]}"), TextColumn("{task.fields[llm]}"),
+            TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[diag]}"), console=self.console,
         )  # fmt: skip
         self._task = None
         self._steps_at_eval = 0
@@ -24,7 +24,7 @@ class LiveDisplay:
     def start(self) -> None:
         self._bar.start()
         self._task = self._bar.add_task("run", total=self.ctx.meter.budget, completed=self.ctx.meter.used_steps,
-                                        node="start", best="-", diag="")  # fmt: skip
+                                        node="start", best="-", diag="", llm=self._llm())  # fmt: skip
         self.progress = self._progress
 
     def stop(self) -> None:
@@ -37,7 +37,17 @@ class LiveDisplay:
     def node(self, name: str, state: dict) -> None:
         self._steps_at_eval = self.ctx.meter.used_steps
         best = state.get("best")
-        self._update(node=name, completed=self.ctx.meter.used_steps, best=f"{best['score']:g}" if best else "-")
+        self._update(node=name, completed=self.ctx.meter.used_steps, best=f"{best['score']:g}" if best else "-", llm=self._llm())
+
+    def _llm(self) -> str:
+        """Tokens and cost so far, when an LLM brain is in use."""
+        session = self.ctx.extras.get("llm")
+        return f"{session.tokens:,} tok ${session.spent_usd:.3f}" if session else ""
+
+    def search(self, p: dict) -> None:
+        """Progress of a route search: steps, best score, cells."""
+        self._update(completed=self._steps_at_eval + int(p.get("steps", 0)),
+                     diag=f"search: best {p.get('best_score', p.get('score', '-'))}, {p.get('cells', '-')} cells")  # fmt: skip
 
     def _progress(self, p: dict) -> None:
         self._update(completed=self._steps_at_eval + p["steps"])
@@ -67,7 +77,7 @@ class LiveDisplay:
         table.add_column("", style="bold")
         table.add_column("")
         for key in ("best_score", "best_hns", "env_steps_to_best", "env_steps", "frames", "iterations",
-                    "accepted", "rejected", "holdout", "wall_seconds", "stop_reason"):  # fmt: skip
+                    "accepted", "rejected", "holdout", "wall_seconds", "tokens", "cost_usd", "stop_reason"):  # fmt: skip
             table.add_row(key.replace("_", " "), str(summary.get(key)))
         for key in ("run_dir", "policy", "readme", "video", "curve"):
             if summary.get(key):
