@@ -22,7 +22,9 @@ SMALL = {"HL_EVAL_MAX_FRAMES": "6000", "HL_TUNE_TRIALS": "3", "HL_PLATEAU_PATIEN
 
 
 def graph_run(runs_dir, *args, env_extra=None, timeout=600):
-    env = {**os.environ, **SMALL, **(env_extra or {}), "PYTHONPATH": str(PROJECT_ROOT)}
+    # Builtin brains: a developer's OPENAI_* variables must not turn these runs into LLM runs.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+    env = {**env, **SMALL, **(env_extra or {}), "PYTHONPATH": str(PROJECT_ROOT)}
     proc = subprocess.run([sys.executable, "-m", "graph.run", "--runs-dir", str(runs_dir), "--quiet", *args],
                           capture_output=True, text=True, timeout=timeout, env=env, cwd=PROJECT_ROOT)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -112,7 +114,8 @@ def _evaluation_in_progress(run_dir) -> bool:
 
 
 def test_kill_and_resume_loses_and_duplicates_nothing(tmp_path):
-    env = {**os.environ, **SMALL, "HL_EVAL_MAX_FRAMES": "30000", "PYTHONPATH": str(PROJECT_ROOT)}
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}, **SMALL, "HL_EVAL_MAX_FRAMES": "30000",
+           "PYTHONPATH": str(PROJECT_ROOT)}
     proc = subprocess.Popen([sys.executable, "-m", "graph.run", "--game", "breakout", "--budget", "200000",
                              "--runs-dir", str(tmp_path), "--quiet"], cwd=PROJECT_ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)  # fmt: skip

@@ -309,3 +309,15 @@ def test_bad_model_flags_are_one_line_errors(tmp_path, argv, message):
     done = run_graph(tmp_path, None, *argv, timeout=60)
     assert done.returncode == 2, done.stderr
     assert message in done.stderr and done.stderr.count("\n") == 1
+
+
+def test_model_auto_picks_llm_only_when_a_model_is_configured():
+    from agents.brains import LLM_ROLES, resolve_brains
+
+    assert resolve_brains("auto", None, env={}) == (None, {r: "builtin" for r in LLM_ROLES})
+    model, brains = resolve_brains("auto", None, env={"OPENAI_BASE_URL": "http://localhost:11434/v1", "HL_MODEL": "qwen3"})
+    assert model == "qwen3" and set(brains.values()) == {"llm"}
+    model, brains = resolve_brains("gpt-5.4", "policy_writer=llm", env={})
+    assert model == "gpt-5.4" and [r for r, k in brains.items() if k == "llm"] == ["policy_writer"]
+    with pytest.raises(ValueError, match="--model builtin"):
+        resolve_brains("builtin", "policy_writer=llm", env={})
