@@ -217,8 +217,10 @@ def test_route_policy_is_closed_loop(hl_search, tmp_path):
         run_episodes(path, MONTEZUMA.task_id, proto, "ram", [0], trace_dir=tmp_path / mode)
         approach[mode] = _closest_approach(np.load(tmp_path / mode / "0.npz")["ram"], end)
     sys.path.remove(str(policy.parent))
-    assert approach["closed"] <= 2.0, approach
-    assert approach["open"] > 8.0, approach
+    # Within half a search cell of the route's end (a mid-air point: jump timing may differ),
+    # and nearer than the open-loop replay gets.
+    assert approach["closed"] <= result.cell_px / 2, approach
+    assert approach["open"] > approach["closed"] + 4.0, approach
 
 
 def test_controller_interface_and_generated_code():

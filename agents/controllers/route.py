@@ -31,13 +31,13 @@ FEATURES = {
 
 PARAMS = {
     # name: (default, low, high, what it means)
-    "match_radius": (8.0, 2.0, 24.0, "px: route points further than this from the player do not match"),
+    "match_radius": (12.0, 2.0, 32.0, "px: route points further than this from the player do not match"),
     "lookahead": (96, 4, 800, "frames of route searched ahead of the current point"),
     "lookback": (32, 0, 400, "frames of route searched behind the current point"),
     "index_weight": (0.25, 0.0, 2.0, "px of position error worth one frame of route time away from the expected point"),
     "recover_axis_px": (2.0, 0.5, 8.0, "px of error along an axis below which recovery does not move along it"),
     "stall_frames": (16, 2, 400, "frames without advancing along the route before the policy lines up with the route point"),
-    "align_px": (0.5, 0.0, 4.0, "px of error along an axis tolerated when lining up with the route point"),
+    "align_px": (0.5, 0.0, 2.0, "px of error along an axis tolerated when lining up with the route, per frame of a step"),
     "hazard_radius": (24.0, 4.0, 64.0, "px: an object this close to the player on the route makes a timed waypoint"),
     "wait_lead": (48, 4, 480, "frames of route before the close approach where the policy waits"),
     "hazard_tolerance": (4.0, 1.0, 24.0, "px: the wait ends when each object is this close to its recorded position"),
@@ -264,16 +264,19 @@ def write_policy(params: dict, features: set[str], facts: dict, direction: str) 
     ]
     if "recovery" in features:
         words += [
-            "When no point matches, it walks towards the nearest route point of this room and score",
-            "(along the axis with the larger error, ignoring errors under `recover_axis_px`).",
+            "When no point matches, it heads for the nearest route point of this room and score, x first",
+            "(walking works anywhere, climbing only on ladders), ignoring errors under `recover_axis_px`.",
         ]
     else:
         words.append("When no point matches, it plays the action of the nearest route point of this room.")
     if "unstick" in features:
         words += [
             "When the matched point has not advanced for `stall_frames` frames (its action does nothing",
-            "from where the player is: a ladder needs the exact column), it lines up with the point to",
-            "within `align_px` px, then plays the actions of the points after it, one more each step.",
+            "from where the player is: a ladder needs the exact column), it heads for the next place the",
+            "route goes to, x first, to within `align_px` px per frame of a step, for `stall_frames`;",
+            "then it plays the actions of the points after it for twice as long, and so on in turn.",
+            "Off the route and getting no closer for `stall_frames` frames, it",
+            "plays the route's actions from the nearest point on, one more each step.",
         ]
     if "respawn_resync" in features:
         words.append("After a life is lost it looks along the whole route for the point nearest the respawn.")
@@ -379,9 +382,10 @@ TIMED = timed_waypoints()'''
 
     if "recovery" in features:
         off_route = """
-            # Off the route: walk towards the nearest route point of this room and score.
+            # Off the route: head for the nearest route point of this room and score (x first:
+            # walking works anywhere, climbing only on ladders).
             dx, dy = ROUTE[nearest][2] - x, ROUTE[nearest][3] - y
-            if abs(dx) >= abs(dy) and abs(dx) > P["recover_axis_px"] and LEFT is not None:
+            if abs(dx) > P["recover_axis_px"] and LEFT is not None:
                 return RIGHT if dx > 0 else LEFT
             if abs(dy) > P["recover_axis_px"] and UP is not None:
                 return DOWN if dy > 0 else UP
@@ -390,23 +394,52 @@ TIMED = timed_waypoints()'''
         off_route = """
             return ROUTE[nearest][4]  # off the route: play the nearest point's action"""
 
-    unstick = unstick_reset = ""
+    unstick = unstick_reset = next_place = off_stuck = gap_reset = ""
     if "unstick" in features:
         unstick_reset = """
-        self.stuck = 0  # steps the matched route point has not advanced"""
+        self.stuck = 0  # steps the matched route point has not advanced
+        self.gap = math.inf  # distance to the route when last off it"""
         unstick = """
-        # Stuck: the point's action does nothing from here. Line up with it exactly, then
-        # play the actions of the points after it, one more each step.
+        # Stuck: the point's action does nothing from here. Head for the next place the route
+        # goes to (x first: walking works anywhere, climbing only on ladders), then play the
+        # actions of the points after this one, one more each step.
         self.stuck = self.stuck + 1 if k <= self.index else 0
-        over = self.stuck - steps(P["stall_frames"])
-        if over >= 0:
-            dx, dy = ROUTE[k][2] - x, ROUTE[k][3] - y
-            if abs(dx) > P["align_px"] and LEFT is not None:
-                return RIGHT if dx > 0 else LEFT
-            if abs(dy) > P["align_px"] and UP is not None:
-                return DOWN if dy > 0 else UP
+        stall = steps(P["stall_frames"])
+        if self.stuck >= stall:
+            # Cycle: line up for `stall` steps, then play the next 2 * stall points' actions.
+            phase = (self.stuck - stall) % (3 * stall)
             self.index = k
-            return ROUTE[min(len(ROUTE) - 1, k + 1 + over)][4]"""
+            if phase >= stall:
+                return ROUTE[min(len(ROUTE) - 1, k + 1 + phase - stall)][4]
+            target = self.next_place(k, x, y)
+            dx, dy = ROUTE[target][2] - x, ROUTE[target][3] - y
+            tolerance = P["align_px"] * FRAME_SKIP
+            if abs(dx) > tolerance and LEFT is not None:
+                return RIGHT if dx > 0 else LEFT
+            if abs(dy) > tolerance and UP is not None:
+                return DOWN if dy > 0 else UP
+            return ROUTE[k][4]"""
+        gap_reset = """
+        self.gap = math.inf"""
+        off_stuck = """
+            # Off the route and not getting closer for stall_frames: try the route's own moves
+            # from the nearest point, one more each step.
+            gap = math.hypot(ROUTE[nearest][2] - x, ROUTE[nearest][3] - y)
+            self.stuck = 0 if gap < self.gap - 0.5 else self.stuck + 1
+            self.gap = gap
+            over = self.stuck - steps(P["stall_frames"])
+            if over >= 0:
+                return ROUTE[min(len(ROUTE) - 1, nearest + over)][4]"""
+        next_place = """
+
+    def next_place(self, k, x, y):
+        # The first route point after k away from where the player is (within lookahead).
+        for j in range(k + 1, min(len(ROUTE), k + 1 + steps(P["lookahead"]))):
+            if ROUTE[j][:2] != ROUTE[k][:2]:
+                break
+            if max(abs(ROUTE[j][2] - x), abs(ROUTE[j][3] - y)) > P["align_px"] * FRAME_SKIP:
+                return j
+        return k"""
 
     resync = ""
     if "respawn_resync" in features:
@@ -464,9 +497,9 @@ class Policy:
             return NOOP  # this room and score are not on the route
         k = self.match(phase, x, y)
         if k is None:
-            self.anywhere = True
-            nearest = min(phase, key=lambda j: math.hypot(ROUTE[j][2] - x, ROUTE[j][3] - y)){off_route}
-        self.anywhere = False{timed_act}{unstick}
+            nearest = min(self.window(phase), key=lambda j: math.hypot(ROUTE[j][2] - x, ROUTE[j][3] - y))
+            self.anywhere = True{off_stuck}{off_route}
+        self.anywhere = False{gap_reset}{timed_act}{unstick}
         self.index = k
         return ROUTE[k][4]
 
@@ -474,18 +507,21 @@ class Policy:
         """The route point the player is at: within match_radius px, nearest to the player and
         to the expected next point (index_weight px per step away from it); None if none."""
         expected = self.index + 1
-        if self.anywhere:
-            window = phase
-        else:
-            lo = bisect.bisect_left(phase, expected - steps(P["lookback"]))
-            window = phase[lo : bisect.bisect_right(phase, expected + steps(P["lookahead"]))]
         best, best_cost = None, math.inf
-        for j in window:
+        for j in self.window(phase):
             distance = math.hypot(ROUTE[j][2] - x, ROUTE[j][3] - y)
             if distance <= P["match_radius"]:
                 cost = distance + P["index_weight"] * FRAME_SKIP * abs(j - expected)
                 if cost < best_cost:
                     best, best_cost = j, cost
-        return best{in_place}
+        return best
+
+    def window(self, phase):
+        """The route points to consider: near the last match, or the whole phase."""
+        if self.anywhere:
+            return phase
+        expected = self.index + 1
+        lo = bisect.bisect_left(phase, expected - steps(P["lookback"]))
+        return phase[lo : bisect.bisect_right(phase, expected + steps(P["lookahead"]))] or phase{in_place}{next_place}
 '''
     return code
