@@ -3,13 +3,14 @@ system folder (detectors.py, route.py, policy.py) -> evaluation with the real ha
 
     python bench/montezuma_route.py --protocol hl --search-steps 2e6
     python bench/montezuma_route.py --protocol ale-v5 --search-steps 1.5e6 --episodes 10 --baseline
-    python bench/montezuma_route.py --protocol ale-v5 --reuse runs/bench/montezuma-ale-v5 --holdout
+    python bench/montezuma_route.py --protocol ale-v5 --reuse --search-steps 0 --no-dev --holdout
 
 Every env step (probe, search, evaluations) goes through one StepMeter and one ledger
 (`<out>/run/trials.jsonl`); the search row records that it ran without sticky actions.
 Nothing here is specific to Montezuma except the default game name: the RAM addresses come
-from the probe. `--reuse DIR` continues in an earlier output folder: the probe is read back,
-the archive continues (only new search steps are charged), and the ledger keeps counting.
+from the probe. `--reuse` continues in the output folder (default runs/bench/<game>-<protocol>): the probe is read back,
+the archive continues (only new search steps are charged), and the ledger keeps counting;
+`--search-steps 0` evaluates the system already written there (the final holdout run).
 """
 
 from __future__ import annotations
@@ -105,7 +106,24 @@ def main(argv: list[str] | None = None) -> int:
     (out / "facts.json").write_text(json.dumps(facts, indent=1))
     print("facts:", json.dumps(facts["ram"]))
 
-    # 2. Search (deterministic: no sticky actions; every emulator step charged).
+    # 2. Search (deterministic: no sticky actions; every emulator step charged), 3. hs/ folder.
+    hs = out / "hs"
+    open_loop = out / "open_loop"
+    figures: dict = {}
+    if args.search_steps == 0:  # evaluate the system already written (e.g. the final holdout run)
+        if not (hs / "policy.py").exists():
+            print(f"--search-steps 0 needs an earlier run's {hs / 'policy.py'}", file=sys.stderr)
+            return 2
+        print(f"search: skipped; evaluating {hs}")
+    else:
+        build_system(args, spec, proto, meter, facts, out, hs, open_loop, ledger, run_dir, save_meter, figures)
+    run_evaluations(args, spec, proto, meter, run_dir, hs, open_loop, episodes, save_meter, figures)
+    return 0
+
+
+def build_system(args, spec, proto, meter, facts, out, hs, open_loop, ledger, run_dir, save_meter, figures) -> None:
+    """Search (deterministic, metered) and write hs/ and the open-loop baseline folder."""
+
     def progress(info: dict) -> None:
         print(f"  search: {info['steps']:>10,} steps  best {info['best_score']:>6g}  cells {info['cells']:>5}", flush=True)
 
@@ -125,8 +143,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"search: score {result.score:g}, route {len(result.actions):,} steps, {result.cells} cells, "
           f"{result.steps_used:,} steps this call ({result.steps_total:,} in the archive), stop: {result.stop_reason}")  # fmt: skip
 
-    # 3. The heuristic system folder.
-    hs = out / "hs"
     hs.mkdir(exist_ok=True)
     params = default_params(route_controller)
     for item in args.param:
@@ -136,15 +152,17 @@ def main(argv: list[str] | None = None) -> int:
     (hs / "detectors.py").write_text(route_controller.write_route_detectors(facts))
     (hs / "route.py").write_text(route_controller.write_route_module(result, facts))
     (hs / "policy.py").write_text(route_controller.write_policy(params, features, facts, "initial route from the search"))
-    open_loop = out / "open_loop"
     open_loop.mkdir(exist_ok=True)
     for name in ("detectors.py", "route.py"):
         (open_loop / name).write_text((hs / name).read_text())
     (open_loop / "policy.py").write_text(OPEN_LOOP_POLICY)
     print(f"heuristic system: {hs} (features {sorted(features)})")
 
-    # 4. Evaluations with the real harness.
-    figures = {"search_score": result.score, "search_steps": result.steps_total}
+    figures.update(search_score=result.score, search_steps_total=result.steps_total, route_steps=len(result.actions))
+
+
+def run_evaluations(args, spec, proto, meter, run_dir, hs, open_loop, episodes, save_meter, figures) -> None:
+    """4. Evaluations with the real harness (sandboxed workers, sticky actions per protocol)."""
 
     def run_eval(policy: Path, split: str, label: str) -> None:
         record = evaluate(policy, spec, run_dir, obs_mode="ram", protocol=proto.name, split=split, episodes=episodes,
@@ -162,9 +180,10 @@ def main(argv: list[str] | None = None) -> int:
 
     figures["total_env_steps"] = meter.used_steps
     figures["steps_by_kind"] = dict(meter.steps_by_kind)
-    (out / "figures.json").write_text(json.dumps(figures, indent=1))
+    out = hs.parent
+    name = "figures-holdout.json" if args.holdout and args.no_dev else "figures.json"
+    (out / name).write_text(json.dumps(figures, indent=1))
     print(json.dumps(figures, indent=1))
-    return 0
 
 
 if __name__ == "__main__":
