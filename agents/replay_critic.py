@@ -60,10 +60,12 @@ def replay_critic(state: HLState, ctx: RunContext) -> dict:
         kind = "stall"
         what = (f"periodic loop: RAM repeats every {f.loop_period} steps" if f.loop_period
                 else f"reward stall of {f.longest_stall} steps from step {f.stall_start}")  # fmt: skip
-    elif lost:
+    elif lost or f.game_over_with_lives:
         kind = "lost"
         steps = [m.step for m in f.moments if m.kind in ("life_lost", "point_lost")][:8]
         what = f"{f.lives_lost} lives and {f.points_lost} points lost (at steps {steps})"
+        if f.game_over_with_lives:
+            what += f"; the game ended at step {f.length} with lives left"
     else:
         kind, what = "none", "no failure found in the traces"
 

@@ -30,6 +30,7 @@ class EpisodeFindings(BaseModel):
     stall_start: int
     loop_period: int | None  # RAM states repeat with this period at the end of the episode
     timeout: bool
+    game_over_with_lives: bool = False  # the game ended while lives were left (e.g. invaders landed)
     moments: list[FailureMoment]
 
 
@@ -71,8 +72,12 @@ def analyse_episode(trace_path: str | Path, seed: int, truncated: str | None) ->
                                      detail=f"RAM states repeat every {period} steps"))  # fmt: skip
     if truncated == "time_limit":
         moments.append(FailureMoment(kind="timeout", step=len(rewards), detail="episode hit the frame cap"))
+    ended_early = truncated is None and len(lives) > 0 and lives[-1] > 0
+    if ended_early:
+        moments.append(FailureMoment(kind="game_over", step=len(rewards),
+                                     detail=f"the game ended with {lives[-1]} lives left"))  # fmt: skip
     return EpisodeFindings(
         seed=seed, length=len(rewards), score=float(rewards.sum()), lives_lost=len(lost_at),
         points_lost=len(negative), longest_stall=longest, stall_start=stall_start, loop_period=period,
-        timeout=truncated == "time_limit", moments=moments,
+        timeout=truncated == "time_limit", game_over_with_lives=ended_early, moments=moments,
     )  # fmt: skip
