@@ -8,6 +8,7 @@ import ast
 
 from envs.seeds import split_seeds
 from graph.context import RunContext
+from graph.report import write_report
 from tools.evaluate import evaluate, refresh_reports
 from tools.meter import BudgetExhausted
 
@@ -72,6 +73,7 @@ def finish_run(ctx: RunContext, state: dict, wall_seconds: float) -> dict:
         curve=str(ctx.run_dir / "sample_efficiency.png"),
     )  # fmt: skip
     _write_readme(ctx, summary, rejected)
+    write_report(ctx.run_dir, on_error=lambda m: (ctx.tracer.event("warning", "report", message=m), ctx.say(m)))  # never crashes the run
     return summary
 
 

@@ -1,6 +1,19 @@
-"""`python -m graph.trace RUN`: the run's timeline from trace.jsonl (node, duration, env
-steps, tokens, decision). RUN is a run id (looked up under --runs-dir) or a run folder.
-A killed run's trace is read up to the damage, and the damage is reported."""
+"""`python -m graph.trace RUN`: why the run did what it did, from its own folder, offline.
+
+    python -m graph.trace RUN                      # timeline: one row per node execution
+    python -m graph.trace RUN --iteration 2        # only that iteration's rows
+    python -m graph.trace RUN --node replay_critic # a node's details: inputs, LLM and tool calls,
+                                                   #   outputs, trials, diagnosis (--iteration N: one)
+    python -m graph.trace RUN --diff 1 2           # diff of two policy versions in hs/ (version
+                                                   #   numbers from the listing, or git revisions)
+    python -m graph.trace RUN --json               # any of the above as JSON, for scripts
+
+RUN is a run id (looked up under --runs-dir) or a run folder. Sources: trace.jsonl (node
+start/end, LLM and tool calls), trials.jsonl (the ledger: trials and their artifacts),
+checkpoint.sqlite (each node's input state and its writes) and hs/ (git). A killed run's
+trace or ledger is read up to the damage, and the damage is reported; an unreadable
+checkpoint only removes the inputs/outputs detail.
+"""
 
 from __future__ import annotations
 
@@ -12,41 +25,273 @@ from pathlib import Path
 from graph.tracing import read_trace
 from tools.workspace import DEFAULT_RUNS_DIR
 
+# Events recorded inside a node execution (between its start and end).
+INNER_EVENTS = ("llm_call", "llm_error", "tool", "fallback", "cost_stop", "warning")
+# State channels that are bookkeeping, not something a node reads to decide.
+_QUIET_CHANNELS = {"run_id", "game", "obs_mode", "protocol", "budget", "seed", "target_score"}
+
 
 def resolve_run(run: str, runs_dir: Path) -> Path:
     path = Path(run)
     if path.is_dir():
         return path
-    matches = list(runs_dir.glob(f"*/*/{run}")) if runs_dir.exists() else []
+    matches = sorted(runs_dir.glob(f"*/*/{run}")) if runs_dir.exists() else []
     if not matches:
         raise FileNotFoundError(f"no run {run!r} (neither a folder nor a run id under {runs_dir})")
     return matches[0]
 
 
 def timeline(entries: list[dict]) -> list[dict]:
-    """Pair start/end events into one row per node execution."""
-    rows, open_nodes = [], {}
+    """Pair start/end events into one row per node execution; LLM calls, tool calls and
+    warnings recorded while a node ran go into that row's `events`."""
+    rows, open_nodes, orphans = [], {}, []
     for e in entries:
-        if e["event"] == "start":
-            open_nodes[e["node"]] = e
-        elif e["event"] in ("end", "error"):
-            start = open_nodes.pop(e["node"], None)
+        kind = e.get("event")
+        node = e.get("node")
+        if kind == "start":
+            open_nodes[node] = dict(start=e, events=[])
+        elif kind in ("end", "error"):
+            opened = open_nodes.pop(node, None)
+            start = opened["start"] if opened else None
             rows.append(dict(
-                node=e["node"], start=start["ts"] if start else None, seconds=e.get("seconds"),
+                node=node, start=start["ts"] if start else None, end=e.get("ts"), seconds=e.get("seconds"),
                 iteration=start.get("iteration") if start else None, env_steps=e.get("env_steps", 0),
-                env_steps_total=e.get("env_steps_total"), tokens=e.get("tokens", 0),
-                decision=e.get("decision"), summary=e.get("summary") or e.get("error", ""), status=e["event"],
+                env_steps_start=start.get("env_steps_total") if start else None,
+                env_steps_total=e.get("env_steps_total"), tokens=e.get("tokens", 0), cost_usd=e.get("cost_usd", 0.0),
+                decision=e.get("decision"), summary=e.get("summary") or e.get("error", ""), status=kind,
+                events=opened["events"] if opened else [],
             ))  # fmt: skip
-    for node, start in open_nodes.items():  # started, never finished: the run was killed here
-        rows.append(dict(node=node, start=start["ts"], seconds=None, iteration=start.get("iteration"), env_steps=None,
-                         env_steps_total=None, tokens=0, decision=None, summary="(did not finish)", status="open"))  # fmt: skip
+        elif kind in INNER_EVENTS:
+            # A role's own events carry its name; others (a memory warning) go to the node running.
+            target = open_nodes.get(node) or (list(open_nodes.values())[-1] if open_nodes else None)
+            (target["events"] if target else orphans).append(e)
+    for node, opened in open_nodes.items():  # started, never finished: the run was killed here
+        start = opened["start"]
+        rows.append(dict(node=node, start=start["ts"], end=None, seconds=None, iteration=start.get("iteration"),
+                         env_steps=None, env_steps_start=start.get("env_steps_total"), env_steps_total=None, tokens=0,
+                         cost_usd=0.0, decision=None, summary="(did not finish)", status="open",
+                         events=opened["events"]))  # fmt: skip
+    if orphans:
+        rows.append(dict(node="(outside nodes)", start=orphans[0].get("ts"), end=orphans[-1].get("ts"), seconds=None,
+                         iteration=None, env_steps=0, env_steps_start=None, env_steps_total=None, tokens=0, cost_usd=0.0,
+                         decision=None, summary=f"{len(orphans)} events outside any node", status="events",
+                         events=orphans))  # fmt: skip
     return rows
 
 
+# -- the other records of a run ---------------------------------------------------------------
+
+
+def read_ledger(run_dir: Path) -> tuple[list, list[str]]:
+    from tools.ledger import Ledger
+
+    try:
+        contents = Ledger(run_dir / "trials.jsonl").read()
+    except OSError as err:
+        return [], [f"trials.jsonl: {err}"]
+    return contents.records, [f"trials.jsonl line {d.line}: {d.reason}" for d in contents.damage]
+
+
+def checkpoint_steps(run_dir: Path) -> tuple[list[dict], list[str]]:
+    """The checkpointed graph steps, oldest first: {step, node, inputs (state before the node),
+    writes (what it returned)}. Read-only; a missing or unreadable checkpoint gives []."""
+    path = run_dir / "checkpoint.sqlite"
+    if not path.exists():
+        return [], []
+    import sqlite3
+
+    try:
+        from langgraph.checkpoint.sqlite import SqliteSaver
+
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+        try:
+            saver = SqliteSaver(conn)
+            thread = conn.execute("SELECT DISTINCT thread_id FROM checkpoints").fetchall()
+            steps = []
+            for (thread_id,) in thread:
+                for cp in saver.list({"configurable": {"thread_id": thread_id}}):
+                    values = cp.checkpoint.get("channel_values", {})
+                    nodes = [k.split(":", 2)[2] for k in values if k.startswith("branch:to:")]
+                    if cp.metadata.get("step", -1) < 0 or not nodes:
+                        continue
+                    writes = {}
+                    for _task, channel, value in cp.pending_writes or []:
+                        if not channel.startswith(("branch:", "__")):
+                            writes[channel] = value
+                    inputs = {k: v for k, v in values.items() if not k.startswith(("branch:", "__"))}
+                    steps.append(dict(step=cp.metadata.get("step"), node=nodes[0], inputs=inputs, writes=writes))
+        finally:
+            conn.close()
+    except Exception as err:  # a killed run can leave a checkpoint the saver cannot read
+        return [], [f"checkpoint.sqlite unreadable: {type(err).__name__}: {err}"]
+    steps.sort(key=lambda s: s["step"])
+    return steps, []
+
+
+def final_state(run_dir: Path) -> dict:
+    """The last checkpointed state (history, best, usage...), or {}."""
+    steps, _ = checkpoint_steps(run_dir)
+    if not steps:
+        return {}
+    last = steps[-1]
+    state = dict(last["inputs"])
+    for k, v in last["writes"].items():
+        if k == "history":
+            state["history"] = list(state.get("history") or []) + list(v or [])
+        elif k == "usage":
+            continue
+        else:
+            state[k] = v
+    return state
+
+
+def _trials_for(row: dict, records: list) -> list:
+    """Ledger rows written by this node execution: same role, inside its env-step window (or,
+    for rows that took no steps, its time window)."""
+    lo = row.get("env_steps_start")
+    hi = row.get("env_steps_total")
+    found = []
+    for r in records:
+        if r.role != row["node"]:
+            continue
+        if r.env_steps > 0 and lo is not None:
+            if lo < r.cumulative_env_steps and (hi is None or r.cumulative_env_steps <= hi):
+                found.append(r)
+        elif r.env_steps == 0 and row.get("start") and row["start"] <= r.timestamp and (row.get("end") is None or r.timestamp <= row["end"]):
+            found.append(r)
+    return found
+
+
+def _short(value, width: int = 160) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def load_run(run_dir: Path) -> dict:
+    """Everything the trace command and the report read: rows (with trials, artifacts,
+    inputs and writes attached), the ledger, the checkpoint's last state, and the damage."""
+    entries, damage = read_trace(run_dir / "trace.jsonl")
+    damage = [f"trace.jsonl {d}" if not d.startswith("trace.jsonl") else d for d in damage]
+    rows = timeline(entries)
+    records, ledger_damage = read_ledger(run_dir)
+    steps, cp_damage = checkpoint_steps(run_dir)
+    # The k-th finished execution of a node is the k-th checkpointed step of that node.
+    by_node: dict[str, list[dict]] = {}
+    for s in steps:
+        by_node.setdefault(s["node"], []).append(s)
+    seen: dict[str, int] = {}
+    for i, row in enumerate(rows):
+        row["index"] = i
+        trials = _trials_for(row, records)
+        row["trials"] = [r.trial for r in trials]
+        row["artifacts"] = {f"trial {r.trial} {k}": v for r in trials for k, v in r.artifacts.items()}
+        row["inputs"], row["writes"] = None, None
+        if row["status"] == "end":
+            k = seen.get(row["node"], 0)
+            seen[row["node"]] = k + 1
+            if k < len(by_node.get(row["node"], [])):
+                step = by_node[row["node"]][k]
+                row["inputs"], row["writes"] = step["inputs"], step["writes"]
+    return dict(run_dir=str(run_dir), rows=rows, entries=entries, records=records,
+                damage=damage + ledger_damage + cp_damage, steps=steps)  # fmt: skip
+
+
+# -- policy versions ------------------------------------------------------------------------------
+
+
+def policy_versions(run_dir: Path) -> list[dict]:
+    """hs/ commits, oldest first: {version, commit, subject, message}."""
+    hs = run_dir / "hs"
+    if not (hs / ".git").exists():
+        return []
+    import subprocess
+
+    out = subprocess.run(["git", "log", "--reverse", "--format=%H%x1f%s%x1f%b%x1e"], cwd=hs, capture_output=True, text=True)
+    if out.returncode != 0:
+        return []
+    versions = []
+    for chunk in out.stdout.split("\x1e"):
+        chunk = chunk.strip("\n")
+        if not chunk:
+            continue
+        commit, subject, body = (chunk.split("\x1f") + ["", ""])[:3]
+        versions.append(dict(version=len(versions), commit=commit, subject=subject, message=body.strip()))
+    return versions
+
+
+def _rev(spec: str, versions: list[dict]) -> str:
+    if spec.isdigit() and int(spec) < len(versions):
+        return versions[int(spec)]["commit"]
+    return spec
+
+
+def policy_diff(run_dir: Path, a: str, b: str) -> dict:
+    """Unified diff between two versions of hs/ (version numbers or git revisions)."""
+    import subprocess
+
+    versions = policy_versions(run_dir)
+    if not versions:
+        raise ValueError(f"{run_dir / 'hs'} is not a git repository (no policy versions)")
+    ra, rb = _rev(a, versions), _rev(b, versions)
+    proc = subprocess.run(["git", "diff", ra, rb], cwd=run_dir / "hs", capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise ValueError(f"cannot diff {a} and {b} in hs/: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else 'git failed'}")
+    subjects = {v["commit"]: v for v in versions}
+
+    def describe(rev: str) -> dict:
+        full = subprocess.run(["git", "rev-parse", rev], cwd=run_dir / "hs", capture_output=True, text=True).stdout.strip()
+        v = subjects.get(full, {})
+        return dict(rev=rev, commit=full, version=v.get("version"), subject=v.get("subject"))
+
+    return dict(a=describe(ra), b=describe(rb), diff=proc.stdout)
+
+
+def diagnosis_text(run_dir: Path, iteration: int | None) -> str | None:
+    if iteration is None:
+        return None
+    path = run_dir / "diagnoses" / f"iteration-{iteration:03d}.md"
+    return path.read_text() if path.exists() else None
+
+
+def node_details(run: dict, node: str, iteration: int | None = None) -> list[dict]:
+    run_dir = Path(run["run_dir"])
+    records = {r.trial: r for r in run["records"]}
+    out = []
+    for row in run["rows"]:
+        if row["node"] != node or (iteration is not None and row["iteration"] != iteration):
+            continue
+        inputs = {k: _short(v) for k, v in (row["inputs"] or {}).items() if k not in _QUIET_CHANNELS}
+        writes = {k: _short(v, 400) for k, v in (row["writes"] or {}).items()}
+        trials = [dict(trial=t, kind=records[t].kind, status=records[t].status, score_mean=records[t].score_mean,
+                       env_steps=records[t].env_steps, change_summary=records[t].change_summary,
+                       artifacts=records[t].artifacts) for t in row["trials"]]  # fmt: skip
+        diagnosis = diagnosis_text(run_dir, row["iteration"]) if node == "replay_critic" else None
+        out.append(dict(
+            {k: row[k] for k in ("index", "node", "iteration", "status", "start", "end", "seconds", "env_steps",
+                                 "env_steps_total", "tokens", "cost_usd", "decision", "summary")},
+            inputs=inputs, llm_calls=[e for e in row["events"] if e["event"] in ("llm_call", "llm_error")],
+            tool_calls=[e for e in row["events"] if e["event"] == "tool"],
+            other_events=[e for e in row["events"] if e["event"] not in ("llm_call", "llm_error", "tool")],
+            outputs=writes, trials=trials, diagnosis=diagnosis,
+        ))  # fmt: skip
+    return out
+
+
+# -- command ----------------------------------------------------------------------------------------
+
+
+def _json_rows(rows: list[dict]) -> list[dict]:
+    return [{k: v for k, v in r.items() if k not in ("inputs", "writes")} for r in rows]
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m graph.trace", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m graph.trace", description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n", 2)[2])  # fmt: skip
     parser.add_argument("run", help="run id or run folder")
     parser.add_argument("--runs-dir", type=Path, default=DEFAULT_RUNS_DIR)
+    parser.add_argument("--node", help="details of this node's executions (e.g. replay_critic)")
+    parser.add_argument("--iteration", type=int, help="only this iteration")
+    parser.add_argument("--diff", nargs=2, metavar=("A", "B"), help="diff two policy versions in hs/")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     try:
@@ -54,29 +299,123 @@ def main(argv: list[str] | None = None) -> int:
     except FileNotFoundError as err:
         sys.stderr.write(f"error: {err}\n")
         return 2
-    entries, damage = read_trace(run_dir / "trace.jsonl")
-    rows = timeline(entries)
+    if args.diff:
+        return _print_diff(run_dir, args)
+    run = load_run(run_dir)
+    rows = run["rows"]
+    if args.node:
+        details = node_details(run, args.node, args.iteration)
+        if args.json:
+            print(json.dumps({"run_dir": str(run_dir), "node": args.node, "executions": details, "damage": run["damage"]}, default=str))
+            return 0
+        return _print_details(run, args.node, details)
+    if args.iteration is not None:
+        rows = [r for r in rows if r["iteration"] == args.iteration]
     if args.json:
-        print(json.dumps({"run_dir": str(run_dir), "rows": rows, "damage": damage}))
+        print(json.dumps({"run_dir": str(run_dir), "rows": _json_rows(rows), "damage": run["damage"]}, default=str))
         return 0
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = _console()
     table = Table(title=f"trace of {run_dir}")
-    for col in ("#", "iter", "node", "seconds", "env steps", "total steps", "tokens", "decision", "summary"):
-        table.add_column(col, justify="right" if col in ("#", "iter", "seconds", "env steps", "total steps", "tokens") else "left")
-    for i, r in enumerate(rows):
+    right = ("#", "iter", "seconds", "env steps", "total steps", "tokens", "cost $")
+    for col in ("#", "iter", "node", "start", "seconds", "env steps", "total steps", "tokens", "cost $", "decision", "summary", "artifacts"):
+        table.add_column(col, justify="right" if col in right else "left")
+    for r in rows:
         table.add_row(
-            str(i), str(r["iteration"] if r["iteration"] is not None else ""), r["node"],
-            f"{r['seconds']:.1f}" if r["seconds"] is not None else "-",
+            str(r["index"]), str(r["iteration"] if r["iteration"] is not None else ""), r["node"],
+            (r["start"] or "")[11:19], f"{r['seconds']:.1f}" if r["seconds"] is not None else "-",
             f"{r['env_steps']:,}" if r["env_steps"] is not None else "-",
             f"{r['env_steps_total']:,}" if r["env_steps_total"] is not None else "-",
-            str(r["tokens"]), r["decision"] or "", (r["summary"] or "")[:80],
+            str(r["tokens"]), f"{r['cost_usd']:.4f}" if r.get("cost_usd") else "",
+            r["decision"] or "", (r["summary"] or "")[:80], _artifacts_cell(r),
         )  # fmt: skip
     console.print(table)
-    for d in damage:
+    if not rows:
+        console.print("no node executions recorded" + (f" in iteration {args.iteration}" if args.iteration is not None else ""))
+    for d in run["damage"]:
         console.print(f"[yellow]damage:[/] {d}")
+    return 0
+
+
+def _console():
+    from rich.console import Console
+
+    return Console() if sys.stdout.isatty() else Console(width=200)  # piped: wide rows, not wrapped cells
+
+
+def _artifacts_cell(row: dict) -> str:
+    parts = [f"trial {', '.join(map(str, row['trials']))}"] if row["trials"] else []
+    kinds = sorted({k.split()[-1] for k in row["artifacts"]})
+    return " ".join(parts + kinds)
+
+
+def _print_details(run: dict, node: str, details: list[dict]) -> int:
+    from rich.markdown import Markdown
+
+    console = _console()
+    if not details:
+        known = sorted({r["node"] for r in run["rows"]})
+        console.print(f"no execution of {node!r} recorded" + (f"; nodes in this run: {', '.join(known)}" if known else ""))
+    for d in details:
+        console.rule(f"#{d['index']} {d['node']} · iteration {d['iteration']} · {d['status']}")
+        console.print(f"start {d['start']} · {d['seconds']} s · {d['env_steps']} env steps (total {d['env_steps_total']}) · "
+                      f"{d['tokens']} tokens · ${d['cost_usd'] or 0:.4f} · decision {d['decision'] or '-'}")  # fmt: skip
+        console.print(f"[bold]summary:[/] {d['summary']}")
+        if d["inputs"]:
+            console.print("[bold]inputs[/] (state before the node):")
+            for k, v in d["inputs"].items():
+                console.print(f"  {k}: {v}", markup=False, highlight=False)
+        for e in d["llm_calls"]:
+            if e["event"] == "llm_call":
+                console.print(f"  [cyan]llm[/] {e.get('model')} · {e.get('input_tokens')} in / {e.get('output_tokens')} out · "
+                              f"${e.get('cost_usd', 0):.4f} · calls {', '.join(e.get('tool_calls') or []) or '(final answer)'}")  # fmt: skip
+            else:
+                console.print(f"  [red]llm error[/] {e.get('error')}", highlight=False)
+        for e in d["tool_calls"]:
+            status = f"error: {e['error']}" if e.get("error") else "ok"
+            console.print(f"  [magenta]tool[/] {e.get('tool')}({_short(e.get('args') or {}, 100)}) · {e.get('seconds', '-')} s · {status}",
+                          markup=True, highlight=False)  # fmt: skip
+            if e.get("result"):
+                console.print(f"      → {_short(e['result'], 160)}", markup=False, highlight=False)
+        for e in d["other_events"]:
+            console.print(f"  [yellow]{e['event']}[/] {_short({k: v for k, v in e.items() if k not in ('ts', 't', 'event')})}", highlight=False)
+        if d["outputs"]:
+            console.print("[bold]outputs[/] (what the node wrote to the state):")
+            for k, v in d["outputs"].items():
+                console.print(f"  {k}: {v}", markup=False, highlight=False)
+        for t in d["trials"]:
+            console.print(f"  [green]trial {t['trial']}[/] {t['kind']} {t['status']} score {t['score_mean']} · {t['env_steps']:,} steps · "
+                          f"{t['change_summary'][:80]} · {', '.join(f'{k}={v}' for k, v in t['artifacts'].items())}", highlight=False)  # fmt: skip
+        if d["diagnosis"]:
+            console.print(Markdown(d["diagnosis"]))
+    for dmg in run["damage"]:
+        console.print(f"[yellow]damage:[/] {dmg}")
+    return 0
+
+
+def _print_diff(run_dir: Path, args) -> int:
+    try:
+        result = policy_diff(run_dir, *args.diff)
+    except ValueError as err:
+        sys.stderr.write(f"error: {err}\n")
+        versions = policy_versions(run_dir)
+        if versions:
+            sys.stderr.write("versions: " + "; ".join(f"{v['version']} {v['commit'][:8]} {v['subject'][:50]}" for v in versions) + "\n")
+        return 2
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    from rich.syntax import Syntax
+
+    console = _console()
+    for side in ("a", "b"):
+        s = result[side]
+        console.print(f"{side}: version {s['version']} {s['commit'][:10]} {s['subject'] or ''}", highlight=False, markup=False)
+    if result["diff"]:
+        console.print(Syntax(result["diff"], "diff", theme="ansi_dark", word_wrap=True))
+    else:
+        console.print("(no difference)")
     return 0
 
 

@@ -1,0 +1,217 @@
+"""Inspecting a run: the trace CLI (complete, killed and empty runs), the HTML run report and
+the suite page opened in headless Chromium (Debian's, --no-sandbox, every non-file request
+refused and counted), from a real small run of the learning loop."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import PROJECT_ROOT
+
+SMALL = {"HL_EVAL_MAX_FRAMES": "3000", "HL_MAX_ITERATIONS": "3", "HL_TUNE_TRIALS": "3", "HL_HOLDOUT_EPISODES": "1",
+         "HL_PROBE_BUDGET": "10000"}  # fmt: skip
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def clean_env(**extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "LANGSMITH_", "LANGCHAIN_"))}
+    return {**env, **extra, "PYTHONPATH": str(PROJECT_ROOT)}
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    runs = tmp_path_factory.mktemp("runs")
+    proc = subprocess.run([sys.executable, "-m", "graph.run", "--game", "pong", "--budget", "60000", "--runs-dir", str(runs), "--quiet"],
+                          capture_output=True, text=True, timeout=600, env=clean_env(**SMALL), cwd=PROJECT_ROOT)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "langsmith" not in proc.stderr.lower()  # tracing is off and silent without its variables
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    return runs, Path(summary["run_dir"]), summary
+
+
+def trace_cli(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "graph.trace", *map(str, args)], capture_output=True, text=True,
+                          timeout=120, env=clean_env(), cwd=PROJECT_ROOT)  # fmt: skip
+
+
+# -- trace CLI ---------------------------------------------------------------------------------------
+
+
+def test_trace_complete_run(small_run):
+    runs, run_dir, summary = small_run
+    proc = trace_cli(run_dir.name, "--runs-dir", runs, "--json")  # by run id
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    rows = out["rows"]
+    assert out["damage"] == []
+    assert [r["node"] for r in rows[:4]] == ["prober", "detector_writer", "policy_writer", "evaluate"]
+    assert all(r["status"] == "end" for r in rows)
+    assert rows[-1]["node"] == "decide" and rows[-1]["decision"] == "end"
+    assert sum(r["env_steps"] for r in rows) <= summary["env_steps"]
+    evaluations = [r for r in rows if r["node"] == "evaluate"]
+    assert all(r["trials"] and any(k.endswith("sheet") for k in r["artifacts"]) for r in evaluations)
+    assert {"start", "seconds", "env_steps", "tokens", "cost_usd", "decision", "summary", "artifacts"} <= set(rows[0])
+
+    text = trace_cli(run_dir)  # by path, the table
+    assert text.returncode == 0 and "replay_critic" in text.stdout and "damage" not in text.stdout
+
+    detail = json.loads(trace_cli(run_dir, "--node", "replay_critic", "--iteration", "1", "--json").stdout)
+    (ex,) = detail["executions"]
+    assert ex["iteration"] == 1 and "evaluation" in ex["inputs"] and "diagnosis" in ex["outputs"]
+    assert ex["diagnosis"].startswith("# Diagnosis, iteration 1")
+    details_text = trace_cli(run_dir, "--node", "evaluate")
+    assert details_text.returncode == 0 and "inputs" in details_text.stdout and "trial" in details_text.stdout
+
+    only = json.loads(trace_cli(run_dir, "--iteration", "1", "--json").stdout)["rows"]
+    assert only and all(r["iteration"] == 1 for r in only)
+
+    diff = json.loads(trace_cli(run_dir, "--diff", "1", "2", "--json").stdout)
+    assert diff["a"]["version"] == 1 and diff["b"]["version"] == 2 and "+++ b/policy.py" in diff["diff"]
+    assert trace_cli(run_dir, "--diff", "1", "nonsense").returncode == 2
+
+
+def test_trace_killed_run_reads_up_to_the_damage(small_run, tmp_path):
+    _, run_dir, _ = small_run
+    killed = tmp_path / run_dir.name
+    shutil.copytree(run_dir, killed)
+    data = (killed / "trace.jsonl").read_bytes()
+    (killed / "trace.jsonl").write_bytes(data[: len(data) - 30])  # the last line torn mid-write
+    out = json.loads(trace_cli(killed, "--json").stdout)
+    assert any("torn last line" in d for d in out["damage"])
+    assert out["rows"][-1]["status"] == "open" and out["rows"][-1]["node"] == "decide"  # started, never ended
+    assert len(out["rows"]) == len(json.loads(trace_cli(run_dir, "--json").stdout)["rows"])
+    text = trace_cli(killed)
+    assert text.returncode == 0 and "did not finish" in text.stdout and "torn last line" in text.stdout
+    ledger = (killed / "trials.jsonl").read_bytes()
+    (killed / "trials.jsonl").write_bytes(ledger[: len(ledger) - 40])
+    assert any("trials.jsonl" in d for d in json.loads(trace_cli(killed, "--json").stdout)["damage"])
+    from graph.report import write_report
+
+    page = write_report(killed).read_text()
+    assert "torn last line" in page and 'class="damage"' in page
+
+
+@pytest.mark.parametrize("trace", ["empty", "missing"])
+def test_trace_empty_run(tmp_path, trace):
+    run_dir = tmp_path / "pong" / "ram" / "empty-run"
+    run_dir.mkdir(parents=True)
+    if trace == "empty":
+        (run_dir / "trace.jsonl").write_text("")
+    out = json.loads(trace_cli(run_dir, "--json").stdout)
+    assert out["rows"] == []
+    assert (out["damage"] == []) if trace == "empty" else any("does not exist" in d for d in out["damage"])
+    text = trace_cli("empty-run", "--runs-dir", tmp_path)
+    assert text.returncode == 0 and "no node executions recorded" in text.stdout
+    assert trace_cli("no-such-run", "--runs-dir", tmp_path).returncode == 2
+    from graph.report import write_report
+
+    assert "No iteration was decided" in write_report(run_dir).read_text()
+
+
+# -- HTML pages in a real browser -------------------------------------------------------------------
+
+
+def open_in_chromium(page_path: Path, screenshot: Path, wait_ms: int = 2500) -> dict:
+    if CHROMIUM is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed (the CI script installs it with apt-get)")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    refused, console, errors = [], [], []
+
+    def gate(route):
+        url = route.request.url
+        if url.startswith(("file:", "data:", "blob:")):
+            route.continue_()
+        else:
+            refused.append(url)
+            route.abort()
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.route("**/*", gate)
+            page.on("requestfailed", lambda r: None if r.url.startswith(("file:", "data:", "blob:")) or r.url in refused else refused.append(r.url))
+            page.on("console", lambda m: console.append((m.type, m.text)))
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(page_path.resolve().as_uri(), wait_until="load")
+            page.wait_for_timeout(wait_ms)
+            info = page.evaluate("""() => {
+                const v = document.querySelector('video');
+                return {
+                    bokeh_docs: window.Bokeh ? Bokeh.documents.length : 0,
+                    bokeh_roots: document.querySelectorAll('[data-root-id]').length,
+                    canvases: window.Bokeh ? Bokeh.documents.reduce((n, d) => n + d.roots().length, 0) : 0,
+                    video: v ? {readyState: v.readyState, width: v.videoWidth, height: v.videoHeight,
+                                error: v.error ? v.error.code : null, duration: v.duration} : null,
+                    graph: !!document.querySelector('#run-graph'),
+                    title: document.title,
+                };
+            }""")
+            if info["video"] is not None:  # play a moment: frames really decode
+                info["played"] = page.evaluate("""async () => {
+                    const v = document.querySelector('video'); await v.play();
+                    await new Promise(r => setTimeout(r, 700)); v.pause(); return v.currentTime; }""")
+            page.screenshot(path=str(screenshot), full_page=True)
+        finally:
+            browser.close()
+    from PIL import Image
+
+    pixels = np.asarray(Image.open(screenshot).convert("L"), dtype=np.float32)
+    info.update(refused=refused, errors=errors + [t for kind, t in console if kind == "error"], pixel_std=float(pixels.std()))
+    return info
+
+
+def test_run_report_in_headless_chromium(small_run, tmp_path):
+    runs, run_dir, _ = small_run
+    report = run_dir / "report.html"
+    assert report.exists()  # written by the run itself, at the end
+    text = report.read_text()
+    import re
+
+    assert not re.search(r"""<(script|link|img|video|source|iframe)[^>]*\s(src|href)=["']?(https?:)?//""", text)  # nothing fetched
+    assert len(text) < 8e6
+    for section in ('id="run-graph"', 'id="sample-efficiency"', 'id="iterations-table"', 'id="policy"',
+                    'id="best-replay"', 'id="sheets"', 'id="memory"', 'id="cost-table"'):  # fmt: skip
+        assert section in text, section
+    info = open_in_chromium(report, tmp_path / "run.png")
+    assert info["refused"] == [], info["refused"]  # the page asked the network for nothing
+    assert info["errors"] == [], info["errors"]
+    assert info["bokeh_docs"] == 1 and info["canvases"] >= 1 and info["graph"]
+    v = info["video"]
+    assert v is not None and v["error"] is None and v["readyState"] >= 2 and v["width"] == 160 and v["height"] == 210
+    assert info["played"] > 0  # Debian's chromium decodes the H.264 replay
+    assert info["pixel_std"] > 20  # not a blank page
+
+
+def test_suite_report_in_headless_chromium(small_run, tmp_path):
+    runs, run_dir, summary = small_run
+    from graph.report import write_suite
+
+    page = write_suite(runs)
+    text = page.read_text()
+    assert "Pong" in text and run_dir.name in text and "published HL" in text
+    info = open_in_chromium(page, tmp_path / "suite.png")
+    assert info["refused"] == [] and info["errors"] == [], info
+    assert info["bokeh_docs"] == 1 and info["canvases"] >= 1
+    assert info["pixel_std"] > 20
+
+
+def test_report_cli(small_run, tmp_path):
+    runs, run_dir, _ = small_run
+    out = tmp_path / "r.html"
+    proc = subprocess.run([sys.executable, "-m", "graph.report", run_dir.name, "--runs-dir", str(runs), "-o", str(out)],
+                          capture_output=True, text=True, timeout=120, env=clean_env(), cwd=PROJECT_ROOT)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert out.stat().st_size > 100_000
+    bad = subprocess.run([sys.executable, "-m", "graph.report", "no-such-run", "--runs-dir", str(runs)],
+                         capture_output=True, text=True, timeout=120, env=clean_env(), cwd=PROJECT_ROOT)  # fmt: skip
+    assert bad.returncode == 2 and bad.stderr.startswith("error:")
