@@ -359,7 +359,7 @@ def prepare_detector_writer(state: dict, ctx: RunContext) -> dict:
     from tools.probe import ProbeReport
 
     report = ProbeReport.model_validate_json((ctx.run_dir / state["probe"]["path"]).read_text())
-    facts = facts_from_probe(report, ctx.config.obs_mode)
+    facts = facts_from_probe(report, ctx.config.obs_mode, ctx.config.protocol)
     ctx.hs.init(f"# Heuristic system for {ctx.game.name} ({ctx.config.obs_mode} mode)\n\n"
                 "policy.py (the controller), detectors.py (what it sees), tests/ (pins).\n")  # fmt: skip
     if not (ctx.hs.path / "detectors.py").exists():

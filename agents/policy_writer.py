@@ -94,10 +94,16 @@ def tune_parameters(ctx: RunContext, facts: dict, controller_name: str, params: 
 def first_candidate(ctx: RunContext, facts: dict, state: HLState) -> dict:
     name = facts["controller"]
     controller = get_controller(name)
-    remembered = (ctx.memory.facts(ctx.game.name, ctx.config.obs_mode) if ctx.memory else {}).get("best_policy")
+    from graph.nodes import best_policy_key
+
+    known = ctx.memory.facts(ctx.game.name, ctx.config.obs_mode) if ctx.memory else {}
+    remembered = known.get(best_policy_key(ctx.config.protocol))
     if name == "route" and not (ctx.hs.path / "route.py").exists():
         search_route(ctx, facts, ctx.config.search_steps, "first route")
-    if remembered and remembered.value.get("controller", name) == name and state.get("iteration", 0) == 0:
+    # A policy remembered from a run under another protocol (frame skip, sticky actions) is not
+    # a good start: its structure and parameters were judged under other dynamics.
+    same_protocol = remembered is not None and remembered.value.get("protocol", ctx.config.protocol) == ctx.config.protocol
+    if same_protocol and remembered.value.get("controller", name) == name and state.get("iteration", 0) == 0:
         value = remembered.value
         return write_candidate(ctx, facts, {**default_params(controller), **value["params"]}, set(value["features"]),
                                f"start from the best policy of run {remembered.run_id} (memory)", "memory")  # fmt: skip

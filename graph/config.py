@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 
 def _env_int(name: str, default: int) -> int:
@@ -28,7 +28,9 @@ class RunConfig(BaseModel):
     max_cost_usd: float | None = Field(default=None, ge=0)
 
     # Evaluation and search knobs (HL_* environment variables).
-    dev_episodes: int = Field(default_factory=lambda: _env_int("HL_DEV_EPISODES", 1))
+    # Under hl every seed plays the same game, so one dev episode says it all; under ale-v5
+    # (sticky actions) one episode is noisy: default 3 there.
+    dev_episodes: int | None = Field(default_factory=lambda: _env_int("HL_DEV_EPISODES", 0) or None)
     holdout_episodes: int = Field(default_factory=lambda: _env_int("HL_HOLDOUT_EPISODES", 3))
     tune_trials: int = Field(default_factory=lambda: _env_int("HL_TUNE_TRIALS", 12))
     plateau_patience: int = Field(default_factory=lambda: _env_int("HL_PLATEAU_PATIENCE", 6))
@@ -37,3 +39,9 @@ class RunConfig(BaseModel):
     search_steps: int = Field(default_factory=lambda: _env_int("HL_SEARCH_STEPS", 500_000))  # per route search
     probe_budget: int = Field(default_factory=lambda: _env_int("HL_PROBE_BUDGET", 30_000))
     eval_max_frames: int | None = Field(default_factory=lambda: int(os.environ["HL_EVAL_MAX_FRAMES"]) if os.environ.get("HL_EVAL_MAX_FRAMES") else None)
+
+    @model_validator(mode="after")
+    def _protocol_defaults(self) -> "RunConfig":
+        if self.dev_episodes is None:
+            self.dev_episodes = 1 if self.protocol == "hl" else 3
+        return self

@@ -76,13 +76,20 @@ def evaluate(state: HLState, ctx: RunContext) -> dict:
     return {"evaluation": result, "usage": usage}
 
 
+def best_policy_key(protocol: str) -> str:
+    """The memory fact holding the best policy under a protocol (scores under hl and ale-v5
+    are not comparable, so each keeps its own)."""
+    return "best_policy" if protocol == "hl" else f"best_policy:{protocol}"
+
+
 def remember_best_policy(ctx: RunContext, run_id: str, policy: dict, score: float) -> None:
     """Keep the best policy structure as a game fact, unless memory already knows a better one."""
     if ctx.memory is None:
         return
-    known = ctx.memory.facts(ctx.game.name, ctx.config.obs_mode).get("best_policy")
+    key = best_policy_key(ctx.config.protocol)
+    known = ctx.memory.facts(ctx.game.name, ctx.config.obs_mode).get(key)
     if known is None or known.value.get("score", float("-inf")) < score:
-        ctx.memory.add_fact(ctx.game.name, ctx.config.obs_mode, run_id, "best_policy",
+        ctx.memory.add_fact(ctx.game.name, ctx.config.obs_mode, run_id, key,
                             {**policy, "score": score, "protocol": ctx.config.protocol})  # fmt: skip
 
 
