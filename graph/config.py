@@ -31,7 +31,8 @@ class RunConfig(BaseModel):
     # Under hl every seed plays the same game, so one dev episode says it all; under ale-v5
     # (sticky actions) one episode is noisy: default 3 there.
     dev_episodes: int | None = Field(default_factory=lambda: _env_int("HL_DEV_EPISODES", 0) or None)
-    holdout_episodes: int = Field(default_factory=lambda: _env_int("HL_HOLDOUT_EPISODES", 3))
+    # The final holdout report: 10 episodes under ale-v5, where seeds differ (3 under hl).
+    holdout_episodes: int | None = Field(default_factory=lambda: _env_int("HL_HOLDOUT_EPISODES", 0) or None)
     tune_trials: int = Field(default_factory=lambda: _env_int("HL_TUNE_TRIALS", 12))
     plateau_patience: int = Field(default_factory=lambda: _env_int("HL_PLATEAU_PATIENCE", 6))
     simplify_every: int = Field(default_factory=lambda: _env_int("HL_SIMPLIFY_EVERY", 3), ge=1)
@@ -44,4 +45,6 @@ class RunConfig(BaseModel):
     def _protocol_defaults(self) -> "RunConfig":
         if self.dev_episodes is None:
             self.dev_episodes = 1 if self.protocol == "hl" else 3
+        if self.holdout_episodes is None:
+            self.holdout_episodes = 3 if self.protocol == "hl" else 10
         return self
