@@ -15,7 +15,31 @@ from agents.controllers import CONTROLLER_MODULES, apply_change, effective, get_
 from agents.registry import register
 from graph.context import RunContext
 from graph.state import HLState
-from tools.diagnose import analyse_episode
+from tools.diagnose import EpisodeFindings, analyse_episode
+
+
+def failure_kinds(f: EpisodeFindings, features: set[str]) -> list[tuple[str, str]]:
+    """Every failure an episode shows, as (kind, what happened), the most telling first:
+    serve (nothing happens for most of a timed-out episode), stall (a periodic loop or a
+    long reward stall), lost (lives or points lost, or the game ended with lives left),
+    timeout (the frame cap was hit). ("none", ...) when there is nothing to say."""
+    kinds = []
+    lost = f.lives_lost + f.points_lost
+    if f.timeout and f.longest_stall > 0.5 * f.length and lost == 0 and "fire_to_serve" not in features:
+        kinds.append(("serve", f"nothing happens for {f.longest_stall} steps from step {f.stall_start}: no ball in play"))
+    if f.loop_period is not None or (f.timeout and f.longest_stall > 2000):
+        kinds.append(("stall", f"periodic loop: RAM repeats every {f.loop_period} steps" if f.loop_period
+                      else f"reward stall of {f.longest_stall} steps from step {f.stall_start}"))  # fmt: skip
+    if lost or f.game_over_with_lives:
+        steps = [m.step for m in f.moments if m.kind in ("life_lost", "point_lost")][:8]
+        what = f"{f.lives_lost} lives and {f.points_lost} points lost (at steps {steps})"
+        if f.game_over_with_lives:
+            what += f"; the game ended at step {f.length} with lives left"
+        kinds.append(("lost", what))
+    if f.timeout:
+        kinds.append(("timeout", f"the episode hit the frame cap at step {f.length} with score {f.score:g}"))
+    return kinds or [("none", "no failure found in the traces")]
+
 
 def _already_rejected(ctx: RunContext, state: HLState, direction: str) -> bool:
     tried = [h for h in state.get("history", []) if h["direction"] == direction and h["outcome"] == "rejected"]
@@ -50,43 +74,37 @@ def replay_critic(state: HLState, ctx: RunContext) -> dict:
     ]
     if not findings:
         return {"diagnosis": None}
-    f = findings[0]
-    lost = f.lives_lost + f.points_lost
-    stalled = f.loop_period is not None or (f.timeout and f.longest_stall > 2000)
-    no_serve = f.timeout and f.longest_stall > 0.5 * f.length and lost == 0 and "fire_to_serve" not in policy.get("features", [])
-    if no_serve:
-        kind, what = "serve", f"nothing happens for {f.longest_stall} steps from step {f.stall_start}: no ball in play"
-    elif stalled:
-        kind = "stall"
-        what = (f"periodic loop: RAM repeats every {f.loop_period} steps" if f.loop_period
-                else f"reward stall of {f.longest_stall} steps from step {f.stall_start}")  # fmt: skip
-    elif lost or f.game_over_with_lives:
-        kind = "lost"
-        steps = [m.step for m in f.moments if m.kind in ("life_lost", "point_lost")][:8]
-        what = f"{f.lives_lost} lives and {f.points_lost} points lost (at steps {steps})"
-        if f.game_over_with_lives:
-            what += f"; the game ended at step {f.length} with lives left"
-    else:
-        kind, what = "none", "no failure found in the traces"
+    # The worst episode says most (under hl they are all the same game).
+    f = min(findings, key=lambda e: e.score)
+    name = policy.get("controller") or state["detectors"]["controller"]
+    # A policy an LLM wrote has no catalogue of named changes: the diagnosis stands alone.
+    controller = get_controller(name) if name in CONTROLLER_MODULES else None
+    kinds = failure_kinds(f, set(policy.get("features", [])))
+    if controller is not None and hasattr(controller, "order_failures"):
+        kinds = controller.order_failures(kinds, f, ctx.hs.path)  # the controller knows what its failures mean
+
+    direction, hypothesis, change = "", "", {}
+    under_judgement = (state.get("candidate") or {}).get("direction")
+    params, features = policy.get("params", {}), set(policy.get("features", []))
+    # The most telling failure first; when its directions are all tried, the next one's.
+    kind, what = kinds[0]
+    for failure, description in kinds if controller else []:
+        for name, why, candidate_change in controller.DIRECTIONS.get(failure, []):
+            if name == under_judgement or _already_rejected(ctx, state, name):
+                continue  # decide is judging it right now, or it was rejected before
+            changed = apply_change(controller, params, features, candidate_change)
+            if effective(controller, *changed) == effective(controller, params, features) and not candidate_change.get("search"):
+                continue  # changes nothing in the accepted policy (feature present, parameter at its limit)
+            direction, hypothesis, change = name, why, candidate_change
+            kind, what = failure, description
+            break
+        if direction:
+            break
 
     sheet = row.artifacts.get("sheet")
     evidence = f"trial {evaluation['trial']}, seed {f.seed}: score {f.score:g} in {f.length} steps; {what}"
     if sheet:
         evidence += f"; contact sheet {sheet}"
-    direction, hypothesis, change = "", "", {}
-    under_judgement = (state.get("candidate") or {}).get("direction")
-    params, features = policy.get("params", {}), set(policy.get("features", []))
-    name = policy.get("controller") or state["detectors"]["controller"]
-    # A policy an LLM wrote has no catalogue of named changes: the diagnosis stands alone.
-    controller = get_controller(name) if name in CONTROLLER_MODULES else None
-    for name, why, candidate_change in (controller.DIRECTIONS.get(kind, []) if controller else []):
-        if name == under_judgement or _already_rejected(ctx, state, name):
-            continue  # decide is judging it right now, or it was rejected before
-        changed = apply_change(controller, params, features, candidate_change)
-        if effective(controller, *changed) == effective(controller, params, features) and not candidate_change.get("search"):
-            continue  # changes nothing in the accepted policy (feature present, parameter at its limit)
-        direction, hypothesis, change = name, why, candidate_change
-        break
     diagnosis = dict(failure=kind, what=what, evidence=evidence, hypothesis=hypothesis or "no untried direction left",
                      direction=direction, params=json.loads(json.dumps(change, default=sorted)), sheet=sheet)  # fmt: skip
     if ctx.memory is not None and kind != "none":

@@ -43,3 +43,39 @@ def test_a_periodic_ram_loop_and_a_reward_stall_are_found(tmp_path):
     assert f.loop_period == period
     assert f.longest_stall == len(ram) - 6 and f.stall_start == 6
     assert {m.kind for m in f.moments} >= {"periodic_loop", "reward_stall", "timeout"}
+
+
+def test_failure_kinds_come_most_telling_first_with_every_failure_the_episode_shows(tmp_path):
+    from agents.replay_critic import failure_kinds
+
+    # Nothing happens for the whole timed-out episode: no ball in play, a stall and a timeout.
+    idle = analyse_episode(write_trace(tmp_path / "idle.npz", [0] * 5000, [3] * 5000), seed=0, truncated="time_limit")
+    assert [k for k, _ in failure_kinds(idle, set())] == ["serve", "stall", "timeout"]
+    # The serve feature already on: serving is no longer the explanation.
+    assert [k for k, _ in failure_kinds(idle, {"fire_to_serve"})] == ["stall", "timeout"]
+    rewards = [0] * 100
+    rewards[10] = 1
+    died = analyse_episode(write_trace(tmp_path / "died.npz", rewards, [3] * 50 + [0] * 50), seed=0, truncated=None)
+    kinds = failure_kinds(died, set())
+    assert [k for k, _ in kinds] == ["lost"] and "at steps [50]" in kinds[0][1]
+    fine = analyse_episode(write_trace(tmp_path / "fine.npz", rewards, [0] * 100), seed=0, truncated=None)
+    assert [k for k, _ in failure_kinds(fine, set())] == ["none"]
+
+
+def test_route_controller_blames_the_route_when_the_policy_scored_all_of_it(tmp_path):
+    from agents.controllers import route
+    from agents.replay_critic import failure_kinds
+
+    (tmp_path / "route.py").write_text("FRAME_SKIP = 1\nSCORE = 100\nROUTE = []\n")
+    assert route.route_score(tmp_path) == 100.0
+    rewards = [0] * 5000
+    rewards[300] = 100
+    done = analyse_episode(write_trace(tmp_path / "done.npz", rewards, [5] * 5000), seed=0, truncated="time_limit")
+    ordered = route.order_failures(failure_kinds(done, set()), done, tmp_path)
+    assert ordered[0][0] == "timeout" and "route is over" in ordered[0][1]
+    assert sorted(k for k, _ in ordered) == ["serve", "stall", "timeout"]  # nothing dropped
+    # Scored less than the route: the following failed, the critic's order stands.
+    rewards[300] = 0
+    stuck = analyse_episode(write_trace(tmp_path / "stuck.npz", rewards, [5] * 5000), seed=0, truncated="time_limit")
+    assert route.order_failures(failure_kinds(stuck, set()), stuck, tmp_path) == failure_kinds(stuck, set())
+    assert route.route_score(tmp_path / "nowhere") is None

@@ -18,7 +18,9 @@ detector-writer calls, `facts_from_probe` and `write_detectors`.
 
 from __future__ import annotations
 
+import re
 import textwrap
+from pathlib import Path
 
 NAME = "route"
 
@@ -114,6 +116,26 @@ def param_used(name: str, features: set[str]) -> bool:
     if name in ("hazard_radius", "wait_lead", "hazard_tolerance", "max_wait"):
         return "timed_waits" in features
     return True
+
+
+def route_score(hs_dir) -> float | None:
+    """The score of the route in hs/route.py (None: no route written yet)."""
+    path = Path(hs_dir) / "route.py"
+    if not path.exists():
+        return None
+    found = re.search(r"^SCORE = (.+)$", path.read_text(), re.MULTILINE)
+    return float(found.group(1)) if found else None
+
+
+def order_failures(kinds: list[tuple[str, str]], findings, hs_dir) -> list[tuple[str, str]]:
+    """Hook for the replay-critic. An episode that timed out having scored all the route
+    scores followed the route to its end: the route is what falls short (search further),
+    not the following. Otherwise the critic's order stands."""
+    score = route_score(hs_dir)
+    if findings.timeout and score is not None and findings.score >= score:
+        what = f"the route is over: the policy scored all {score:g} of the route, then stood until the frame cap"
+        return [("timeout", what)] + [k for k in kinds if k[0] != "timeout"]
+    return kinds
 
 
 def facts_from_probe(report, obs_mode: str, facts: dict) -> dict:
