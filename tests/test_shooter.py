@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -89,9 +88,9 @@ def _load(folder: Path, name: str):
     return module
 
 
-def test_vision_detectors_are_fast_and_their_readings_are_json(tmp_path):
-    """Detectors and policy together well under a millisecond a step (the harness must run
-    vision policies at >= 1,000 env steps/s on one core); every read_* output is JSON."""
+def test_vision_detectors_read_the_formation_and_their_readings_are_json(tmp_path):
+    """The policy acts on 600 recorded frames; every read_* output is JSON. (Speed is a
+    benchmark, not a test: bench/policy_speed.py.)"""
     from envs.games import resolve_game
     from envs.observation import Observation
     from envs.protocols import get_protocol
@@ -112,16 +111,13 @@ def test_vision_detectors_are_fast_and_their_readings_are_json(tmp_path):
         env.close()
         agent = pol.Policy()
         agent.reset(0)
-        started = time.perf_counter()
-        for obs in observations:
-            agent.act(obs)
-        per_step = (time.perf_counter() - started) / len(observations)
+        actions = [agent.act(obs) for obs in observations]
         readings = readings_of(det, observations[-1])
     finally:
         sys.path.remove(str(hs))
         for name in ("detectors", "policy"):
             sys.modules.pop(name, None)
-    assert per_step < 0.001, f"{per_step * 1e6:.0f} us per step"
+    assert all(0 <= a < len(facts["action_names"]) for a in actions)
     assert set(readings) >= {"read_player", "read_targets", "read_shots", "read_cover"}
     assert json.loads(json.dumps(readings)) == readings
     assert readings["read_player"] is not None and len(readings["read_targets"]) >= 6  # a formation of invaders
