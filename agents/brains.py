@@ -375,12 +375,10 @@ def finish_prober(report: ProberReport, state: dict, ctx: RunContext) -> dict:
 
 
 def finish_detector_writer(report: DetectorReport, state: dict, ctx: RunContext) -> dict:
-    import subprocess
-    import sys
+    from tools.sandbox import run_hs_tests
 
-    tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], cwd=ctx.hs.path,
-                           capture_output=True, text=True, timeout=300) if (ctx.hs.path / "tests").exists() else None  # fmt: skip
-    verdict = "no tests" if tests is None else ("tests pass" if tests.returncode == 0 else "tests FAIL")
+    tests = run_hs_tests(ctx.hs.path)
+    verdict = {"no_tests": "no tests", "passed": "tests pass", "timeout": "tests TIMED OUT"}.get(tests.status, "tests FAIL")
     ctx.hs.commit(f"Detectors (llm): {', '.join(report.readers)}; {verdict}\n\n{report.summary}")
     if ctx.memory is not None:
         ctx.memory.add_fact(ctx.game.name, ctx.config.obs_mode, state["run_id"], "detector_facts", state["detectors"])

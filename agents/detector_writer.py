@@ -409,8 +409,7 @@ def _image_player(rgb: np.ndarray, colour: np.ndarray, facts: dict) -> float:
 @register("detector_writer", tools=["probe_report", "list_files", "read_file", "write_file", "patch_file", "run_hs_tests", "query_memory"])
 def detector_writer(state: HLState, ctx: RunContext) -> dict:
     """Write hs/detectors.py from the probe, with tests pinned to recorded frames."""
-    import subprocess
-    import sys
+    from tools.sandbox import run_hs_tests
 
     report = ProbeReport.model_validate_json((ctx.run_dir / state["probe"]["path"]).read_text())
     facts = facts_from_probe(report, ctx.config.obs_mode, ctx.config.protocol)
@@ -425,11 +424,10 @@ def detector_writer(state: HLState, ctx: RunContext) -> dict:
         protocol=ctx.config.protocol, obs_mode=ctx.config.obs_mode, env_steps=recorded["steps"],
         frames=ctx.meter.used_frames - frames_before, change_summary="record frames that pin the detectors",
     )  # fmt: skip
-    tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
-                           cwd=ctx.hs.path, capture_output=True, text=True, timeout=300)  # fmt: skip
-    passed = tests.returncode == 0
+    tests = run_hs_tests(ctx.hs.path)
+    passed = tests.passed
     ctx.hs.commit(f"Detectors from the probe ({ctx.config.obs_mode} mode); tests {'pass' if passed else 'FAIL'}\n\n"
-                  f"{tests.stdout.strip().splitlines()[-1] if tests.stdout.strip() else ''}")  # fmt: skip
+                  f"{tests.summary()}")  # fmt: skip
     if ctx.memory is not None:
         ctx.memory.add_fact(ctx.game.name, ctx.config.obs_mode, state["run_id"], "detector_facts", facts)
     summary = f"{facts['controller']} controller; axis {'x' if facts['move_axis'] == 0 else 'y'}, " \

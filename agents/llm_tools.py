@@ -12,8 +12,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Literal
 
@@ -171,13 +169,14 @@ class Toolbox:
                 f"moments shown: {'; '.join(moments) or 'see the image'}")  # fmt: skip
 
     def run_hs_tests(self) -> str:
-        """Run the heuristic system's tests (pytest in hs/tests) and return the outcome."""
-        if not (self.ctx.hs.path / "tests").exists():
+        """Run the heuristic system's tests (pytest in hs/tests, sandboxed: no secrets, no
+        emulator, a copy of hs/) and return the outcome."""
+        from tools.sandbox import run_hs_tests
+
+        result = run_hs_tests(self.ctx.hs.path)
+        if result.status == "no_tests":
             return "hs/tests does not exist yet"
-        done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
-                              cwd=self.ctx.hs.path, capture_output=True, text=True, timeout=300)  # fmt: skip
-        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-30:])
-        return f"{'passed' if done.returncode == 0 else 'FAILED'}\n{tail}"
+        return f"{result.status.upper()}\n{result.output}"
 
     def tune_parameters(self, names: list[str], ranges: dict[str, list[float]], trials: int = 8) -> str:
         """Search the named constants of policy.py's `P = {...}` dict with Optuna on dev seeds

@@ -75,3 +75,53 @@ def test_policy_runs_in_temp_dir_without_secrets(run_dir, tmp_path, monkeypatch)
     assert seen[0]["cwd"] != os.getcwd() and "hl-worker-" in seen[0]["cwd"]
     assert not os.path.exists(seen[0]["cwd"])  # temp dir removed afterwards
     assert "OPENAI_API_KEY" not in seen[0]["env_names"]
+
+
+def _hs_with_test(tmp_path, body: str):
+    hs = tmp_path / "hs"
+    (hs / "tests").mkdir(parents=True)
+    (hs / "detectors.py").write_text("X = 1\n")
+    (hs / "tests" / "test_model_written.py").write_text(body)
+    return hs
+
+
+def test_hs_tests_run_sandboxed_without_secrets_emulators_or_write_access(tmp_path, monkeypatch):
+    from tools.sandbox import run_hs_tests
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-must-not-leak")
+    hs = _hs_with_test(tmp_path, '''import os, pathlib, sys
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+import detectors
+
+def test_reads_its_detectors():
+    assert detectors.X == 1
+
+def test_sees_no_secret():
+    assert "OPENAI_API_KEY" not in os.environ
+
+def test_cannot_step_an_emulator():
+    try:
+        import envpool  # noqa: F401
+    except ImportError as e:
+        assert "not be counted" in str(e)
+    else:
+        raise AssertionError("envpool imported")
+
+def test_writes_land_in_a_copy():
+    (pathlib.Path(__file__).resolve().parent.parent / "detectors.py").write_text("X = 2\\n")
+''')
+    result = run_hs_tests(hs)
+    assert result.status == "passed", result.output
+    assert "4 passed" in result.summary()
+    assert (hs / "detectors.py").read_text() == "X = 1\n"  # the tests changed only their copy
+    assert not list(hs.rglob("__pycache__"))
+
+
+def test_failing_and_hanging_hs_tests_are_outcomes_not_exceptions(tmp_path):
+    from tools.sandbox import run_hs_tests
+
+    failing = run_hs_tests(_hs_with_test(tmp_path / "a", "def test_no():\n    assert 1 == 2\n"))
+    assert failing.status == "failed" and not failing.passed and "1 failed" in failing.summary()
+    hanging = run_hs_tests(_hs_with_test(tmp_path / "b", "import time\n\ndef test_sleeps():\n    time.sleep(60)\n"), timeout=3)
+    assert hanging.status == "timeout" and "killed" in hanging.output
+    assert run_hs_tests(tmp_path / "nothing").status == "no_tests"

@@ -220,3 +220,90 @@ def _on_exit(worker: Worker) -> None:
 
 def _timed_out(worker: Worker, reason: str) -> None:
     worker.finish(WorkerOutcome(status="failed", failure_kind="timeout", failure=reason, **_partial(worker)))
+
+
+# ============================================================================================
+# The heuristic system's own tests (hs/tests), which a model may have written
+# ============================================================================================
+
+# Put first on a sandboxed pytest's path: emulator packages cannot be imported there, so a
+# test cannot take env steps the meter would never see (hs/ tests run on recorded frames).
+_NO_EMULATORS = '''import sys
+
+
+class _NoEmulators:
+    BLOCKED = {"envpool", "ale_py", "gymnasium", "gym"}
+
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in self.BLOCKED:
+            raise ImportError(f"{name} cannot be imported by hs/ tests: emulator steps there would not be counted")
+        return None
+
+
+sys.meta_path.insert(0, _NoEmulators())
+'''
+
+
+@dataclass
+class TestRun:
+    """The outcome of a sandboxed pytest run over hs/tests."""
+
+    __test__ = False  # not a pytest test class
+
+    status: str  # "passed" | "failed" | "timeout" | "no_tests"
+    output: str = ""  # the last lines pytest printed
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
+
+    def summary(self) -> str:
+        """pytest's last line ("3 passed in 0.4s"), or the status."""
+        lines = self.output.strip().splitlines()
+        return lines[-1] if lines else self.status
+
+
+def run_hs_tests(hs_dir: str | Path, timeout: float = 300.0, limits: SandboxLimits = SandboxLimits()) -> TestRun:
+    """Run pytest over a copy of `hs_dir` (its tests/ folder) in the sandbox the policies get:
+    own session (killed whole on timeout), environment stripped of secrets, a temporary copy
+    (the tests cannot change hs/), address-space and file-size limits, no third-party pytest
+    plugins, and no emulator packages (see _NO_EMULATORS)."""
+    hs_dir = Path(hs_dir)
+    if not (hs_dir / "tests").is_dir():
+        return TestRun("no_tests", "hs/tests does not exist")
+    with tempfile.TemporaryDirectory(prefix="hl-hs-tests-") as scratch:
+        copy = Path(scratch) / "hs"
+        shutil.copytree(hs_dir, copy, ignore=shutil.ignore_patterns(".git", "__pycache__"), symlinks=True)
+        site = Path(scratch) / "site"
+        site.mkdir()
+        (site / "sitecustomize.py").write_text(_NO_EMULATORS)
+        env = clean_environment()
+        env["PYTHONPATH"] = os.pathsep.join([str(site), env["PYTHONPATH"]])
+        env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+
+        def set_limits() -> None:
+            import resource
+
+            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+            resource.setrlimit(resource.RLIMIT_AS, (limits.memory_mb * 2**20,) * 2)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_mb * 2**20,) * 2)
+
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], cwd=copy, env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=set_limits,
+        )  # fmt: skip
+        try:
+            out, _ = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, _ = proc.communicate()
+            tail = "\n".join(out.decode(errors="replace").strip().splitlines()[-30:])
+            return TestRun("timeout", f"{tail}\nhs/ tests still running after {timeout:g} s: killed".strip())
+        finally:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)  # stray children of the tests
+            except ProcessLookupError:
+                pass
+    tail = "\n".join(out.decode(errors="replace").strip().splitlines()[-30:])
+    return TestRun("passed" if proc.returncode == 0 else "failed", tail)
