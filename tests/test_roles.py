@@ -50,3 +50,18 @@ def test_a_new_role_runs_in_a_custom_layout(tmp_path):
         assert entries[1]["summary"] == "said hello" and entries[3]["decision"] == "end"
     finally:
         ROLES.pop("greeter", None)
+
+
+def test_prompts_name_only_tools_that_exist_and_the_role_may_call():
+    """A prompt that tells the model to call a tool it does not have wastes turns on errors."""
+    import re
+    from pathlib import Path
+
+    from agents.llm_tools import TOOL_NAMES
+
+    prompts = Path(__file__).resolve().parent.parent / "agents" / "prompts"
+    for name, role in load_roles().items():
+        text = (prompts / f"{name}.md").read_text()
+        named = set(re.findall(r"`([a-z]+(?:_[a-z]+)+)`", text))
+        assert named <= set(TOOL_NAMES), f"{name}.md names tools that do not exist: {named - set(TOOL_NAMES)}"
+        assert named <= set(role.tools), f"{name}.md names tools {name} may not call: {named - set(role.tools)}"
