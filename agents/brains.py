@@ -293,6 +293,15 @@ def run_llm_role(role: Role, state: dict, ctx: RunContext) -> dict:
     def usage() -> dict:
         return {"tokens": session.tokens - tokens_before, "cost_usd": round(session.spent_usd - cost_before, 6)}
 
+    def bill_leftover() -> None:
+        # Tokens not carried by an evaluation row this role made get a row of their own, so
+        # the ledger holds every token the run spent.
+        left = session.take_unbilled()
+        if left["tokens"] or left["cost_usd"]:
+            ctx.ledger.append(run_id=ctx.run_dir.name, game=ctx.game.name, role=role.name, kind="llm", status="ok",
+                              protocol=ctx.config.protocol, obs_mode=ctx.config.obs_mode, tokens=left["tokens"],
+                              cost_usd=round(left["cost_usd"], 6), change_summary=f"model calls of the {role.name}")  # fmt: skip
+
     try:
         loop = build_tool_loop(session, ctx, role.name, toolbox, toolbox.tools(role.tools), cap, max_failures)
         messages = [SystemMessage(system_prompt(role)), HumanMessage(task_message(role, {**state, **extra}, ctx))]
@@ -303,6 +312,7 @@ def run_llm_role(role: Role, state: dict, ctx: RunContext) -> dict:
     except CostLimitReached as err:
         ctx.hs.rollback()  # a half-made change is not kept; the resumed run redoes this role
         ctx.tracer.event("cost_stop", role.name, message=str(err))
+        bill_leftover()
         return {"stop_reason": str(err), "paused_at": role.name, "evaluation": None, "usage": usage(),
                 "trace_summary": "stopped: cost limit"}  # fmt: skip
     except BrainFailed as err:
@@ -312,8 +322,10 @@ def run_llm_role(role: Role, state: dict, ctx: RunContext) -> dict:
             ctx.hs.rollback()
         update = role.builtin(state, ctx) or {}
         update["trace_summary"] = f"fallback to builtin: {err}"
+        bill_leftover()
         update["usage"] = usage()
         return update
+    bill_leftover()
     update["usage"] = usage()
     return update
 

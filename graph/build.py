@@ -67,6 +67,7 @@ def traced(name: str, fn, ctx: RunContext):
         steps = ctx.meter.used_steps - steps_before
         usage = update.get("usage") or {}
         update["usage"] = {**usage, "env_steps": steps}  # the meter is the single source of truth
+        update["usage_by_node"] = {name: update["usage"]}
         ctx.tracer.event(
             "end", name,
             seconds=round(time.time() - started, 3), env_steps=steps, env_steps_total=ctx.meter.used_steps,

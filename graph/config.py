@@ -6,14 +6,37 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
-def _env_int(name: str, default: int) -> int:
-    return int(os.environ.get(name, default))
+# field -> (environment variable, default); None: derived (from the protocol) or unset.
+KNOBS: dict[str, tuple[str, int | None]] = {
+    "dev_episodes": ("HL_DEV_EPISODES", None),
+    "holdout_episodes": ("HL_HOLDOUT_EPISODES", None),
+    "tune_trials": ("HL_TUNE_TRIALS", 12),
+    "plateau_patience": ("HL_PLATEAU_PATIENCE", 6),
+    "simplify_every": ("HL_SIMPLIFY_EVERY", 3),
+    "max_iterations": ("HL_MAX_ITERATIONS", 60),
+    "search_steps": ("HL_SEARCH_STEPS", 500_000),
+    "probe_budget": ("HL_PROBE_BUDGET", 30_000),
+    "eval_max_frames": ("HL_EVAL_MAX_FRAMES", None),
+}
+
+
+def _knob(name: str) -> int | None:
+    env, default = KNOBS[name]
+    text = os.environ.get(env)
+    if not text:
+        return default
+    try:
+        return int(float(text))
+    except ValueError:
+        raise ValueError(f"{env}={text!r} is not a number") from None
 
 
 class RunConfig(BaseModel):
+    model_config = ConfigDict(validate_default=True)  # HL_* knobs are checked like CLI values
+
     game: str
     obs_mode: str = "ram"
     protocol: str = "hl"
@@ -27,24 +50,39 @@ class RunConfig(BaseModel):
     record: bool = False  # write every model request/response to cassette.jsonl
     max_cost_usd: float | None = Field(default=None, ge=0)
 
-    # Evaluation and search knobs (HL_* environment variables).
+    # Evaluation and search knobs (HL_* environment variables, see KNOBS).
     # Under hl every seed plays the same game, so one dev episode says it all; under ale-v5
     # (sticky actions) one episode is noisy: default 3 there.
-    dev_episodes: int | None = Field(default_factory=lambda: _env_int("HL_DEV_EPISODES", 0) or None)
+    dev_episodes: int | None = Field(default_factory=lambda: _knob("dev_episodes"), ge=1)
     # The final holdout report: 10 episodes under ale-v5, where seeds differ (3 under hl).
-    holdout_episodes: int | None = Field(default_factory=lambda: _env_int("HL_HOLDOUT_EPISODES", 0) or None)
-    tune_trials: int = Field(default_factory=lambda: _env_int("HL_TUNE_TRIALS", 12))
-    plateau_patience: int = Field(default_factory=lambda: _env_int("HL_PLATEAU_PATIENCE", 6))
-    simplify_every: int = Field(default_factory=lambda: _env_int("HL_SIMPLIFY_EVERY", 3), ge=1)
-    max_iterations: int = Field(default_factory=lambda: _env_int("HL_MAX_ITERATIONS", 60))
-    search_steps: int = Field(default_factory=lambda: _env_int("HL_SEARCH_STEPS", 500_000))  # per route search
-    probe_budget: int = Field(default_factory=lambda: _env_int("HL_PROBE_BUDGET", 30_000))
-    eval_max_frames: int | None = Field(default_factory=lambda: int(os.environ["HL_EVAL_MAX_FRAMES"]) if os.environ.get("HL_EVAL_MAX_FRAMES") else None)
+    holdout_episodes: int | None = Field(default_factory=lambda: _knob("holdout_episodes"), ge=1)
+    tune_trials: int = Field(default_factory=lambda: _knob("tune_trials"), ge=0)
+    plateau_patience: int = Field(default_factory=lambda: _knob("plateau_patience"), ge=1)
+    simplify_every: int = Field(default_factory=lambda: _knob("simplify_every"), ge=1)
+    max_iterations: int = Field(default_factory=lambda: _knob("max_iterations"), ge=1)
+    search_steps: int = Field(default_factory=lambda: _knob("search_steps"), ge=0)  # per route search
+    probe_budget: int = Field(default_factory=lambda: _knob("probe_budget"), ge=1)
+    eval_max_frames: int | None = Field(default_factory=lambda: _knob("eval_max_frames"), ge=1)
+
+    def knob_overrides(self) -> dict[str, int]:
+        """The HL_* variables whose values differ from the defaults (to reproduce the run)."""
+        out = {}
+        for name, (env, default) in KNOBS.items():
+            value = getattr(self, name)
+            if name in ("dev_episodes", "holdout_episodes"):
+                default = self.protocol_default(name)
+            if value != default and value is not None:
+                out[env] = value
+        return out
+
+    def protocol_default(self, name: str) -> int:
+        if name == "dev_episodes":
+            return 1 if self.protocol == "hl" else 3
+        return 3 if self.protocol == "hl" else 10
 
     @model_validator(mode="after")
     def _protocol_defaults(self) -> "RunConfig":
-        if self.dev_episodes is None:
-            self.dev_episodes = 1 if self.protocol == "hl" else 3
-        if self.holdout_episodes is None:
-            self.holdout_episodes = 3 if self.protocol == "hl" else 10
+        for name in ("dev_episodes", "holdout_episodes"):
+            if not getattr(self, name):
+                setattr(self, name, self.protocol_default(name))
         return self

@@ -64,10 +64,12 @@ def finish_run(ctx: RunContext, state: dict, wall_seconds: float) -> dict:
         env_steps_to_best=min(reached) if reached else None, env_steps=ctx.meter.used_steps,
         frames=ctx.meter.used_frames, budget=ctx.config.budget, iterations=state.get("iteration", 0),
         accepted=sum(h["outcome"] == "accepted" for h in history), rejected=len(rejected),
-        holdout=(f"{holdout['score_mean']} over {len(holdout['scores'])} holdout episodes" if holdout and holdout["score_mean"] is not None else None),
+        holdout=(f"{_fmt_score(holdout['score_mean'])} over {len(holdout['scores'])} holdout episodes" if holdout and holdout["score_mean"] is not None else None),
         wall_seconds=round(wall_seconds, 1), stop_reason=state.get("stop_reason"),
         model=ctx.config.model, tokens=int((state.get("usage") or {}).get("tokens", 0)),
         cost_usd=round(float((state.get("usage") or {}).get("cost_usd", 0.0)), 6),
+        usage_by_node={node: {k: round(v, 6) if isinstance(v, float) else v for k, v in u.items()}
+                       for node, u in (state.get("usage_by_node") or {}).items()},
         run_dir=str(ctx.run_dir), policy=str(ctx.hs.path / "policy.py"), readme=str(ctx.run_dir / "README.md"),
         video=str(ctx.run_dir / holdout["video"]) if holdout and holdout.get("video") else None,
         curve=str(ctx.run_dir / "sample_efficiency.png"),
@@ -75,6 +77,15 @@ def finish_run(ctx: RunContext, state: dict, wall_seconds: float) -> dict:
     _write_readme(ctx, summary, rejected)
     write_report(ctx.run_dir, on_error=lambda m: (ctx.tracer.event("warning", "report", message=m), ctx.say(m)))  # never crashes the run
     return summary
+
+
+def _knob_prefix(cfg) -> str:
+    """HL_* settings of this run that differ from the defaults, as a shell prefix."""
+    return "".join(f"{k}={v} " for k, v in cfg.knob_overrides().items())
+
+
+def _fmt_score(score) -> str:
+    return "none" if score is None else f"{score:.4g}" if isinstance(score, float) and score != int(score) else f"{score:g}"
 
 
 def _brains(cfg) -> str:
@@ -97,7 +108,7 @@ def _write_readme(ctx: RunContext, s: dict, rejected: list[dict]) -> None:
     failed = "\n".join(f"- {h['direction']} (score {h['score']}, trial {h['trial']})" for h in rejected[-10:]) or "- none"
     text = f"""# {s['game']} · {s['obs_mode']} · {s['protocol']} · run {s['run_id']}
 
-- **Best dev score:** {s['best_score']} (HNS {s['best_hns']}), reached after {s['env_steps_to_best']} env steps
+- **Best dev score:** {_fmt_score(s['best_score'])} (HNS {s['best_hns']}), reached after {s['env_steps_to_best']} env steps
 - **Holdout:** {s['holdout'] or 'not evaluated (no best policy or no budget left)'}
 - **Budget used:** {s['env_steps']:,} of {s['budget']:,} env steps ({s['frames']:,} emulator frames), {s['wall_seconds']} s
 - **Iterations:** {s['iterations']} ({s['accepted']} accepted, {s['rejected']} rejected)
@@ -106,7 +117,7 @@ def _write_readme(ctx: RunContext, s: dict, rejected: list[dict]) -> None:
 
 ## Reproduce
 
-    python -m graph.run --game {s['game']} --obs {cfg.obs_mode} --protocol {cfg.protocol} --budget {cfg.budget} --seed {cfg.seed}{_model_flags(ctx)}
+    {_knob_prefix(cfg)}python -m graph.run --game {s['game']} --obs {cfg.obs_mode} --protocol {cfg.protocol} --budget {cfg.budget} --seed {cfg.seed}{_model_flags(ctx)}
     python -m tools.evaluate --game {s['game']} --obs {cfg.obs_mode} --protocol {cfg.protocol} --policy {ctx.run_dir}/hs/policy.py --episodes 3
 
 ## The policy's logic

@@ -124,9 +124,12 @@ def prepare(args) -> tuple[RunContext, dict | None, str]:
         raise UsageError(str(err)) from None
     if args.record and not model:
         raise UsageError("--record needs an LLM brain (--model NAME, or OPENAI_API_KEY / OPENAI_BASE_URL set)")
-    cfg = RunConfig(game=game.name, obs_mode=args.obs, protocol=args.protocol, budget=args.budget or 1_000_000,
-                    runs_dir=args.runs_dir, seed=args.seed, target_score=args.target, memory_url=args.memory_url,
-                    model=model, brains=brains, record=args.record, max_cost_usd=args.max_cost_usd)  # fmt: skip
+    try:
+        cfg = RunConfig(game=game.name, obs_mode=args.obs, protocol=args.protocol, budget=args.budget or 1_000_000,
+                        runs_dir=args.runs_dir, seed=args.seed, target_score=args.target, memory_url=args.memory_url,
+                        model=model, brains=brains, record=args.record, max_cost_usd=args.max_cost_usd)  # fmt: skip
+    except ValueError as err:  # a bad HL_* knob
+        raise UsageError(str(err).splitlines()[0] if "is not a number" in str(err) else _first_error(err)) from None
     if model and model.startswith("replay:"):
         if not Path(model.split(":", 1)[1]).expanduser().is_file():
             raise UsageError(f"no cassette at {model.split(':', 1)[1]}")
@@ -140,6 +143,14 @@ def prepare(args) -> tuple[RunContext, dict | None, str]:
     state = dict(run_id=run_id, game=game.name, obs_mode=cfg.obs_mode, protocol=cfg.protocol, budget=cfg.budget,
                  target_score=target, seed=cfg.seed, iteration=0, plateau=0, history=[], usage={})  # fmt: skip
     return ctx, state, run_id
+
+
+def _first_error(err: ValueError) -> str:
+    errors = getattr(err, "errors", None)
+    if errors:
+        first = errors()[0]
+        return f"bad setting {'.'.join(map(str, first['loc']))}: {first['msg']}"
+    return str(err).splitlines()[0]
 
 
 def _write_config(run_dir: Path, cfg: RunConfig) -> None:

@@ -2,7 +2,8 @@
 on disk in the run folder, referenced from here); it is checkpointed after every node.
 
 Lists and usage have reducers, so a node returns only what it adds: `{"usage": {...delta}}`
-is summed into the run's totals, `{"history": [entry]}` is appended.
+is summed into the run's totals (and, by graph/build.py's wrapper, into `usage_by_node`
+under the node's name), `{"history": [entry]}` is appended.
 """
 
 from __future__ import annotations
@@ -22,6 +23,14 @@ def add_usage(total: Usage | None, delta: Usage | None) -> Usage:
     """Reducer: per-node usage deltas sum into the run's totals."""
     total, delta = total or {}, delta or {}
     return {k: total.get(k, 0) + delta.get(k, 0) for k in ("env_steps", "frames", "tokens", "cost_usd")}
+
+
+def add_usage_by_node(total: dict[str, Usage] | None, delta: dict[str, Usage] | None) -> dict[str, Usage]:
+    """Reducer: each node's usage deltas sum into that node's totals."""
+    merged = dict(total or {})
+    for node, usage in (delta or {}).items():
+        merged[node] = add_usage(merged.get(node), usage)
+    return merged
 
 
 class Candidate(TypedDict, total=False):
@@ -93,3 +102,4 @@ class HLState(TypedDict, total=False):
 
     history: Annotated[list[dict], operator.add]  # one entry per decide: direction, outcome, delta
     usage: Annotated[Usage, add_usage]
+    usage_by_node: Annotated[dict[str, Usage], add_usage_by_node]  # the same, per node name

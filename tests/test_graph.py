@@ -76,7 +76,13 @@ def test_all_roles_leave_their_records(first_run):
     for name in ("summary.csv", "sample_efficiency.png", "README.md", "probe/probe.json", "probe/probe.md"):
         assert (run_dir / name).exists(), name
     readme = (run_dir / "README.md").read_text()
-    assert f"**Best dev score:** {s['best_score']}" in readme and "Intercept controller" in readme
+    assert f"**Best dev score:** {s['best_score']:g}" in readme and "Intercept controller" in readme
+    # The reproduction command carries the HL_* knobs this run used.
+    assert "HL_HOLDOUT_EPISODES=1 HL_TUNE_TRIALS=3 HL_PLATEAU_PATIENCE=3 HL_EVAL_MAX_FRAMES=6000 python -m graph.run" in readme
+    # Usage per node in the state sums to the run's (all but the holdout, which runs after the graph).
+    by_node = s["usage_by_node"]
+    assert {"prober", "detector_writer", "evaluate", "simplifier"} <= set(by_node)
+    assert sum(u["env_steps"] for u in by_node.values()) == s["env_steps"] - rows[-1].env_steps
 
     from memory import Memory
 
@@ -162,6 +168,23 @@ def test_bad_input_is_one_line(tmp_path, args, message):
                           capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=60)  # fmt: skip
     assert proc.returncode == 2 and message in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "knob, message",
+    [
+        ({"HL_TUNE_TRIALS": "many"}, "HL_TUNE_TRIALS='many' is not a number"),
+        ({"HL_SIMPLIFY_EVERY": "0"}, "bad setting simplify_every"),
+        ({"HL_EVAL_MAX_FRAMES": "-5"}, "bad setting eval_max_frames"),
+    ],
+)
+def test_bad_knobs_are_one_line_and_leave_no_run_folder(tmp_path, knob, message):
+    env = {**os.environ, **knob}
+    proc = subprocess.run([sys.executable, "-m", "graph.run", "--runs-dir", str(tmp_path / "runs"), "--game", "pong"],
+                          capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=60, env=env)  # fmt: skip
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "runs").exists()
 
 
 def test_corrupt_run_folder_is_refused(tmp_path):

@@ -173,6 +173,12 @@ def test_a_full_llm_iteration_accepts_then_rolls_back(tmp_path):
     assert sum(e["tokens"] for e in llm_calls) == served
     assert sum(e.get("tokens", 0) for e in entries if e["event"] == "end") == served
     assert summary["tokens"] == served and summary["cost_usd"] > 0
+    # ... and so do the ledger's rows (tokens of a role that made no evaluation get an "llm" row),
+    # and the state's per-node totals.
+    assert sum(r.tokens for r in rows) == served
+    assert {r.role for r in rows if r.kind == "llm"} >= {"prober", "replay_critic"}
+    assert sum(u.get("tokens", 0) for u in summary["usage_by_node"].values()) == served
+    assert summary["usage_by_node"]["policy_writer"]["tokens"] > 0
 
     # The critic's diagnosis came from the model, with the contact sheet as evidence.
     note = (run_dir / "diagnoses" / "iteration-000.md").read_text()

@@ -30,7 +30,8 @@ class TrialRecord(BaseModel):
     run_id: str
     game: str
     role: str = "user"
-    kind: Literal["evaluation", "probe", "search", "tuning", "invalid"] = "evaluation"
+    # "llm": model calls of a role that no evaluation row carries (so every token is on a row)
+    kind: Literal["evaluation", "probe", "search", "tuning", "llm", "invalid"] = "evaluation"
     status: Literal["ok", "failed", "budget_stop", "invalid"] = "ok"
     policy_path: str | None = None
     policy_hash: str | None = None
