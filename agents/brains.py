@@ -156,12 +156,26 @@ def _fault(err: BaseException) -> str | None:
     return None
 
 
-def call_model(session: LLMSession, ctx: RunContext, role: str, runnable, messages: list, max_failures: int) -> AIMessage:
+def request_chars(messages: list, schema_chars: int = 0) -> int:
+    """The size of a request: message texts, the arguments of earlier tool calls (a file the
+    model wrote is sent back in every later request) and the tool schemas."""
+    return schema_chars + sum(len(str(m.content)) + len(json.dumps(getattr(m, "tool_calls", None) or [], default=str))
+                              for m in messages)  # fmt: skip
+
+
+def tool_schema_chars(tools: list) -> int:
+    from langchain_core.utils.function_calling import convert_to_openai_tool
+
+    return len(json.dumps([convert_to_openai_tool(t) for t in tools], default=str))
+
+
+def call_model(session: LLMSession, ctx: RunContext, role: str, runnable, messages: list, max_failures: int,
+               schema_chars: int = 0) -> AIMessage:  # fmt: skip
     """One model call with the cost ceiling checked first; transient faults retried here
     (after the client's own retries) until `max_failures` in a row."""
     failures = 0
     while True:
-        session.check_cost(session.estimate(sum(len(str(m.content)) for m in messages)))
+        session.check_cost(session.estimate(request_chars(messages, schema_chars)))
         try:
             message = runnable.invoke(messages)
         except Exception as err:
@@ -194,9 +208,10 @@ def build_tool_loop(session: LLMSession, ctx: RunContext, role: str, toolbox: To
     """model ⇄ tools until the model stops calling tools or `cap` model turns are used."""
     by_name = {t.name: t for t in tools}
     model = session.chat.bind_tools(tools) if tools else session.chat
+    schema_chars = tool_schema_chars(tools) if tools else 0
 
     def model_node(state: LoopState) -> dict:
-        message = call_model(session, ctx, role, model, state["messages"], max_failures)
+        message = call_model(session, ctx, role, model, state["messages"], max_failures, schema_chars)
         usage = getattr(message, "usage_metadata", None) or {}
         return {"messages": [message], "turns": state["turns"] + 1,
                 "tokens": int(usage.get("total_tokens", 0))}  # fmt: skip
@@ -339,8 +354,9 @@ def final_report(session: LLMSession, ctx: RunContext, role: str, messages: list
     structured = session.chat.with_structured_output(schema, method="function_calling", include_raw=True)
     ask = HumanMessage(f"Your work is done. Give your report now by calling {schema.__name__}.")
     conversation = _answer_dangling_calls(messages) + [ask]
+    schema_chars = tool_schema_chars([schema])
     for _ in range(2):
-        out = call_model(session, ctx, role, structured, conversation, max_failures)
+        out = call_model(session, ctx, role, structured, conversation, max_failures, schema_chars)
         if out.get("parsed") is not None:
             return out["parsed"]
         error = _one_line(out.get("parsing_error") or "no report")

@@ -172,9 +172,12 @@ class LLMSession:
                 f"about ${estimate_usd:.4f}); continue with --resume RUN_ID --max-cost-usd HIGHER"
             )
 
-    def estimate(self, messages_chars: int) -> float:
-        # Input ~4 characters per token, and a generous turn's worth of output.
-        return cost_of(self.model, messages_chars // 4, 1024)
+    max_output_tokens: int = 16384  # the reply's cap (sent as max_tokens), so the estimate bounds it
+
+    def estimate(self, request_chars: int) -> float:
+        """What the next call can cost at most: its input at ~4 characters per token (messages,
+        tool-call arguments and tool schemas) and a reply of max_output_tokens."""
+        return cost_of(self.model, request_chars // 4, self.max_output_tokens)
 
     def charge(self, input_tokens: int, output_tokens: int) -> tuple[int, float]:
         cost = cost_of(self.model, input_tokens, output_tokens)
@@ -197,6 +200,7 @@ def open_session(model_arg: str, run_dir: Path, record: bool, max_cost_usd: floa
     from langchain_openai import ChatOpenAI
 
     timeout = timeout if timeout is not None else float(os.environ.get("HL_LLM_TIMEOUT", 120))
+    max_output = int(os.environ.get("HL_LLM_MAX_OUTPUT", 16384))
     max_retries = max_retries if max_retries is not None else int(os.environ.get("HL_LLM_RETRIES", 4))
     if model_arg.startswith("replay:"):
         transport = ReplayTransport(Path(model_arg.split(":", 1)[1]).expanduser())
@@ -211,6 +215,17 @@ def open_session(model_arg: str, run_dir: Path, record: bool, max_cost_usd: floa
         if record:
             transport = RecordingTransport(run_dir / "cassette.jsonl", transport)
     chat = ChatOpenAI(model=model, base_url=base_url, api_key=api_key, timeout=timeout, max_retries=max_retries,
-                      http_client=httpx.Client(transport=transport, timeout=timeout))  # fmt: skip
+                      max_tokens=max_output, http_client=httpx.Client(transport=transport, timeout=timeout))  # fmt: skip
     return LLMSession(model=model, chat=chat, max_cost_usd=max_cost_usd, spent_usd=spent_usd,
-                      multimodal=model.startswith(MULTIMODAL_PREFIXES))  # fmt: skip
+                      multimodal=images_for(model), max_output_tokens=max_output)  # fmt: skip
+
+
+def images_for(model: str, setting: str | None = None) -> bool:
+    """Whether the model is shown images: HL_LLM_IMAGES=on|off, or by default for model names
+    known to read them (a local multimodal model needs HL_LLM_IMAGES=on)."""
+    setting = (setting if setting is not None else os.environ.get("HL_LLM_IMAGES", "auto")).strip().lower()
+    if setting in ("on", "1", "true", "yes"):
+        return True
+    if setting in ("off", "0", "false", "no"):
+        return False
+    return model.startswith(MULTIMODAL_PREFIXES)

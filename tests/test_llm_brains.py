@@ -180,6 +180,12 @@ def test_a_full_llm_iteration_accepts_then_rolls_back(tmp_path):
     assert sum(u.get("tokens", 0) for u in summary["usage_by_node"].values()) == served
     assert summary["usage_by_node"]["policy_writer"]["tokens"] > 0
 
+    # The critic (a multimodal model by name) was shown the contact sheet as an image.
+    critic_requests = [json.dumps(r["body"]["messages"]) for r in server.requests if r["role"] == "replay_critic"]
+    assert any('"image_url"' in text and "data:image/png;base64," in text for text in critic_requests)
+    # Every request capped the reply at HL_LLM_MAX_OUTPUT (the cost check's bound).
+    assert all(r["body"].get("max_completion_tokens", r["body"].get("max_tokens")) == 16384 for r in server.requests)
+
     # The critic's diagnosis came from the model, with the contact sheet as evidence.
     note = (run_dir / "diagnoses" / "iteration-000.md").read_text()
     assert "points lost on fast returns" in note and "lead the ball" in note
@@ -198,7 +204,8 @@ def test_tool_refusals_and_malformed_arguments_go_back_to_the_model(tmp_path):
     script["replay_critic"] = script["replay_critic"][:2]
     with ScriptedServer(script) as server:
         done = run_graph(tmp_path, server, "--game", "pong", "--model", MODEL, "--budget", "40000",
-                         "--brains", "prober=builtin,policy_writer=llm,replay_critic=llm", env_extra={"HL_MAX_ITERATIONS": "1"})  # fmt: skip
+                         "--brains", "prober=builtin,policy_writer=llm,replay_critic=llm",
+                         env_extra={"HL_MAX_ITERATIONS": "1", "HL_LLM_IMAGES": "off"})  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     run_dir = run_folder(tmp_path)
     assert not (run_dir / "outside.py").exists() and not (run_dir.parent / "outside.py").exists()
@@ -211,6 +218,11 @@ def test_tool_refusals_and_malformed_arguments_go_back_to_the_model(tmp_path):
     assert told[4].startswith("wrote policy.py")
     rows = Ledger(run_dir / "trials.jsonl").records()
     assert not any(r.split == "holdout" and r.role != "finish" for r in rows)
+    # HL_LLM_IMAGES=off: a text-only model gets the contact sheet as text, never as an image.
+    critic = [r for r in server.requests if r["role"] == "replay_critic"]
+    sheet_replies = [m["content"] for r in critic for m in r["body"]["messages"] if m["role"] == "tool" and "contact sheet" in str(m["content"])]
+    assert sheet_replies and "rows of 16 frames" in sheet_replies[0]
+    assert not any("image_url" in json.dumps(r["body"]) for r in critic)
 
 
 def test_transient_errors_are_retried_and_a_storm_falls_back_to_builtin(tmp_path):
@@ -246,9 +258,10 @@ def test_a_bad_key_stops_with_one_line_and_keeps_the_checkpoint(tmp_path):
 
 
 def test_cost_ceiling_stops_cleanly_and_resumes(tmp_path):
-    # Output priced at $1000/1M tokens: the check before each call reserves ~$1.02 for it, so a
-    # $1.05 ceiling allows the first call and stops before the second (inside the prober).
-    prices = {"HL_PRICE_INPUT": "0.0001", "HL_PRICE_OUTPUT": "1000", "HL_MAX_ITERATIONS": "1"}
+    # Output priced at $1000/1M tokens and capped at 1,024 tokens a reply: the check before each
+    # call reserves ~$1.02 for it, so a $1.05 ceiling allows the first call and stops before
+    # the second (inside the prober).
+    prices = {"HL_PRICE_INPUT": "0.0001", "HL_PRICE_OUTPUT": "1000", "HL_MAX_ITERATIONS": "1", "HL_LLM_MAX_OUTPUT": "1024"}
     brains = ["--brains", "prober=llm,policy_writer=llm"]
     with ScriptedServer(scripts(policy_rounds=1)) as server:
         done = run_graph(tmp_path, server, "--game", "pong", "--model", MODEL, "--budget", "40000", "--max-cost-usd", "1.05",
