@@ -68,6 +68,8 @@ def test_detectors_expose_readers():
     assert callable(detectors.read_player) and callable(detectors.read_ball)
 '''
 
+NOTES = "# Notes\n\n## Iteration 1: track the ball's height\n\n- the paddle follows the ball within 3 px\n"
+
 ENV_KNOBS = {"HL_DEV_EPISODES": "1", "HL_HOLDOUT_EPISODES": "1", "HL_EVAL_MAX_FRAMES": "2500", "HL_PROBE_BUDGET": "12000",
              "HL_MAX_ITERATIONS": "2", "HL_LLM_RETRIES": "1", "HL_LLM_TIMEOUT": "20"}  # fmt: skip
 
@@ -102,6 +104,11 @@ def scripts(policy_rounds: int = 2) -> dict:
         "policy_writer": policy_writer,
         "replay_critic": critic,
         "simplifier": [report(removed=[], rationale="nothing to remove")],
+        "notes_keeper": [
+            call("read_file", path="NOTES.md"),
+            call("write_file", path="NOTES.md", content=NOTES),
+            report(entry="tracker accepted: the paddle follows the ball"),
+        ],
     }
 
 
@@ -127,19 +134,19 @@ def git_log(run_dir: Path) -> list[str]:
     return out.stdout.splitlines()
 
 
-ALL_LLM = "prober=llm,detector_writer=llm,policy_writer=llm,replay_critic=llm,simplifier=llm"
+ALL_LLM = "prober=llm,detector_writer=llm,policy_writer=llm,replay_critic=llm,simplifier=llm,notes_keeper=llm"
 
 
 def test_a_full_llm_iteration_accepts_then_rolls_back(tmp_path):
     with ScriptedServer(scripts()) as server:
         done = run_graph(tmp_path, server, "--game", "pong", "--model", MODEL, "--brains", ALL_LLM, "--budget", "60000")
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.splitlines()[0].startswith(f"brains: llm {MODEL} for prober, detector_writer, policy_writer")
+    assert done.stdout.splitlines()[0].startswith(f"brains: llm {MODEL} for every role")
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     run_dir = Path(summary["run_dir"])
 
     # Every scripted reply was used, and the server saw one conversation per role turn.
-    for role in ("prober", "detector_writer", "policy_writer", "replay_critic"):
+    for role in ("prober", "detector_writer", "policy_writer", "replay_critic", "notes_keeper"):
         assert server.remaining(role) == 0, role
 
     # Ledger: the probe, the model's own evaluation (reused by the evaluate node: no second
@@ -155,12 +162,15 @@ def test_a_full_llm_iteration_accepts_then_rolls_back(tmp_path):
 
     # hs/: the model's detectors commit and the accepted tracker; the idle policy rolled back.
     log = git_log(run_dir)
-    assert log[0].startswith("Notes:") or log[0].startswith("track the ball")
+    assert log[0] == "Notes: tracker accepted: the paddle follows the ball" and log[1].startswith("track the ball")
     assert any(m.startswith("Detectors (llm): read_player, read_ball; tests pass") for m in log)
     assert any(m.startswith("track the ball's height") for m in log)
     assert not any("stand still" in m for m in log)
     assert (run_dir / "hs" / "policy.py").read_text() == TRACKER
     assert summary["accepted"] == 1 and summary["rejected"] == 1
+    # The notes-keeper's model wrote NOTES.md through the file tools; the commit names its entry.
+    assert (run_dir / "hs" / "NOTES.md").read_text() == NOTES
+    assert "Notes: tracker accepted: the paddle follows the ball" in log
 
     # trace.jsonl: model calls and tool calls per role; node token totals add up to the server's.
     entries, damage = read_trace(run_dir / "trace.jsonl")
@@ -247,14 +257,29 @@ def test_transient_errors_are_retried_and_a_storm_falls_back_to_builtin(tmp_path
     assert end[0]["summary"].startswith("fallback to builtin")
 
 
-def test_a_bad_key_stops_with_one_line_and_keeps_the_checkpoint(tmp_path):
-    script = {"prober": [error(401, "Incorrect API key provided")]}
-    with ScriptedServer(script) as server:
-        done = run_graph(tmp_path, server, "--game", "pong", "--model", MODEL, "--brains", "prober=llm")
+@pytest.mark.parametrize("status, kind, message", [
+    (401, "AuthenticationError", "Incorrect API key provided"),
+    (404, "NotFoundError", "The model does not exist"),
+])  # fmt: skip
+def test_a_bad_key_or_model_stops_with_one_line_and_the_run_resumes_once_fixed(tmp_path, status, kind, message):
+    with ScriptedServer({"prober": [error(status, message)]}) as server:
+        done = run_graph(tmp_path, server, "--game", "pong", "--model", MODEL, "--brains", "prober=llm", "--budget", "40000",
+                         env_extra={"HL_MAX_ITERATIONS": "1"})  # fmt: skip
     assert done.returncode == 2
-    assert done.stderr.count("\n") == 1 and "AuthenticationError" in done.stderr and "Traceback" not in done.stderr
+    assert done.stderr.count("\n") == 1 and kind in done.stderr and "Traceback" not in done.stderr
+    assert len(server.requests) == 1  # not retried: retrying cannot fix a bad key or model
     run_dir = run_folder(tmp_path)
     assert (run_dir / "checkpoint.sqlite").exists() and (run_dir / "config.json").exists()
+
+    # Fixed (a server that accepts the key and knows the model): the same run goes on from its checkpoint.
+    with ScriptedServer({"prober": scripts()["prober"]}) as server:
+        again = run_graph(tmp_path, server, "--resume", run_dir.name, env_extra={"HL_MAX_ITERATIONS": "1"})
+        assert server.remaining("prober") == 0
+    assert again.returncode == 0, again.stderr[-2000:]
+    resumed = json.loads(again.stdout.strip().splitlines()[-1])
+    assert resumed["run_id"] == run_dir.name and resumed["best_score"] is not None
+    entries, _ = read_trace(run_dir / "trace.jsonl")
+    assert [e["node"] for e in entries if e["event"] == "end"][0] == "prober"
 
 
 def test_cost_ceiling_stops_cleanly_and_resumes(tmp_path):
