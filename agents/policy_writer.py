@@ -98,12 +98,16 @@ def first_candidate(ctx: RunContext, facts: dict, state: HLState) -> dict:
 
     known = ctx.memory.facts(ctx.game.name, ctx.config.obs_mode) if ctx.memory else {}
     remembered = known.get(best_policy_key(ctx.config.protocol))
-    if name == "route" and not (ctx.hs.path / "route.py").exists():
-        search_route(ctx, facts, ctx.config.search_steps, "first route")
     # A policy remembered from a run under another protocol (frame skip, sticky actions) is not
     # a good start: its structure and parameters were judged under other dynamics.
     same_protocol = remembered is not None and remembered.value.get("protocol", ctx.config.protocol) == ctx.config.protocol
-    if same_protocol and remembered.value.get("controller", name) == name and state.get("iteration", 0) == 0:
+    from_memory = same_protocol and remembered.value.get("controller", name) == name and state.get("iteration", 0) == 0
+    if name == "route" and not (ctx.hs.path / "route.py").exists():
+        if from_memory and remembered.value.get("route_source"):
+            ctx.hs.write({"route.py": remembered.value["route_source"]})  # the earlier run's route: no search
+        else:
+            search_route(ctx, facts, ctx.config.search_steps, "first route")
+    if from_memory:
         value = remembered.value
         return write_candidate(ctx, facts, {**default_params(controller), **value["params"]}, set(value["features"]),
                                f"start from the best policy of run {remembered.run_id} (memory)", "memory")  # fmt: skip

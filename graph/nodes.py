@@ -89,8 +89,11 @@ def remember_best_policy(ctx: RunContext, run_id: str, policy: dict, score: floa
     key = best_policy_key(ctx.config.protocol)
     known = ctx.memory.facts(ctx.game.name, ctx.config.obs_mode).get(key)
     if known is None or known.value.get("score", float("-inf")) < score:
-        ctx.memory.add_fact(ctx.game.name, ctx.config.obs_mode, run_id, key,
-                            {**policy, "score": score, "protocol": ctx.config.protocol})  # fmt: skip
+        value = {**policy, "score": score, "protocol": ctx.config.protocol}
+        if policy.get("controller") == "route" and (ctx.hs.path / "route.py").exists():
+            # The route is data the policy cannot run without (found by a search of this run).
+            value["route_source"] = ctx.hs.read("route.py")
+        ctx.memory.add_fact(ctx.game.name, ctx.config.obs_mode, run_id, key, value)
 
 
 def _tuned_since_best(state: HLState, update: dict) -> bool:

@@ -109,6 +109,32 @@ def test_second_run_starts_from_memory(first_run):
     assert second["env_steps_to_best"] < first["env_steps_to_best"]
 
 
+def test_montezuma_route_run_and_a_second_run_from_its_memory(tmp_path):
+    """The route controller end to end on a small budget: probe, a counted search, the route
+    policy evaluated in the harness; a second run takes probe and route from memory (no
+    probe, no search) and reaches the first run's best sooner."""
+    from pathlib import Path
+
+    knobs = {"HL_SEARCH_STEPS": "60000", "HL_EVAL_MAX_FRAMES": "3000", "HL_MAX_ITERATIONS": "2", "HL_PROBE_BUDGET": "20000"}
+    first = graph_run(tmp_path, "--game", "montezuma", "--budget", "150000", env_extra=knobs)
+    run_dir = Path(first["run_dir"])
+    rows = Ledger(run_dir / "trials.jsonl").records()
+    search = [r for r in rows if r.kind == "search"]
+    assert search and search[0].role == "policy_writer" and 0 < search[0].env_steps <= 60_000  # HL_SEARCH_STEPS
+    assert sum(r.env_steps for r in rows) == first["env_steps"] <= 150_000  # search steps are on the meter
+    assert "Route follower" in (run_dir / "hs" / "policy.py").read_text()
+    assert (run_dir / "hs" / "route.py").exists() and first["best_score"] is not None
+
+    second = graph_run(tmp_path, "--game", "montezuma", "--budget", "150000", env_extra=knobs)
+    again = Path(second["run_dir"])
+    rows2 = Ledger(again / "trials.jsonl").records()
+    assert not any(r.kind == "search" and r.change_summary.endswith("first route") for r in rows2)
+    assert not any(r.role == "prober" for r in rows2)
+    assert (again / "hs" / "route.py").read_text() == (run_dir / "hs" / "route.py").read_text()
+    assert second["best_score"] >= first["best_score"]
+    assert second["env_steps_to_best"] < first["env_steps_to_best"]
+
+
 def _evaluation_in_progress(run_dir) -> bool:
     ledger = run_dir / "trials.jsonl"
     named = {r.artifacts.get("traces") for r in Ledger(ledger).records()} if ledger.exists() else set()
