@@ -73,7 +73,7 @@ class LiveDisplay:
     @staticmethod
     def print_summary(ctx, summary: dict) -> None:
         console = Console()
-        table = Table(title=f"{summary['game']} · {summary['obs_mode']} · {summary['protocol']} · run {summary['run_id']}")
+        table = Table(title=f"{summary['game']} · {summary['obs_mode']} · {summary['protocol']} · run {summary['run_id']}", show_header=False)
         table.add_column("", style="bold")
         table.add_column("")
         for key in ("best_score", "best_hns", "env_steps_to_best", "env_steps", "frames", "iterations",

@@ -59,18 +59,26 @@ def timeline(entries: list[dict]) -> list[dict]:
                 env_steps_start=start.get("env_steps_total") if start else None,
                 env_steps_total=e.get("env_steps_total"), tokens=e.get("tokens", 0), cost_usd=e.get("cost_usd", 0.0),
                 decision=e.get("decision"), summary=e.get("summary") or e.get("error", ""), status=kind,
-                events=opened["events"] if opened else [],
+                events=opened["events"] if opened else [], t=(start or e).get("t"),
             ))  # fmt: skip
         elif kind in INNER_EVENTS:
             # A role's own events carry its name; others (a memory warning) go to the node running.
             target = open_nodes.get(node) or (list(open_nodes.values())[-1] if open_nodes else None)
             (target["events"] if target else orphans).append(e)
+    last_start = max((e.get("t", 0) for e in entries if e.get("event") == "start"), default=0)
     for node, opened in open_nodes.items():  # started, never finished: the run was killed here
         start = opened["start"]
+        # Other nodes started after it: it did finish, but its end line was lost (damage).
+        summary = "(did not finish)" if start.get("t", 0) >= last_start else "(end not recorded: damaged trace)"
         rows.append(dict(node=node, start=start["ts"], end=None, seconds=None, iteration=start.get("iteration"),
                          env_steps=None, env_steps_start=start.get("env_steps_total"), env_steps_total=None, tokens=0,
-                         cost_usd=0.0, decision=None, summary="(did not finish)", status="open",
-                         events=opened["events"]))  # fmt: skip
+                         cost_usd=0.0, decision=None, summary=summary, status="open", events=opened["events"],
+                         t=start.get("t")))  # fmt: skip
+    # In the order the nodes started (a row whose end was lost sits where it ran).
+    order = {id(r): i for i, r in enumerate(rows)}
+    rows.sort(key=lambda r: (r.get("t") is None, r.get("t") or 0.0, order[id(r)]))
+    for r in rows:
+        r.pop("t", None)
     if orphans:
         rows.append(dict(node="(outside nodes)", start=orphans[0].get("ts"), end=orphans[-1].get("ts"), seconds=None,
                          iteration=None, env_steps=0, env_steps_start=None, env_steps_total=None, tokens=0, cost_usd=0.0,

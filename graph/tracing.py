@@ -26,7 +26,8 @@ class Tracer:
 
 
 def read_trace(path: str | Path) -> tuple[list[dict], list[str]]:
-    """Entries up to any damage, and a description of the damage (a torn last line)."""
+    """Every readable entry, and a description of each damaged line (a torn last line from a
+    kill, or a line that is not JSON): what is after the damage is still read."""
     entries, damage = [], []
     path = Path(path)
     if not path.exists():
@@ -37,7 +38,7 @@ def read_trace(path: str | Path) -> tuple[list[dict], list[str]]:
             continue
         try:
             entries.append(json.loads(line))
-        except json.JSONDecodeError:
+        except ValueError:  # not JSON, or not even UTF-8
             last = number == len(lines)
             damage.append(f"line {number}: " + ("torn last line (killed while writing)" if last else "not JSON"))
     return entries, damage

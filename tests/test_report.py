@@ -13,10 +13,24 @@ import numpy as np
 import pytest
 
 from conftest import PROJECT_ROOT
+from net_recorder import NetRecorder
 
 SMALL = {"HL_EVAL_MAX_FRAMES": "3000", "HL_MAX_ITERATIONS": "3", "HL_TUNE_TRIALS": "3", "HL_HOLDOUT_EPISODES": "1",
          "HL_PROBE_BUDGET": "10000"}  # fmt: skip
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def chromium() -> str:
+    """Debian's chromium, installed with apt-get on first use when it is missing (the test
+    setup of a fresh machine); a test that needs it fails, never skips, without it."""
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None and shutil.which("apt-get") and os.geteuid() == 0:
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run("apt-get update -qq && apt-get install -y -qq chromium", shell=True, env=env,
+                       capture_output=True, timeout=1200)  # fmt: skip
+        found = shutil.which("chromium")
+    if found is None:
+        pytest.fail("chromium is needed for the report tests: apt-get install chromium (Debian's package)")
+    return found
 
 
 def clean_env(**extra) -> dict:
@@ -27,10 +41,14 @@ def clean_env(**extra) -> dict:
 @pytest.fixture(scope="module")
 def small_run(tmp_path_factory):
     runs = tmp_path_factory.mktemp("runs")
-    proc = subprocess.run([sys.executable, "-m", "graph.run", "--game", "pong", "--budget", "60000", "--runs-dir", str(runs), "--quiet"],
-                          capture_output=True, text=True, timeout=600, env=clean_env(**SMALL), cwd=PROJECT_ROOT)  # fmt: skip
+    # Every outbound HTTP(S) request of the run (telemetry, tracing, downloads) would reach
+    # this proxy: a run with no LangSmith variables must send nothing anywhere.
+    with NetRecorder() as proxy:
+        proc = subprocess.run([sys.executable, "-m", "graph.run", "--game", "pong", "--budget", "60000", "--runs-dir", str(runs), "--quiet"],
+                              capture_output=True, text=True, timeout=600, env=clean_env(**SMALL, **proxy.proxy_env()), cwd=PROJECT_ROOT)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "langsmith" not in proc.stderr.lower()  # tracing is off and silent without its variables
+    assert proxy.requests == [], proxy.requests[:5]
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     return runs, Path(summary["run_dir"]), summary
 
@@ -97,6 +115,22 @@ def test_trace_killed_run_reads_up_to_the_damage(small_run, tmp_path):
     assert "torn last line" in page and 'class="damage"' in page
 
 
+def test_trace_with_a_corrupt_line_inside_reports_it_and_reads_the_rest(small_run, tmp_path):
+    _, run_dir, _ = small_run
+    damaged = tmp_path / run_dir.name
+    shutil.copytree(run_dir, damaged)
+    lines = (damaged / "trace.jsonl").read_bytes().split(b"\n")
+    lines[3] = b'{"event": "end", "node": "evalu\x00\xff'  # garbage in the middle (disk damage, a bad edit)
+    (damaged / "trace.jsonl").write_bytes(b"\n".join(lines))
+    out = json.loads(trace_cli(damaged, "--json").stdout)
+    assert out["damage"] == ["trace.jsonl line 4: not JSON"]
+    whole = json.loads(trace_cli(run_dir, "--json").stdout)["rows"]
+    assert [r["node"] for r in out["rows"]] == [r["node"] for r in whole]  # in order, the damaged one in its place
+    hurt = [r for r in out["rows"] if r["status"] == "open"]
+    assert [r["node"] for r in hurt] == ["detector_writer"] and hurt[0]["summary"] == "(end not recorded: damaged trace)"
+    assert "line 4: not JSON" in trace_cli(damaged).stdout
+
+
 @pytest.mark.parametrize("trace", ["empty", "missing"])
 def test_trace_empty_run(tmp_path, trace):
     run_dir = tmp_path / "pong" / "ram" / "empty-run"
@@ -117,11 +151,9 @@ def test_trace_empty_run(tmp_path, trace):
 # -- HTML pages in a real browser -------------------------------------------------------------------
 
 
-def open_in_chromium(page_path: Path, screenshot: Path, wait_ms: int = 2500) -> dict:
-    if CHROMIUM is None:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is not installed (the CI script installs it with apt-get)")
-        pytest.skip("chromium is not installed (apt-get install chromium)")
+def open_in_chromium(page_path: Path, screenshot: Path, plot: str, wait_ms: int = 2500) -> dict:
+    """Open a page from disk; `plot` is the CSS selector of the element holding its main plot."""
+    executable = chromium()
     from playwright.sync_api import sync_playwright
 
     refused, console, errors = [], [], []
@@ -135,7 +167,7 @@ def open_in_chromium(page_path: Path, screenshot: Path, wait_ms: int = 2500) -> 
             route.abort()
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        browser = p.chromium.launch(executable_path=executable, args=["--no-sandbox"])
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.route("**/*", gate)
@@ -160,13 +192,17 @@ def open_in_chromium(page_path: Path, screenshot: Path, wait_ms: int = 2500) -> 
                 info["played"] = page.evaluate("""async () => {
                     const v = document.querySelector('video'); await v.play();
                     await new Promise(r => setTimeout(r, 700)); v.pause(); return v.currentTime; }""")
+            plot_png = screenshot.with_name(screenshot.stem + "-plot.png")
+            page.locator(plot).screenshot(path=str(plot_png))
             page.screenshot(path=str(screenshot), full_page=True)
         finally:
             browser.close()
     from PIL import Image
 
     pixels = np.asarray(Image.open(screenshot).convert("L"), dtype=np.float32)
-    info.update(refused=refused, errors=errors + [t for kind, t in console if kind == "error"], pixel_std=float(pixels.std()))
+    plot_pixels = np.asarray(Image.open(plot_png).convert("L"), dtype=np.float32)
+    info.update(refused=refused, errors=errors + [t for kind, t in console if kind == "error"], pixel_std=float(pixels.std()),
+                plot_pixel_std=float(plot_pixels.std()), plot_size=plot_pixels.shape)  # fmt: skip
     return info
 
 
@@ -182,7 +218,7 @@ def test_run_report_in_headless_chromium(small_run, tmp_path):
     for section in ('id="run-graph"', 'id="sample-efficiency"', 'id="iterations-table"', 'id="policy"',
                     'id="best-replay"', 'id="sheets"', 'id="memory"', 'id="cost-table"'):  # fmt: skip
         assert section in text, section
-    info = open_in_chromium(report, tmp_path / "run.png")
+    info = open_in_chromium(report, tmp_path / "run.png", "#sample-efficiency")
     assert info["refused"] == [], info["refused"]  # the page asked the network for nothing
     assert info["errors"] == [], info["errors"]
     assert info["bokeh_docs"] == 1 and info["canvases"] >= 1 and info["graph"]
@@ -190,6 +226,17 @@ def test_run_report_in_headless_chromium(small_run, tmp_path):
     assert v is not None and v["error"] is None and v["readyState"] >= 2 and v["width"] == 160 and v["height"] == 210
     assert info["played"] > 0  # Debian's chromium decodes the H.264 replay
     assert info["pixel_std"] > 20  # not a blank page
+    assert min(info["plot_size"]) > 100 and info["plot_pixel_std"] > 10  # the plot drew something
+
+    # The contents, not only the sections: a row per iteration naming its direction and
+    # outcome, links to the highlighted code of each accepted version, the failure sheets.
+    history = json.loads(subprocess.run([sys.executable, "-m", "graph.trace", str(run_dir), "--json"], capture_output=True,
+                                        text=True, env=clean_env(), cwd=PROJECT_ROOT).stdout)["rows"]  # fmt: skip
+    decided = [r for r in history if r["node"] == "decide" and r["summary"]]
+    assert decided and all(r["summary"].split(": ", 1)[1] in text for r in decided if ": " in r["summary"])
+    links = re.findall(r'href="#(v\d+)"', text)
+    assert links and all(f'id="{v}"' in text for v in links) and 'class="hl"' in text
+    assert '<img class="sheet"' in text and "data:image/png;base64," in text
 
 
 def test_suite_report_in_headless_chromium(small_run, tmp_path):
@@ -198,11 +245,19 @@ def test_suite_report_in_headless_chromium(small_run, tmp_path):
 
     page = write_suite(runs)
     text = page.read_text()
-    assert "Pong" in text and run_dir.name in text and "published HL" in text
-    info = open_in_chromium(page, tmp_path / "suite.png")
+    assert "Pong" in text and run_dir.name in text
+    # The reference curves from the shared data are drawn next to this suite's (legend labels in the plot's JSON).
+    for label in ("published HL, ram", "CleanRL EnvPool PPO at 10M", "Pong ram (runs)"):
+        assert label in text, label
+    # Pong's row: its best score and its human-normalised score from the reference table.
+    from envs.games import resolve_game
+
+    hns = resolve_game("pong").hns(summary["best_score"])
+    assert f"{hns:.2f}" in text or f"{hns:.3f}" in text
+    info = open_in_chromium(page, tmp_path / "suite.png", "#suite-curve")
     assert info["refused"] == [] and info["errors"] == [], info
     assert info["bokeh_docs"] == 1 and info["canvases"] >= 1
-    assert info["pixel_std"] > 20
+    assert info["pixel_std"] > 20 and info["plot_pixel_std"] > 10
 
 
 def test_report_cli(small_run, tmp_path):

@@ -75,3 +75,28 @@ def test_langsmith_tracing_is_off_and_quiet_by_default():
             "assert not any(k.startswith(('LANGSMITH_', 'LANGCHAIN_')) for k in os.environ), 'we set a tracing variable'")  # fmt: skip
     proc = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and proc.stderr == "", proc.stderr[-2000:]
+
+
+def test_langsmith_tracing_sends_the_graphs_runs_when_the_user_turns_it_on(tmp_path):
+    """With LangSmith's standard variables set, the run's nodes are traced to the endpoint
+    (here a local recorder standing in for LangSmith's API: real HTTP, no account)."""
+    from net_recorder import NetRecorder
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "LANGSMITH_", "LANGCHAIN_", "HL_"))}
+    env.update(HL_EVAL_MAX_FRAMES="1000", HL_MAX_ITERATIONS="1", HL_HOLDOUT_EPISODES="1", HL_PROBE_BUDGET="8000",
+               HL_TUNE_TRIALS="1", PYTHONPATH=str(PROJECT_ROOT))  # fmt: skip
+    with NetRecorder() as langsmith:
+        env.update(LANGSMITH_TRACING="true", LANGSMITH_ENDPOINT=langsmith.url, LANGSMITH_API_KEY="lsv2-test",
+                   LANGSMITH_PROJECT="hl-test")  # fmt: skip
+        proc = subprocess.run([sys.executable, "-m", "graph.run", "--game", "pong", "--budget", "30000", "--quiet",
+                               "--runs-dir", str(tmp_path / "runs")], cwd=PROJECT_ROOT, env=env, capture_output=True,
+                              text=True, timeout=600)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        deadline = time.time() + 20  # the tracer sends from a background thread
+        while time.time() < deadline and not any(b"prober" in body for _, _, body in langsmith.requests):
+            time.sleep(0.5)
+    posted = [(m, path) for m, path, body in langsmith.requests if m == "POST" and "/runs" in path]
+    assert posted, langsmith.requests[:5]
+    bodies = b"".join(body for _, _, body in langsmith.requests)
+    for node in (b"prober", b"detector_writer", b"evaluate", b"decide"):
+        assert node in bodies, node
