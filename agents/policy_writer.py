@@ -53,8 +53,11 @@ def search_route(ctx: RunContext, facts: dict, extra_steps: int, reason: str) ->
     ctx.ledger.append(
         run_id=ctx.run_dir.name, game=ctx.game.name, role="policy_writer", kind="search", status="ok",
         protocol=ctx.config.protocol, obs_mode=ctx.config.obs_mode, env_steps=steps, frames=frames,
+        # The search's own emulator: this protocol's frame skip and reset, but no sticky actions.
+        protocol_settings={**_protocol(ctx).model_dump(), "repeat_action_probability": 0.0,
+                           "engine": "ale-py cloneState/restoreState (deterministic)"},
         scores=[float(result.score)], change_summary=f"cell-archive search in a deterministic emulator (ale-py "
-        f"clone/restore, every step counted): {reason}", artifacts={"search": str(summary.relative_to(ctx.run_dir))},
+        f"clone/restore, no sticky actions, every step counted): {reason}", artifacts={"search": str(summary.relative_to(ctx.run_dir))},
     )  # fmt: skip
     return {"search_score": float(result.score), "search_steps": steps}
 

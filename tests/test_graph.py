@@ -121,6 +121,7 @@ def test_montezuma_route_run_and_a_second_run_from_its_memory(tmp_path):
     rows = Ledger(run_dir / "trials.jsonl").records()
     search = [r for r in rows if r.kind == "search"]
     assert search and search[0].role == "policy_writer" and 0 < search[0].env_steps <= 60_000  # HL_SEARCH_STEPS
+    assert search[0].protocol_settings["repeat_action_probability"] == 0.0 and "deterministic" in search[0].change_summary
     assert sum(r.env_steps for r in rows) == first["env_steps"] <= 150_000  # search steps are on the meter
     assert "Route follower" in (run_dir / "hs" / "policy.py").read_text()
     assert (run_dir / "hs" / "route.py").exists() and first["best_score"] is not None
