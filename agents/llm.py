@@ -70,13 +70,20 @@ def cost_of(model: str, input_tokens: int, output_tokens: int) -> float:
 # -- record / replay -------------------------------------------------------------------------
 
 
+CASSETTE_VERSION = 1
+
+
 class RecordingTransport(httpx.BaseTransport):
     """Passes requests through and appends each exchange to a JSONL cassette (fsynced)."""
 
-    def __init__(self, path: Path, inner: httpx.BaseTransport | None = None):
+    def __init__(self, path: Path, inner: httpx.BaseTransport | None = None, header: dict | None = None):
         self.path = Path(path)
         self.inner = inner or httpx.HTTPTransport()
         self.lock = threading.Lock()
+        if header is not None and not (self.path.exists() and self.path.stat().st_size):
+            # The run's settings first, so `--model replay:CASSETTE` alone reproduces the run.
+            with open(self.path, "a") as f:
+                f.write(json.dumps({"cassette": CASSETTE_VERSION, **header}) + "\n")
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         response = self.inner.handle_request(request)
@@ -102,9 +109,13 @@ class ReplayTransport(httpx.BaseTransport):
         if not self.path.exists():
             raise ModelConfigError(f"no cassette at {self.path}")
         try:
-            self.entries = [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
-        except json.JSONDecodeError as err:
+            lines = [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
             raise ModelConfigError(f"cassette {self.path} is corrupt: {err}") from None
+        if not all(isinstance(e, dict) and ("request" in e or "cassette" in e) for e in lines):
+            raise ModelConfigError(f"cassette {self.path} is corrupt: a line is neither an exchange nor a header")
+        self.header = next((e for e in lines if "cassette" in e), {})
+        self.entries = [e for e in lines if "request" in e]
         self.position = 0
         self.lock = threading.Lock()
 
@@ -130,6 +141,11 @@ class ReplayTransport(httpx.BaseTransport):
         content = response["body"] if isinstance(response["body"], str) else json.dumps(response["body"])
         return httpx.Response(response["status"], headers=response.get("headers") or {"content-type": "application/json"},
                               content=content.encode(), request=request)  # fmt: skip
+
+
+def cassette_config(path: Path) -> dict:
+    """The run settings a cassette was recorded with ({} for a cassette without a header)."""
+    return ReplayTransport(Path(path).expanduser()).header.get("config") or {}
 
 
 def _json_or_text(content: bytes):
@@ -213,7 +229,9 @@ def open_session(model_arg: str, run_dir: Path, record: bool, max_cost_usd: floa
             raise ModelConfigError(f"--model {model} needs OPENAI_API_KEY (or OPENAI_BASE_URL for a local server)")
         transport = httpx.HTTPTransport()
         if record:
-            transport = RecordingTransport(run_dir / "cassette.jsonl", transport)
+            config = run_dir / "config.json"
+            header = {"config": json.loads(config.read_text())} if config.exists() else {}
+            transport = RecordingTransport(run_dir / "cassette.jsonl", transport, header=header)
     chat = ChatOpenAI(model=model, base_url=base_url, api_key=api_key, timeout=timeout, max_retries=max_retries,
                       max_tokens=max_output, http_client=httpx.Client(transport=transport, timeout=timeout))  # fmt: skip
     return LLMSession(model=model, chat=chat, max_cost_usd=max_cost_usd, spent_usd=spent_usd,

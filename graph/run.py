@@ -19,7 +19,7 @@ from pathlib import Path
 from envs.games import UnknownGameError, resolve_game
 from envs.observation import OBS_MODES
 from envs.protocols import PROTOCOLS
-from graph.config import RunConfig
+from graph.config import KNOBS, RunConfig
 from graph.context import RunContext
 from tools.cli import OneLineParser, run_command
 from tools.ledger import Ledger
@@ -44,12 +44,12 @@ def _budget(text: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="python -m graph.run", description="Cultivate a heuristic system (a readable Python policy) for an Atari game.")
     p.add_argument("--game", help="montezuma, pong, space-invaders, Breakout-v5, ... (see python -m tools.evaluate --list)")
-    p.add_argument("--obs", choices=OBS_MODES, default="ram")
+    p.add_argument("--obs", choices=OBS_MODES, default=None, help="ram (default) or vision")
     p.add_argument("--budget", type=_budget, default=None, help="env steps for the whole run (default 1e6)")
-    p.add_argument("--protocol", choices=list(PROTOCOLS), default="hl")
+    p.add_argument("--protocol", choices=list(PROTOCOLS), default=None, help="hl (default) or ale-v5")
     p.add_argument("--runs-dir", type=Path, default=DEFAULT_RUNS_DIR)
     p.add_argument("--resume", metavar="RUN_ID", help="continue a run from its checkpoint")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=None, help="default 0")
     p.add_argument("--target", type=float, default=None, help="stop when the best dev score reaches this")
     p.add_argument("--memory-url", default=os.environ.get("HL_MEMORY_URL"), help="Chroma server URL (default: local store in the runs folder)")
     p.add_argument("--model", default="auto",
@@ -113,21 +113,35 @@ def prepare(args) -> tuple[RunContext, dict | None, str]:
         ctx = RunContext(cfg, resolve_game(cfg.game), run_dir, StepMeter(cfg.budget, used, frames))
         ctx.extras["ceiling_raised"] = raised
         return ctx, None, run_dir.name
-    if not args.game:
+    # A replayed cassette carries the settings it was recorded with: flags given here win.
+    recorded = {}
+    if args.model.startswith("replay:"):
+        from agents.llm import cassette_config
+
+        recorded = cassette_config(Path(args.model.split(":", 1)[1]))
+    game_name = args.game or recorded.get("game")
+    if not game_name:
         raise UsageError("--game is required (or --resume RUN_ID)")
-    game = resolve_game(args.game)
+    game = resolve_game(game_name)
     from agents.brains import resolve_brains
 
     try:
         model, brains = resolve_brains(args.model, args.brains)
     except ValueError as err:
         raise UsageError(str(err)) from None
+    if recorded and args.brains is None:
+        brains = {**brains, **recorded.get("brains", {})}
     if args.record and not model:
         raise UsageError("--record needs an LLM brain (--model NAME, or OPENAI_API_KEY / OPENAI_BASE_URL set)")
+    knobs = {k: recorded[k] for k in KNOBS if k in recorded and KNOBS[k][0] not in os.environ}
     try:
-        cfg = RunConfig(game=game.name, obs_mode=args.obs, protocol=args.protocol, budget=args.budget or 1_000_000,
-                        runs_dir=args.runs_dir, seed=args.seed, target_score=args.target, memory_url=args.memory_url,
-                        model=model, brains=brains, record=args.record, max_cost_usd=args.max_cost_usd)  # fmt: skip
+        cfg = RunConfig(game=game.name, obs_mode=args.obs or recorded.get("obs_mode", "ram"),
+                        protocol=args.protocol or recorded.get("protocol", "hl"),
+                        budget=args.budget or recorded.get("budget", 1_000_000), runs_dir=args.runs_dir,
+                        seed=args.seed if args.seed is not None else recorded.get("seed", 0),
+                        target_score=args.target if args.target is not None else recorded.get("target_score"),
+                        memory_url=args.memory_url, model=model, brains=brains, record=args.record,
+                        max_cost_usd=args.max_cost_usd, **knobs)  # fmt: skip
     except ValueError as err:  # a bad HL_* knob
         raise UsageError(str(err).splitlines()[0] if "is not a number" in str(err) else _first_error(err)) from None
     if model and model.startswith("replay:"):

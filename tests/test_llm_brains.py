@@ -319,7 +319,9 @@ def test_record_then_replay_without_the_server(tmp_path):
     assert first.returncode == 0, first.stderr[-2000:]
     a = Path(json.loads(first.stdout.strip().splitlines()[-1])["run_dir"])
     cassette = a / "cassette.jsonl"
-    assert len(cassette.read_text().splitlines()) == len(server.requests)
+    lines = [json.loads(line) for line in cassette.read_text().splitlines()]
+    assert lines[0]["cassette"] == 1 and lines[0]["config"]["budget"] == 40000  # the run's settings first
+    assert len(lines) - 1 == len(server.requests)
 
     # No server now: OPENAI_* unset; the cassette answers.
     second = run_graph(tmp_path / "b", None, "--game", "pong", "--model", f"replay:{cassette}", "--budget", "40000",
@@ -342,12 +344,20 @@ def test_record_then_replay_without_the_server(tmp_path):
     assert tree(a) == tree(b)
     assert git_log(a) == git_log(b)
 
+    # The cassette alone is enough: game, budget and brains come from its header.
+    third = run_graph(tmp_path / "c", None, "--model", f"replay:{cassette}", env_extra={"HL_MAX_ITERATIONS": "1"})
+    assert third.returncode == 0, third.stderr[-2000:]
+    c = Path(json.loads(third.stdout.strip().splitlines()[-1])["run_dir"])
+    assert rows(c) == rows(a) and tree(c) == tree(a)
+    assert json.loads((c / "config.json").read_text())["brains"] == json.loads((a / "config.json").read_text())["brains"]
+
 
 @pytest.mark.parametrize("argv, message", [
     (["--game", "pong", "--model", "gpt-5.4"], "needs OPENAI_API_KEY"),
     (["--game", "pong", "--brains", "critic=llm"], "bad --brains entry"),
     (["--game", "pong", "--max-cost-usd", "-1"], "non-negative"),
     (["--game", "pong", "--model", "replay:/nonexistent/cassette.jsonl"], "no cassette"),
+    (["--game", "pong", "--model", "replay:" + str(Path(__file__).resolve())], "is corrupt"),  # not a cassette
 ])  # fmt: skip
 def test_bad_model_flags_are_one_line_errors(tmp_path, argv, message):
     done = run_graph(tmp_path, None, *argv, timeout=60)
