@@ -40,11 +40,15 @@ def search_route(ctx: RunContext, facts: dict, extra_steps: int, reason: str) ->
 
     folder = ctx.run_dir / "search"
     folder.mkdir(exist_ok=True)
+    # This call's step counter, named by its ledger row: a search killed before the row was
+    # written is counted on resume (tools.evaluate.reconcile_interrupted).
+    calls = unique_path(folder / "call")
     before_steps, before_frames = ctx.meter.used_steps, ctx.meter.used_frames
     ctx.say(f"searching for a route ({extra_steps:,} env steps at most): {reason}")
     result = run_search(
         ctx.game, _protocol(ctx), ctx.meter, facts, max_steps=extra_steps, seed=ctx.config.seed,
         archive_path=folder / "archive", progress=getattr(ctx.display, "search", None),
+        counter_path=calls / "steps-0.counter",
     )  # fmt: skip
     ctx.hs.write({"route.py": write_route_module(result, facts)})
     steps, frames = ctx.meter.used_steps - before_steps, ctx.meter.used_frames - before_frames
@@ -57,7 +61,7 @@ def search_route(ctx: RunContext, facts: dict, extra_steps: int, reason: str) ->
         protocol_settings={**_protocol(ctx).model_dump(), "repeat_action_probability": 0.0,
                            "engine": "ale-py cloneState/restoreState (deterministic)"},
         scores=[float(result.score)], change_summary=f"cell-archive search in a deterministic emulator (ale-py "
-        f"clone/restore, no sticky actions, every step counted): {reason}", artifacts={"search": str(summary.relative_to(ctx.run_dir))},
+        f"clone/restore, no sticky actions, every step counted): {reason}", artifacts={"search": str(summary.relative_to(ctx.run_dir)), "counter": str(calls.relative_to(ctx.run_dir))},
     )  # fmt: skip
     return {"search_score": float(result.score), "search_steps": steps}
 

@@ -84,6 +84,27 @@ def test_search_charges_exactly_the_steps_it_emulated():
     assert len(result.records) == len(result.actions) + 1
 
 
+def test_search_keeps_a_step_counter_and_a_killed_search_is_counted(tmp_path):
+    from tools.evaluate import reconcile_interrupted
+    from tools.ledger import Ledger
+    from tools.sandbox import read_step_counter
+
+    meter = StepMeter()
+    counter = tmp_path / "run" / "search" / "call" / "steps-0.counter"
+    result = search_route(MONTEZUMA, "hl", meter, FACTS, max_steps=2_000, counter_path=counter)
+    assert read_step_counter(counter) == result.steps_used == meter.used_steps
+    # No ledger row names this call (as if the run was killed before writing it): on resume
+    # its steps become an "invalid" row, so the cumulative total counts them.
+    ledger = Ledger(tmp_path / "run" / "trials.jsonl")
+    ledger.append(run_id="run", game="MontezumaRevenge", role="prober", kind="probe", protocol="hl", obs_mode="ram",
+                  env_steps=100)  # fmt: skip
+    added = reconcile_interrupted(tmp_path / "run")
+    assert [(r.kind, r.env_steps, r.artifacts) for r in added] == [("invalid", result.steps_used, {"counter": "search/call"})]
+    assert "search call was interrupted" in added[0].failure
+    assert ledger.records()[-1].cumulative_env_steps == 100 + result.steps_used
+    assert reconcile_interrupted(tmp_path / "run") == []  # counted once
+
+
 def test_search_stops_cleanly_at_the_meter_allowance():
     meter = StepMeter(budget=3_000)
     result = search_route(MONTEZUMA, "hl", meter, FACTS, max_steps=1_000_000)

@@ -195,17 +195,20 @@ def evaluate(
 
 
 def reconcile_interrupted(run_dir: str | Path) -> list[TrialRecord]:
-    """Count the steps of evaluations a kill cut short before their ledger row was written.
+    """Count the steps of evaluations (and route searches) a kill cut short before their
+    ledger row was written.
 
-    Each worker keeps its step count in `traces/<eval>/steps-<i>.counter`; a trace folder no
-    ledger row names is an interrupted evaluation, answered with an "invalid" row carrying
-    its steps, so cumulative totals stay honest."""
+    Each evaluation worker keeps its step count in `traces/<eval>/steps-<i>.counter`, each
+    search call in `search/call-<n>/steps-0.counter`; a folder no ledger row names is an
+    interrupted one, answered with an "invalid" row carrying its steps, so cumulative totals
+    stay honest."""
     run_dir = Path(run_dir)
     ledger = Ledger(run_dir / "trials.jsonl")
     records = ledger.records()
-    named = {r.artifacts.get("traces") for r in records}
+    named = {v for r in records for v in r.artifacts.values()}
     added = []
-    for trace_dir in sorted((run_dir / "traces").glob("*/")):
+    folders = sorted((run_dir / "traces").glob("*/")) + sorted((run_dir / "search").glob("call*/"))
+    for trace_dir in folders:
         rel = str(trace_dir.relative_to(run_dir))
         counters = list(trace_dir.glob("steps-*.counter"))
         if rel in named or not counters:
@@ -215,10 +218,11 @@ def reconcile_interrupted(run_dir: str | Path) -> list[TrialRecord]:
         frame_skip = last.protocol_settings.get("frame_skip", 1) if last else 1
         added.append(ledger.append(
             run_id=run_dir.name, game=last.game if last else run_dir.parent.parent.name,
-            protocol=last.protocol if last else "unknown", obs_mode=run_dir.parent.name, role="ledger",
+            protocol=last.protocol if last else "unknown", obs_mode=last.obs_mode if last else run_dir.parent.name, role="ledger",
             kind="invalid", status="invalid", env_steps=steps, frames=steps * frame_skip, failure_kind="interrupted",
-            failure=f"evaluation {trace_dir.name} was interrupted before its row was written; its steps are counted",
-            artifacts={"traces": rel},
+            failure=f"{'search' if rel.startswith('search') else 'evaluation'} {trace_dir.name} was interrupted before "
+                    "its row was written; its steps are counted",
+            artifacts={"counter" if rel.startswith("search") else "traces": rel},
         ))  # fmt: skip
     return added
 

@@ -504,6 +504,7 @@ def search_route(
     progress: Callable[[dict], None] | None = None,
     target_score: float | None = None,
     config: SearchConfig | None = None,
+    counter_path: str | Path | None = None,
 ) -> SearchResult:
     """Search for a high-scoring trajectory with a cell archive; see the module docstring.
 
@@ -511,6 +512,9 @@ def search_route(
     `archive_path`, an existing archive there is continued (its earlier steps are not
     charged again) and the archive is written back periodically and at the end.
     `progress` receives {"steps", "best_score", "cells", "iterations"} about once a second.
+    `counter_path`: a file kept holding the env steps this call has charged (8 bytes, little
+    endian, as the evaluation workers keep theirs), so the steps of a search killed before
+    its caller recorded them can still be counted (tools.evaluate.reconcile_interrupted).
     """
     started = time.perf_counter()
     cfg = config or SearchConfig()
@@ -522,8 +526,16 @@ def search_route(
     used_before, frames_before = meter.used_steps, meter.used_frames
     fs = proto.frame_skip
 
+    counter = None
+    if counter_path is not None:
+        Path(counter_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(counter_path).write_bytes(bytes(8))
+        counter = np.memmap(counter_path, dtype="<i8", mode="r+", shape=(1,))
+
     def charge(steps: int, frames: int | None = None) -> None:
         meter.charge(steps, steps * fs if frames is None else frames, "search")
+        if counter is not None:
+            counter[0] = meter.used_steps - used_before
 
     archive_path = Path(archive_path) if archive_path else None
     if archive_path is not None and archive_path.exists():
@@ -592,6 +604,8 @@ def search_route(
 
     best = archive.best()
     actions, records = replay(emu, cells_spec, list(best.actions), meter)
+    if counter is not None:
+        counter[0] = meter.used_steps - used_before
     archive.steps_total += len(actions) + 1
     archive.frames_total += len(actions) * fs + 1
     archive.rng_state = rng.bit_generator.state
