@@ -575,7 +575,9 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, on_error=No
 
 
 def find_runs(runs_dir: Path) -> list[Path]:
-    return sorted(p.parent for p in Path(runs_dir).glob("*/*/*/trials.jsonl"))
+    """Run folders (<game>/<obs>/<run_id>/ with a ledger) anywhere under runs_dir, so a folder
+    of runs folders (bench/learning_suite.py's) is one suite too."""
+    return sorted(p.parent for p in Path(runs_dir).rglob("trials.jsonl") if p.parent.parent.name in ("ram", "vision"))
 
 
 def _reference_points() -> list[dict]:
@@ -653,15 +655,21 @@ def suite_plot(runs: list[dict]) -> tuple[str, str]:
     top = max([r["steps"] for r in runs] + [1e7])
     grid = [10 ** (3 + i * (math.log10(top) - 3) / 60) for i in range(61)]
     colours = {"ram": "#2563eb", "vision": "#9333ea", "all": "#111827"}
-    for obs in sorted({r["obs"] for r in runs}) + (["all"] if len({r["obs"] for r in runs}) > 1 else []):
-        subset = runs if obs == "all" else [r for r in runs if r["obs"] == obs]
+    # Scores under different protocols are not comparable: one median per obs mode and protocol
+    # (hl first, the published curves' protocol), plus the best input mode under hl.
+    groups = sorted({(r["protocol"], r["obs"]) for r in runs}, key=lambda g: (g[0] != "hl", g))
+    if len({obs for protocol, obs in groups if protocol == "hl"}) > 1:
+        groups.append(("hl", "all"))
+    for protocol, obs in groups:
+        subset = [r for r in runs if r["protocol"] == protocol and obs in ("all", r["obs"])]
         reach = max(r["steps"] for r in subset)  # past the longest run the median is unknown
         xs = [x for x in grid if x < reach] + [reach]
         med = median_hns_curve(subset, xs)
         pts = [(x, y) for x, y in zip(xs, med) if y is not None]
         if pts:
-            label = "this suite, best input" if obs == "all" else f"this suite, {obs}"
-            fig.line([p[0] for p in pts], [p[1] for p in pts], line_width=3, color=colours.get(obs, "#111827"), legend_label=label)
+            label = f"this suite, best input, {protocol}" if obs == "all" else f"this suite, {obs}, {protocol}"
+            fig.line([p[0] for p in pts], [p[1] for p in pts], line_width=3, color=colours.get(obs, "#111827"),
+                     line_dash="solid" if protocol == "hl" else "dotdash", legend_label=label)  # fmt: skip
     refs = _reference_points()
     styles = {"hl_ram": ("#60a5fa", "published HL, ram"), "hl_vision": ("#c084fc", "published HL, vision"),
               "ppo2_openrl": ("#f97316", "PPO2 (OpenAI Baselines) at 10M"), "cleanrl_envpool_ppo": ("#16a34a", "CleanRL EnvPool PPO at 10M")}  # fmt: skip
@@ -676,7 +684,8 @@ def suite_plot(runs: list[dict]) -> tuple[str, str]:
         if r["curve"] and r["game_spec"] is not None and r["game_spec"].in_atari57:
             xs = [max(p[0], 1) for p in r["curve"]] + [max(r["steps"], 1)]
             ys = [r["game_spec"].hns(p[1]) for p in r["curve"]] + [r["game_spec"].hns(r["curve"][-1][1])]
-            fig.step(xs, ys, mode="after", color=Category10_10[i % 10], alpha=0.35, legend_label=f"{r['game']} {r['obs']} (runs)")
+            fig.step(xs, ys, mode="after", color=Category10_10[i % 10], alpha=0.35,
+                     legend_label=f"{r['game']} {r['obs']} {r['protocol']} (runs)")  # fmt: skip
     fig.legend.click_policy = "hide"
     fig.add_layout(fig.legend[0], "right")
     return components(fig)
@@ -693,22 +702,22 @@ def render_suite(runs_dir: Path, out_path: Path | None = None) -> str:
     if not runs:
         parts.append(f'<section><p>No runs under {esc(runs_dir)} (expected &lt;game&gt;/&lt;obs&gt;/&lt;run_id&gt;/trials.jsonl).</p></section>')
         return page(title, "".join(parts))
-    groups: dict[tuple[str, str], list[dict]] = {}
+    groups: dict[tuple[str, str, str], list[dict]] = {}
     for r in runs:
-        groups.setdefault((r["game"], r["obs"]), []).append(r)
+        groups.setdefault((r["game"], r["obs"], r["protocol"]), []).append(r)
     rows = []
-    for (game, obs), rs in sorted(groups.items()):
+    for (game, obs, protocol), rs in sorted(groups.items()):
         best = max((r for r in rs if r["best"] is not None), key=lambda r: r["best"], default=None)
         spec = rs[0]["game_spec"]
-        published = getattr(spec, f"hl_{obs}_best_score", None) if spec else None
+        published = getattr(spec, f"hl_{obs}_best_score", None) if spec and protocol == "hl" else None
         links = " ".join(_run_link(r, base) for r in rs)
-        rows.append([esc(game), esc(obs), esc(fmt_num(best["best"]) if best else "–"),
+        rows.append([esc(game), esc(obs), esc(protocol), esc(fmt_num(best["best"]) if best else "–"),
                      esc(f"{best['hns']:.3f}" if best and best["hns"] is not None else "–"),
                      esc(fmt_num(best["holdout"]) if best else "–"), esc(fmt_num(best["to_best"]) if best else "–"),
                      esc(fmt_num(sum(r["steps"] for r in rs))), esc(fmt_num(published)), str(len(rs)), links])  # fmt: skip
-    parts.append('<h2>Best score per game and obs mode</h2><section id="suite-table">' + _table(
-        ["game", "obs", "best dev score", "HNS", "holdout", "env steps to best", "env steps (all runs)", "published HL best", "runs", "reports"],
-        rows, num={2, 3, 4, 5, 6, 7, 8}) + "</section>")  # fmt: skip
+    parts.append('<h2>Best score per game, obs mode and protocol</h2><section id="suite-table">' + _table(
+        ["game", "obs", "protocol", "best dev score", "HNS", "holdout", "env steps to best", "env steps (all runs)",
+         "published HL best (hl)", "runs", "reports"], rows, num={3, 4, 5, 6, 7, 8, 9}) + "</section>")  # fmt: skip
     script, div = suite_plot(runs)
     parts.append(f'<h2>Median HNS against env steps</h2><section><div id="suite-curve">{div}</div>'
                  '<p class="muted">Solid: median over this suite\'s Atari57 games of each game\'s best running-best HNS '

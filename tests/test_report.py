@@ -247,7 +247,7 @@ def test_suite_report_in_headless_chromium(small_run, tmp_path):
     text = page.read_text()
     assert "Pong" in text and run_dir.name in text
     # The reference curves from the shared data are drawn next to this suite's (legend labels in the plot's JSON).
-    for label in ("published HL, ram", "CleanRL EnvPool PPO at 10M", "Pong ram (runs)"):
+    for label in ("published HL, ram", "CleanRL EnvPool PPO at 10M", "Pong ram hl (runs)", "this suite, ram, hl"):
         assert label in text, label
     # Pong's row: its best score and its human-normalised score from the reference table.
     from envs.games import resolve_game
