@@ -34,9 +34,10 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--budget", type=int, default=60_000)
     p.add_argument("--frames", type=int, default=int(ENV_KNOBS["HL_EVAL_MAX_FRAMES"]))
+    p.add_argument("--keep", type=Path, default=None, help="keep the scripted run's runs folder here (to read its trace)")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp, ScriptedServer(scripts()) as server:
-        done = run_graph(Path(tmp), server, "--game", "pong", "--model", MODEL, "--brains", ALL_LLM, "--budget",
+        done = run_graph(args.keep or Path(tmp), server, "--game", "pong", "--model", MODEL, "--brains", ALL_LLM, "--budget",
                          str(args.budget), env_extra={"HL_EVAL_MAX_FRAMES": str(args.frames)})  # fmt: skip
         if done.returncode != 0:
             raise SystemExit(done.stderr[-2000:])
@@ -56,6 +57,8 @@ def main() -> None:
         usd = (tokens_in * price_in + tokens_out * price_out) / 1e6
         table.add_row(model, f"{price_in:.2f}", f"{price_out:.2f}", f"{usd:.4f}", f"{usd / steps * 1e6:.2f}")
     console.print(table)
+    if args.keep:
+        console.print(f"run folder: {run_dir} (python -m graph.trace {run_dir} --node policy_writer)")
     console.print("An estimate: ~4 characters a token, no reasoning tokens, short scripted conversations, and "
                   "few env steps per call (capped evaluations) — see the module docstring.")  # fmt: skip
 
