@@ -79,23 +79,23 @@ def replay_critic(state: HLState, ctx: RunContext) -> dict:
     name = policy.get("controller") or state["detectors"]["controller"]
     # A policy an LLM wrote has no catalogue of named changes: the diagnosis stands alone.
     controller = get_controller(name) if name in CONTROLLER_MODULES else None
-    kinds = failure_kinds(f, set(policy.get("features", [])))
+    params, features = policy.get("params", {}), set(policy.get("features", []))
+    kinds = failure_kinds(f, features)
     if controller is not None and hasattr(controller, "order_failures"):
         kinds = controller.order_failures(kinds, f, ctx.hs.path)  # the controller knows what its failures mean
 
     direction, hypothesis, change = "", "", {}
     under_judgement = (state.get("candidate") or {}).get("direction")
-    params, features = policy.get("params", {}), set(policy.get("features", []))
     # The most telling failure first; when its directions are all tried, the next one's.
     kind, what = kinds[0]
     for failure, description in kinds if controller else []:
-        for name, why, candidate_change in controller.DIRECTIONS.get(failure, []):
-            if name == under_judgement or _already_rejected(ctx, state, name):
+        for candidate, why, candidate_change in controller.DIRECTIONS.get(failure, []):
+            if candidate == under_judgement or _already_rejected(ctx, state, candidate):
                 continue  # decide is judging it right now, or it was rejected before
             changed = apply_change(controller, params, features, candidate_change)
             if effective(controller, *changed) == effective(controller, params, features) and not candidate_change.get("search"):
                 continue  # changes nothing in the accepted policy (feature present, parameter at its limit)
-            direction, hypothesis, change = name, why, candidate_change
+            direction, hypothesis, change = candidate, why, candidate_change
             kind, what = failure, description
             break
         if direction:

@@ -15,6 +15,8 @@ Every controller is a module with the same interface:
     initial_features(facts) -> set[str]
     param_used(name, features) -> bool                   disabled features drop their params
     write_policy(params, features, facts, direction) -> str   the source of policy.py
+    order_failures(kinds, findings, hs_dir) -> kinds     optional: reorder the critic's
+                                                         failure kinds (most telling first)
 
 A change is {"params": {name: delta | ("scale", f) | ("set", v)}, "features": {"+f", "-f"}}
 and may carry "search": env steps, for controllers whose policy is built on a search.
