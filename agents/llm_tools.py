@@ -168,6 +168,39 @@ class Toolbox:
         return (f"contact sheet {sheet}: rows of 16 frames leading up to each life lost, oldest left; "
                 f"moments shown: {'; '.join(moments) or 'see the image'}")  # fmt: skip
 
+    def view_frames(self, seed: int, steps: list[int], trial: int | None = None) -> str:
+        """Look at single frames of a trial's episode (default: the last evaluation) at full size:
+        the trace keeps the frames before each failure, so give steps near a failure moment (the
+        nearest kept frame is shown). Returns what was shown; a model that reads images sees them."""
+        import base64
+        import io
+
+        from PIL import Image
+
+        from tools.rollout import load_trace
+
+        trial = trial if trial is not None else (self.state.get("evaluation") or {}).get("trial")
+        row = next((r for r in self.ctx.ledger.records() if r.trial == trial), None)
+        if row is None:
+            raise ToolRefused(f"no trial {trial}")
+        path = self.ctx.run_dir / row.artifacts.get("traces", "") / f"{seed}.npz"
+        if not path.is_file():
+            raise ToolRefused(f"trial {trial} has no trace for seed {seed} (its seeds: {row.seeds})")
+        kept = {}
+        for moment in load_trace(path)["moments"]:
+            kept.update({int(step): frame for step, frame in zip(moment["steps"], moment["frames"])})
+        if not kept:
+            return f"trial {trial}, seed {seed}: no frames were kept (no failure moment in this episode)"
+        shown = []
+        for want in list(steps)[:8]:
+            step = min(kept, key=lambda k: abs(k - int(want)))
+            buffer = io.BytesIO()
+            Image.fromarray(kept[step]).resize((320, 420), Image.NEAREST).save(buffer, format="PNG")
+            self.images.append("data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode())
+            shown.append(step)
+        return (f"trial {trial}, seed {seed}: frames at steps {shown} (asked {list(steps)[:8]}); frames are kept for "
+                f"steps {min(kept)}..{max(kept)} around failures ({len(kept)} in all)")  # fmt: skip
+
     def run_hs_tests(self) -> str:
         """Run the heuristic system's tests (pytest in hs/tests, sandboxed: no secrets, no
         emulator, a copy of hs/) and return the outcome."""
@@ -250,7 +283,7 @@ class Toolbox:
 
 
 TOOL_NAMES = ["list_files", "read_file", "write_file", "patch_file", "run_probe", "probe_report", "evaluate_policy",
-              "diagnose_last_evaluation", "view_contact_sheet", "run_hs_tests", "tune_parameters", "query_memory",
+              "diagnose_last_evaluation", "view_contact_sheet", "view_frames", "run_hs_tests", "tune_parameters", "query_memory",
               "add_memory"]  # fmt: skip
 
 _P_BLOCK = re.compile(r"^P\s*=\s*\{\n(?P<body>.*?)^\}", re.S | re.M)

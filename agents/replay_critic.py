@@ -51,7 +51,7 @@ def _already_rejected(ctx: RunContext, state: HLState, direction: str) -> bool:
     return False
 
 
-@register("replay_critic", tools=["diagnose_last_evaluation", "view_contact_sheet", "read_file", "query_memory", "add_memory"])
+@register("replay_critic", tools=["diagnose_last_evaluation", "view_contact_sheet", "view_frames", "read_file", "query_memory", "add_memory"])
 def replay_critic(state: HLState, ctx: RunContext) -> dict:
     """Find failure moments in the last evaluation's traces and propose a direction."""
     evaluation = state.get("evaluation")

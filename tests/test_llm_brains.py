@@ -89,7 +89,7 @@ def scripts(policy_rounds: int = 2) -> dict:
             report(direction="stand still and let the ball come", rationale="an experiment", params={}),
         ]
     critic = [
-        calls(("diagnose_last_evaluation", {}), ("view_contact_sheet", {})),
+        calls(("diagnose_last_evaluation", {}), ("view_contact_sheet", {}), ("view_frames", {"seed": 0, "steps": [400, 10**9]})),
         report(failure="lost", what="points lost on fast returns", evidence="trial sheet", hypothesis="the paddle lags",
                direction="lead the ball"),
     ] * 2  # fmt: skip
@@ -179,6 +179,8 @@ def test_a_full_llm_iteration_accepts_then_rolls_back(tmp_path):
     tools = [(e["node"], e["tool"]) for e in entries if e["event"] == "tool"]
     assert ("policy_writer", "write_file") in tools and ("replay_critic", "view_contact_sheet") in tools
     assert ("detector_writer", "run_hs_tests") in tools and ("prober", "run_probe") in tools
+    frames = next(e for e in entries if e["event"] == "tool" and e["tool"] == "view_frames")
+    assert frames["error"] is None and "frames at steps" in frames["result"]
     served = server.usage["prompt_tokens"] + server.usage["completion_tokens"]
     assert sum(e["tokens"] for e in llm_calls) == served
     assert sum(e.get("tokens", 0) for e in entries if e["event"] == "end") == served
