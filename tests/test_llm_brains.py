@@ -377,3 +377,28 @@ def test_model_auto_picks_llm_only_when_a_model_is_configured():
     assert model == "gpt-5.4" and [r for r, k in brains.items() if k == "llm"] == ["policy_writer"]
     with pytest.raises(ValueError, match="--model builtin"):
         resolve_brains("builtin", "policy_writer=llm", env={})
+
+
+def test_replay_refuses_a_diverging_conversation_and_one_that_outruns_the_cassette(tmp_path):
+    import httpx
+
+    from agents.llm import ReplayError, ReplayTransport
+
+    body = {"model": MODEL, "messages": [{"role": "system", "content": "x"}, {"role": "user", "content": "y"}]}
+    entry = {"request": {"method": "POST", "path": "/v1/chat/completions", "body": body},
+             "response": {"status": 200, "body": {"ok": True}, "headers": {"content-type": "application/json"}}}  # fmt: skip
+    cassette = tmp_path / "cassette.jsonl"
+    cassette.write_text(json.dumps({"cassette": 1, "config": {"game": "Pong"}}) + "\n" + json.dumps(entry) + "\n")
+    replay = ReplayTransport(cassette)
+    assert replay.header["config"] == {"game": "Pong"} and len(replay.entries) == 1
+
+    def post(payload):
+        return replay.handle_request(httpx.Request("POST", "http://cassette.invalid/v1/chat/completions", json=payload))
+
+    other = {**body, "messages": body["messages"] + [{"role": "assistant", "content": "z"}]}
+    with pytest.raises(ReplayError, match="differs from the cassette"):
+        post(other)  # the replayed run asked something else: it diverged
+    replay = ReplayTransport(cassette)
+    assert post(body).json() == {"ok": True}
+    with pytest.raises(ReplayError, match="more model requests than the cassette holds"):
+        post(body)
