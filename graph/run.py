@@ -143,7 +143,7 @@ def prepare(args) -> tuple[RunContext, dict | None, str]:
                         memory_url=args.memory_url, model=model, brains=brains, record=args.record,
                         max_cost_usd=args.max_cost_usd, **knobs)  # fmt: skip
     except ValueError as err:  # a bad HL_* knob
-        raise UsageError(str(err).splitlines()[0] if "is not a number" in str(err) else _first_error(err)) from None
+        raise UsageError(_first_error(err)) from None
     if model and model.startswith("replay:"):
         if not Path(model.split(":", 1)[1]).expanduser().is_file():
             raise UsageError(f"no cassette at {model.split(':', 1)[1]}")

@@ -282,16 +282,12 @@ def run_hs_tests(hs_dir: str | Path, timeout: float = 300.0, limits: SandboxLimi
         env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
         env["PYTHONDONTWRITEBYTECODE"] = "1"
 
-        def set_limits() -> None:
-            import resource
-
-            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-            resource.setrlimit(resource.RLIMIT_AS, (limits.memory_mb * 2**20,) * 2)
-            resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_mb * 2**20,) * 2)
+        from tools.worker import set_limits  # the limits evaluation workers set on themselves
 
         proc = subprocess.Popen(
             [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], cwd=copy, env=env,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=set_limits,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+            preexec_fn=lambda: set_limits(limits.memory_mb, limits.file_mb),
         )  # fmt: skip
         try:
             out, _ = proc.communicate(timeout=timeout)

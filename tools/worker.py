@@ -21,7 +21,7 @@ import sys
 import traceback
 
 
-def _set_limits(memory_mb: int | None, file_mb: int | None) -> None:
+def set_limits(memory_mb: int | None, file_mb: int | None) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     if memory_mb:
         limit = memory_mb * 2**20
@@ -51,7 +51,7 @@ def main() -> int:
 
     _die_with_parent()
     job = json.loads(sys.stdin.read())
-    _set_limits(job.get("memory_mb"), job.get("file_mb"))
+    set_limits(job.get("memory_mb"), job.get("file_mb"))
 
     from envs.protocols import Protocol
     from tools.rollout import PolicyError, run_episodes
