@@ -143,15 +143,20 @@ class Toolbox:
             return json.dumps({"trial": evaluation["trial"], "status": evaluation["status"], "failure": evaluation.get("failure")})
         return json.dumps({"trial": evaluation["trial"], "scores": evaluation["scores"], "episodes": self._findings(evaluation)}, indent=1)
 
+    def _trial_row(self, trial: int | None):
+        """(trial, its ledger row); the last evaluation's when trial is None."""
+        trial = trial if trial is not None else (self.state.get("evaluation") or {}).get("trial")
+        row = next((r for r in self.ctx.ledger.records() if r.trial == trial), None)
+        if row is None:
+            raise ToolRefused(f"no trial {trial}")
+        return trial, row
+
     def view_contact_sheet(self, trial: int | None = None) -> str:
         """Look at the contact sheet of a trial (default: the last evaluation): the frames before
         each life lost. Returns a text description; a model that reads images also sees it."""
         import base64
 
-        trial = trial if trial is not None else (self.state.get("evaluation") or {}).get("trial")
-        row = next((r for r in self.ctx.ledger.records() if r.trial == trial), None)
-        if row is None:
-            raise ToolRefused(f"no trial {trial}")
+        trial, row = self._trial_row(trial)
         sheet = row.artifacts.get("sheet")
         if not sheet:
             return f"trial {trial} has no contact sheet (no life was lost, or the trial failed)"
@@ -179,10 +184,7 @@ class Toolbox:
 
         from tools.rollout import load_trace
 
-        trial = trial if trial is not None else (self.state.get("evaluation") or {}).get("trial")
-        row = next((r for r in self.ctx.ledger.records() if r.trial == trial), None)
-        if row is None:
-            raise ToolRefused(f"no trial {trial}")
+        trial, row = self._trial_row(trial)
         path = self.ctx.run_dir / row.artifacts.get("traces", "") / f"{seed}.npz"
         if not path.is_file():
             raise ToolRefused(f"trial {trial} has no trace for seed {seed} (its seeds: {row.seeds})")
