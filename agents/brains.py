@@ -25,10 +25,10 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 from pydantic import BaseModel, Field
 
-from agents.llm import CostLimitReached, LLMSession, ModelConfigError
-from agents.llm_tools import Toolbox
+from agents.llm.session import CostLimitReached, LLMSession, ModelConfigError
+from agents.llm.tools import Toolbox
 from agents.registry import PROMPTS_DIR, Role, get_role
-from graph.context import RunContext
+from runtime.context import RunContext
 
 LLM_ROLES = ("prober", "detector_writer", "policy_writer", "replay_critic", "simplifier", "notes_keeper")
 
@@ -383,8 +383,8 @@ def _answer_dangling_calls(messages: list) -> list:
 def prepare_detector_writer(state: dict, ctx: RunContext) -> dict:
     """Set up hs/ with the builtin detectors as a draft the model may keep or rewrite (no env
     steps), so any mix of brains downstream finds the interface it expects."""
-    from agents.detector_writer import DETECTOR_TEST, GENERIC_DETECTOR_TEST, facts_from_probe, write_detectors
-    from tools.probe import ProbeReport
+    from agents.roles.detector_writer import DETECTOR_TEST, GENERIC_DETECTOR_TEST, facts_from_probe, write_detectors
+    from probe.atari import ProbeReport
 
     report = ProbeReport.model_validate_json((ctx.run_dir / state["probe"]["path"]).read_text())
     facts = facts_from_probe(report, ctx.config.obs_mode, ctx.config.protocol)
@@ -403,7 +403,7 @@ def finish_prober(report: ProberReport, state: dict, ctx: RunContext) -> dict:
 
 
 def finish_detector_writer(report: DetectorReport, state: dict, ctx: RunContext) -> dict:
-    from tools.sandbox import run_hs_tests
+    from evaluation.sandbox import run_hs_tests
 
     tests = run_hs_tests(ctx.hs.path)
     verdict = {"no_tests": "no tests", "passed": "tests pass", "timeout": "tests TIMED OUT"}.get(tests.status, "tests FAIL")
@@ -414,7 +414,7 @@ def finish_detector_writer(report: DetectorReport, state: dict, ctx: RunContext)
 
 
 def finish_policy_writer(report: PolicyReport, state: dict, ctx: RunContext) -> dict:
-    from tools.workspace import policy_hash
+    from record.workspace import policy_hash
 
     path = ctx.hs.path / "policy.py"
     if not path.exists():
@@ -432,7 +432,7 @@ def finish_replay_critic(report: CriticReport, state: dict, ctx: RunContext) -> 
     if ctx.memory is not None and report.failure != "none":
         ctx.memory.add_failure(ctx.game.name, ctx.config.obs_mode, state["run_id"], report.what, evidence=report.evidence,
                                trial=evaluation.get("trial"))  # fmt: skip
-    from agents.replay_critic import _write_note
+    from agents.roles.replay_critic import _write_note
 
     _write_note(ctx, state, diagnosis)
     return {"diagnosis": diagnosis, "trace_summary": f"{report.failure}: {report.direction or 'no direction'}"}
@@ -441,7 +441,7 @@ def finish_replay_critic(report: CriticReport, state: dict, ctx: RunContext) -> 
 def finish_simplifier(report: SimplifierReport, state: dict, ctx: RunContext) -> dict:
     """Keep the model's smaller version only if the dev score holds (the builtin's rule)."""
     from graph.nodes import run_evaluation
-    from tools.workspace import policy_hash
+    from record.workspace import policy_hash
 
     best = dict(state["best"])
     if not ctx.hs.dirty():
@@ -473,7 +473,7 @@ FINISH = {
 
 def describe_tools(names: list[str]) -> str:
     """One line per tool (for docs and the closing note)."""
-    from agents.llm_tools import Toolbox as T
+    from agents.llm.tools import Toolbox as T
 
     return "\n".join(f"- `{n}`: {(getattr(T, n).__doc__ or '').strip().splitlines()[0]}" for n in names)
 

@@ -20,12 +20,12 @@ PROMPTS_DIR = Path(__file__).parent / "prompts"
 
 # Modules imported by `load_roles()`; adding a role module means adding its name here.
 ROLE_MODULES = [
-    "agents.prober",
-    "agents.detector_writer",
-    "agents.policy_writer",
-    "agents.replay_critic",
-    "agents.simplifier",
-    "agents.notes_keeper",
+    "agents.roles.prober",
+    "agents.roles.detector_writer",
+    "agents.roles.policy_writer",
+    "agents.roles.replay_critic",
+    "agents.roles.simplifier",
+    "agents.roles.notes_keeper",
 ]
 
 

@@ -3,7 +3,7 @@
     python bench/eval_throughput.py [--game breakout] [--frames 30000] [--episodes-per-worker 2]
 
 For each obs mode (ram, vision) and worker count (1, 2):
-- harness: `tools.evaluate.evaluate` end to end (worker spawn, env creation, the policy
+- harness: `evaluation.evaluate.evaluate` end to end (worker spawn, env creation, the policy
   call per step, traces, ledger), with a trivial policy that reads its observation;
 - raw: the same number of processes, each stepping an EnvPool with the same protocol
   settings and the same number of envs, with a constant action and nothing else.
@@ -25,12 +25,12 @@ import numpy as np  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from envs.games import resolve_game  # noqa: E402
-from envs.protocols import get_protocol  # noqa: E402
+from envs.atari.games import resolve_game  # noqa: E402
+from envs.atari.protocols import get_protocol  # noqa: E402
 from envs.seeds import split_seeds  # noqa: E402
-from tools.evaluate import evaluate  # noqa: E402
-from tools.rollout import make_env  # noqa: E402
-from tools.workspace import create_run_dir  # noqa: E402
+from evaluation.evaluate import evaluate  # noqa: E402
+from evaluation.rollout import make_env  # noqa: E402
+from record.workspace import create_run_dir  # noqa: E402
 
 TRIVIAL_POLICY = '''
 class Policy:
@@ -49,7 +49,7 @@ class Policy:
 
 
 def _raw_worker(task_id, protocol_json, seeds, steps_per_env, out):
-    from envs.protocols import Protocol
+    from envs.atari.protocols import Protocol
 
     env = make_env(task_id, Protocol.model_validate_json(protocol_json), seeds)
     env.reset()

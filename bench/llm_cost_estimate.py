@@ -25,7 +25,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from agents.llm import PRICING  # noqa: E402
+from agents.llm.session import PRICING  # noqa: E402
 from openai_server import ScriptedServer  # noqa: E402
 from test_llm_brains import ALL_LLM, ENV_KNOBS, MODEL, run_graph, scripts  # noqa: E402
 

@@ -24,14 +24,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agents.controllers import default_params  # noqa: E402
-from agents.controllers import route as route_controller  # noqa: E402
-from envs.games import resolve_game  # noqa: E402
-from envs.protocols import get_protocol  # noqa: E402
-from tools.evaluate import evaluate  # noqa: E402
+from agents.controllers.atari import route as route_controller  # noqa: E402
+from envs.atari.games import resolve_game  # noqa: E402
+from envs.atari.protocols import get_protocol  # noqa: E402
+from evaluation.evaluate import evaluate  # noqa: E402
 from tools.explore import SearchConfig, route_facts_from_probe, search_route  # noqa: E402
-from tools.ledger import Ledger  # noqa: E402
-from tools.meter import StepMeter  # noqa: E402
-from tools.probe import ProbeReport, probe_game  # noqa: E402
+from record.ledger import Ledger  # noqa: E402
+from record.meter import StepMeter  # noqa: E402
+from probe.atari import ProbeReport, probe_game  # noqa: E402
 
 OPEN_LOOP_POLICY = '''"""Open-loop baseline: replay the search's action sequence by step count, whatever happens."""
 

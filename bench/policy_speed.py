@@ -4,7 +4,7 @@ harness on one core, against raw EnvPool stepping with the same settings, same r
     python bench/policy_speed.py runs/pong/vision/RUN runs/breakout/vision/RUN [--frames 20000]
 
 For each run folder: its hs/policy.py (detectors and all) plays one dev episode of at most
-`--frames` frames in one worker process (`tools.evaluate.evaluate`: worker spawn, env
+`--frames` frames in one worker process (`evaluation.evaluate.evaluate`: worker spawn, env
 creation, one policy call per step, traces), then one process steps an EnvPool with the same
 protocol for as many env steps with a constant action. Prints env steps/s of both and their
 ratio. The target for vision policies is >= 1,000 env steps/s on one core; the published
@@ -26,10 +26,10 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from bench.eval_throughput import raw_envpool  # noqa: E402
-from envs.games import resolve_game  # noqa: E402
-from envs.protocols import get_protocol  # noqa: E402
-from tools.evaluate import evaluate  # noqa: E402
-from tools.workspace import create_run_dir  # noqa: E402
+from envs.atari.games import resolve_game  # noqa: E402
+from envs.atari.protocols import get_protocol  # noqa: E402
+from evaluation.evaluate import evaluate  # noqa: E402
+from record.workspace import create_run_dir  # noqa: E402
 
 
 def measure(run: Path, frames: int, scratch: Path) -> dict:

@@ -17,7 +17,7 @@ from langgraph.graph import END, START, StateGraph
 
 from agents.registry import get_role
 from graph import nodes
-from graph.context import RunContext
+from runtime.context import RunContext
 from graph.state import HLState
 
 LAYOUT = {

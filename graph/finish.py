@@ -7,10 +7,10 @@ from __future__ import annotations
 import ast
 
 from envs.seeds import split_seeds
-from graph.context import RunContext
+from runtime.context import RunContext
 from graph.report import write_report
-from tools.evaluate import evaluate, refresh_reports
-from tools.meter import BudgetExhausted
+from evaluation.evaluate import evaluate, refresh_reports
+from record.meter import BudgetExhausted
 
 
 def _summary(r) -> dict:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from graph.context import RunContext
+from runtime.context import RunContext
 from graph.state import HLState
-from tools.evaluate import evaluate as evaluate_policy
-from tools.evaluate import reconcile_interrupted
-from tools.meter import BudgetExhausted
+from evaluation.evaluate import evaluate as evaluate_policy
+from evaluation.evaluate import reconcile_interrupted
+from record.meter import BudgetExhausted
 
 
 def find_trial(ctx: RunContext, policy_hash: str, seeds: list[int], role: str) -> dict | None:
@@ -41,7 +41,7 @@ def run_evaluation(ctx: RunContext, policy_path, role: str, change_summary: str 
                    kind: str = "evaluation", video: bool = False) -> dict | None:  # fmt: skip
     """Evaluate a policy file on dev seeds (reusing a recorded result); None if out of budget."""
     from envs.seeds import split_seeds
-    from tools.workspace import policy_hash
+    from record.workspace import policy_hash
 
     seeds = seeds or split_seeds("dev", ctx.config.dev_episodes)
     found = find_trial(ctx, policy_hash(policy_path), seeds, role)

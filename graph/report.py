@@ -37,12 +37,12 @@ from datetime import datetime
 from pathlib import Path
 
 from graph.trace import diagnosis_text, final_state, load_run, policy_versions, resolve_run
-from tools.workspace import DEFAULT_RUNS_DIR
+from record.workspace import DEFAULT_RUNS_DIR
 
 MAX_VIDEO_BYTES = 40 * 1024 * 1024  # larger replays are linked, not embedded
 MAX_SHEETS = 6
 SHEET_MAX_WIDTH = 960
-REPO_DATA = Path(__file__).resolve().parents[1] / "envs" / "data"
+REPO_DATA = Path(__file__).resolve().parents[1] / "envs" / "atari" / "data"
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 CSS = """
@@ -396,7 +396,7 @@ def render_run(run_dir: Path) -> str:
                                        for r in rows if r["node"] == "decide" and r["status"] == "end"]  # fmt: skip
     game_name = cfg.get("game") or (records[0].game if records else "?")
     try:
-        from envs.games import resolve_game
+        from envs.atari.games import resolve_game
 
         game = resolve_game(game_name)
     except Exception:
@@ -590,7 +590,7 @@ def _reference_points() -> list[dict]:
 
 
 def suite_data(runs_dir: Path) -> list[dict]:
-    from envs.games import resolve_game
+    from envs.atari.games import resolve_game
     from graph.trace import read_ledger
 
     out = []

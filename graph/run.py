@@ -16,15 +16,15 @@ import sys
 import time
 from pathlib import Path
 
-from envs.games import UnknownGameError, resolve_game
-from envs.observation import OBS_MODES
-from envs.protocols import PROTOCOLS
-from graph.config import KNOBS, RunConfig
-from graph.context import RunContext
+from envs.atari.games import UnknownGameError, resolve_game
+from envs.atari.observation import OBS_MODES
+from envs.atari.protocols import PROTOCOLS
+from runtime.config import KNOBS, RunConfig
+from runtime.context import RunContext
 from tools.cli import OneLineParser, run_command
-from tools.ledger import Ledger
-from tools.meter import StepMeter
-from tools.workspace import DEFAULT_RUNS_DIR, RunFolderError, create_run_dir, new_run_id
+from record.ledger import Ledger
+from record.meter import StepMeter
+from record.workspace import DEFAULT_RUNS_DIR, RunFolderError, create_run_dir, new_run_id
 
 
 class UsageError(ValueError):
@@ -104,7 +104,7 @@ def prepare(args) -> tuple[RunContext, dict | None, str]:
         if args.max_cost_usd is not None and args.max_cost_usd != cfg.max_cost_usd:
             cfg = cfg.model_copy(update={"max_cost_usd": args.max_cost_usd})  # raising the ceiling to go on
             _write_config(run_dir, cfg)
-        from tools.evaluate import reconcile_interrupted
+        from evaluation.evaluate import reconcile_interrupted
 
         reconcile_interrupted(run_dir)  # count a killed evaluation's steps before the meter starts
         contents = Ledger(run_dir / "trials.jsonl").read()
@@ -116,7 +116,7 @@ def prepare(args) -> tuple[RunContext, dict | None, str]:
     # A replayed cassette carries the settings it was recorded with: flags given here win.
     recorded = {}
     if args.model.startswith("replay:"):
-        from agents.llm import cassette_config
+        from agents.llm.session import cassette_config
 
         recorded = cassette_config(Path(args.model.split(":", 1)[1]))
     game_name = args.game or recorded.get("game")
@@ -198,7 +198,7 @@ def _known_maximum(game: str) -> float | None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from agents.llm import ModelConfigError, ReplayError
+    from agents.llm.session import ModelConfigError, ReplayError
 
     return run_command(lambda: _main(args), usage_errors=(UsageError, UnknownGameError, RunFolderError, ModelConfigError, ReplayError),
                        interrupted="interrupted; continue with --resume")  # fmt: skip
@@ -236,7 +236,7 @@ def _main(args) -> int:
                 raise UsageError(f"run {run_id} stopped at its cost ceiling (${spent:.4f} spent); resume with a higher --max-cost-usd")
             graph.update_state(config, {"stop_reason": None, "route": saved["paused_at"], "paused_at": None}, as_node="decide")
     if cfg.model:
-        from agents.llm import open_session
+        from agents.llm.session import open_session
 
         ctx.extras["llm"] = open_session(cfg.model, ctx.run_dir, cfg.record, cfg.max_cost_usd, spent_usd=spent)
     started = time.time()

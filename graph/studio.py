@@ -27,12 +27,12 @@ from graph.build import build_graph
 
 def studio_context():
     from agents.brains import resolve_brains
-    from envs.games import resolve_game
-    from graph.config import RunConfig
-    from graph.context import RunContext
+    from envs.atari.games import resolve_game
+    from runtime.config import RunConfig
+    from runtime.context import RunContext
     from graph.run import _write_config
-    from tools.meter import StepMeter
-    from tools.workspace import create_run_dir, new_run_id
+    from record.meter import StepMeter
+    from record.workspace import create_run_dir, new_run_id
 
     game = resolve_game(os.environ.get("HL_STUDIO_GAME", "pong"))
     model, brains = resolve_brains(os.environ.get("HL_STUDIO_MODEL", "builtin"), None)
@@ -53,7 +53,7 @@ def studio_context():
     except Exception:
         ctx.memory = None  # the roles run without memory
     if model:
-        from agents.llm import open_session
+        from agents.llm.session import open_session
 
         ctx.extras["llm"] = open_session(model, run_dir, False, None)
     return ctx

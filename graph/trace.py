@@ -22,8 +22,8 @@ import json
 import sys
 from pathlib import Path
 
-from graph.tracing import read_trace
-from tools.workspace import DEFAULT_RUNS_DIR
+from record.tracing import read_trace
+from record.workspace import DEFAULT_RUNS_DIR
 
 # Events recorded inside a node execution (between its start and end).
 INNER_EVENTS = ("llm_call", "llm_error", "tool", "fallback", "cost_stop", "warning")
@@ -91,7 +91,7 @@ def timeline(entries: list[dict]) -> list[dict]:
 
 
 def read_ledger(run_dir: Path) -> tuple[list, list[str]]:
-    from tools.ledger import Ledger
+    from record.ledger import Ledger
 
     try:
         contents = Ledger(run_dir / "trials.jsonl").read()

@@ -13,7 +13,7 @@ if str(PROJECT_ROOT) not in sys.path:
 
 @pytest.fixture
 def run_dir(tmp_path):
-    from tools.workspace import create_run_dir
+    from record.workspace import create_run_dir
 
     return create_run_dir(tmp_path / "runs", "pong", "ram", run_id="test-run")
 

@@ -3,9 +3,9 @@
 import pytest
 
 from conftest import policy
-from tools.evaluate import evaluate
-from tools.ledger import Ledger
-from tools.meter import BudgetExhausted, StepMeter
+from evaluation.evaluate import evaluate
+from record.ledger import Ledger
+from record.meter import BudgetExhausted, StepMeter
 
 
 def test_budget_stops_evaluation_exactly(run_dir):

@@ -46,7 +46,7 @@ def test_a_periodic_ram_loop_and_a_reward_stall_are_found(tmp_path):
 
 
 def test_failure_kinds_come_most_telling_first_with_every_failure_the_episode_shows(tmp_path):
-    from agents.replay_critic import failure_kinds
+    from agents.roles.replay_critic import failure_kinds
 
     # Nothing happens for the whole timed-out episode: no ball in play, a stall and a timeout.
     idle = analyse_episode(write_trace(tmp_path / "idle.npz", [0] * 5000, [3] * 5000), seed=0, truncated="time_limit")
@@ -63,8 +63,8 @@ def test_failure_kinds_come_most_telling_first_with_every_failure_the_episode_sh
 
 
 def test_route_controller_blames_the_route_when_the_policy_scored_all_of_it(tmp_path):
-    from agents.controllers import route
-    from agents.replay_critic import failure_kinds
+    from agents.controllers.atari import route
+    from agents.roles.replay_critic import failure_kinds
 
     (tmp_path / "route.py").write_text("FRAME_SKIP = 1\nSCORE = 100\nROUTE = []\n")
     assert route.route_score(tmp_path) == 100.0

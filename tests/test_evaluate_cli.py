@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from conftest import PROJECT_ROOT, policy
-from tools.rollout import load_trace
-from tools.video import read_mp4
+from evaluation.rollout import load_trace
+from record.video import read_mp4
 
 
 def cli(*args, check_rc=None, cwd=PROJECT_ROOT):

@@ -2,7 +2,7 @@
 policy generated from it (agents/controllers/route.py). Real ale-py and EnvPool, small budgets.
 
 Montezuma's RAM addresses are written out here instead of running the probe (10 s) in every
-test; they are what `python -m tools.probe --game montezuma` reports (player x = ram[42],
+test; they are what `python -m probe.atari --game montezuma` reports (player x = ram[42],
 y = ram[43], skull x = ram[47], room = ram[3], lives = ram[58]), and one test checks that
 `route_facts_from_probe` builds this structure from a ProbeReport.
 """
@@ -16,13 +16,13 @@ import numpy as np
 import pytest
 
 from agents.controllers import default_params
-from agents.controllers import route as route_controller
-from envs.games import resolve_game
-from envs.protocols import PROTOCOLS
+from agents.controllers.atari import route as route_controller
+from envs.atari.games import resolve_game
+from envs.atari.protocols import PROTOCOLS
 from tools.explore import CellSpec, route_facts_from_probe, search_route
-from tools.meter import BudgetExhausted, StepMeter
-from tools.probe import LivesByte, MovementLabels, ObjectInfo, ProbeConfig, ProbeReport, RamFit, RoomCandidate
-from tools.rollout import run_episodes
+from record.meter import BudgetExhausted, StepMeter
+from probe.atari import LivesByte, MovementLabels, ObjectInfo, ProbeConfig, ProbeReport, RamFit, RoomCandidate
+from evaluation.rollout import run_episodes
 
 MONTEZUMA = resolve_game("montezuma")
 FACTS = {
@@ -85,9 +85,9 @@ def test_search_charges_exactly_the_steps_it_emulated():
 
 
 def test_search_keeps_a_step_counter_and_a_killed_search_is_counted(tmp_path):
-    from tools.evaluate import reconcile_interrupted
-    from tools.ledger import Ledger
-    from tools.sandbox import read_step_counter
+    from evaluation.evaluate import reconcile_interrupted
+    from record.ledger import Ledger
+    from evaluation.sandbox import read_step_counter
 
     meter = StepMeter()
     counter = tmp_path / "run" / "search" / "call" / "steps-0.counter"
@@ -194,8 +194,8 @@ def test_route_facts_from_a_probe_report():
 
 
 def test_generated_policy_runs_in_the_harness_and_follows_the_route(hl_search, tmp_path):
-    from tools.evaluate import evaluate
-    from tools.rollout import load_trace
+    from evaluation.evaluate import evaluate
+    from evaluation.rollout import load_trace
 
     result, _ = hl_search
     policy = _write_hs(tmp_path / "hs", result)

@@ -5,7 +5,7 @@ import csv
 import pytest
 
 from conftest import SHARED_DATA
-from envs.games import REFERENCE_CSV, UnknownGameError, atari57, resolve_game
+from envs.atari.games import REFERENCE_CSV, UnknownGameError, atari57, resolve_game
 
 
 @pytest.mark.parametrize(

@@ -13,9 +13,9 @@ from collections import Counter
 import pytest
 
 from conftest import PROJECT_ROOT
-from graph.tracing import read_trace
-from tools.ledger import Ledger
-from tools.sandbox import read_step_counter
+from record.tracing import read_trace
+from record.ledger import Ledger
+from evaluation.sandbox import read_step_counter
 
 # Short episodes and a short search keep each run under a minute here.
 SMALL = {"HL_EVAL_MAX_FRAMES": "6000", "HL_TUNE_TRIALS": "3", "HL_PLATEAU_PATIENCE": "3", "HL_HOLDOUT_EPISODES": "1"}

@@ -12,9 +12,10 @@ import types
 import numpy as np
 import pytest
 
-from agents.controllers import default_params, intercept
-from agents.detector_writer import facts_from_probe
-from tools.probe import MovementLabels, ObjectInfo, ProbeReport
+from agents.controllers import default_params
+from agents.controllers.atari import intercept
+from agents.roles.detector_writer import facts_from_probe
+from probe.atari import MovementLabels, ObjectInfo, ProbeReport
 
 
 def _object(name, colour, width, height, xs, ys, speed):

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 from pydantic import ValidationError
 
-from tools.ledger import Ledger, TrialRecord, plot_sample_efficiency, score_stats, write_summary
+from record.ledger import Ledger, TrialRecord, plot_sample_efficiency, score_stats, write_summary
 
 BASE = dict(run_id="r1", game="Pong", protocol="hl", obs_mode="ram")
 

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from conftest import PROJECT_ROOT
-from graph.tracing import read_trace
+from record.tracing import read_trace
 from openai_server import ScriptedServer, call, calls, error, raw_call, report
-from tools.ledger import Ledger
+from record.ledger import Ledger
 
 MODEL = "gpt-5.4-mini"  # in the pricing table, so costs are computed
 
@@ -379,7 +379,7 @@ def test_model_auto_picks_llm_only_when_a_model_is_configured():
 def test_replay_refuses_a_diverging_conversation_and_one_that_outruns_the_cassette(tmp_path):
     import httpx
 
-    from agents.llm import ReplayError, ReplayTransport
+    from agents.llm.session import ReplayError, ReplayTransport
 
     body = {"model": MODEL, "messages": [{"role": "system", "content": "x"}, {"role": "user", "content": "y"}]}
     entry = {"request": {"method": "POST", "path": "/v1/chat/completions", "body": body},

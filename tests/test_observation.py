@@ -3,8 +3,8 @@
 import json
 
 from conftest import policy
-from tools.evaluate import evaluate
-from tools.rollout import load_trace
+from evaluation.evaluate import evaluate
+from evaluation.rollout import load_trace
 
 
 def test_vision_policy_cannot_read_ram(run_dir):

@@ -16,12 +16,12 @@ import json
 import numpy as np
 import pytest
 
-import tools.probe as probe
-from envs.games import resolve_game
-from envs.protocols import PROTOCOLS
-from tools.meter import BudgetExhausted, StepMeter
-from tools.probe import ProbeConfig, ProbeReport, find_blobs, find_groups, probe_game
-from tools.rollout import make_env
+import probe.atari as probe
+from envs.atari.games import resolve_game
+from envs.atari.protocols import PROTOCOLS
+from record.meter import BudgetExhausted, StepMeter
+from probe.atari import ProbeConfig, ProbeReport, find_blobs, find_groups, probe_game
+from evaluation.rollout import make_env
 
 BUDGET = 30_000
 

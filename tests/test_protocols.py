@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from conftest import policy
-from envs.games import resolve_game
-from envs.protocols import MAX_EPISODE_FRAMES, PROTOCOLS, UnknownProtocolError, get_protocol
-from tools.evaluate import evaluate
-from tools.rollout import make_env
+from envs.atari.games import resolve_game
+from envs.atari.protocols import MAX_EPISODE_FRAMES, PROTOCOLS, UnknownProtocolError, get_protocol
+from evaluation.evaluate import evaluate
+from evaluation.rollout import make_env
 
 
 def _config(protocol):

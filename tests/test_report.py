@@ -250,7 +250,7 @@ def test_suite_report_in_headless_chromium(small_run, tmp_path):
     for label in ("published HL, ram", "CleanRL EnvPool PPO at 10M", "Pong ram hl (runs)", "this suite, ram, hl"):
         assert label in text, label
     # Pong's row: its best score and its human-normalised score from the reference table.
-    from envs.games import resolve_game
+    from envs.atari.games import resolve_game
 
     hns = resolve_game("pong").hns(summary["best_score"])
     assert f"{hns:.2f}" in text or f"{hns:.3f}" in text

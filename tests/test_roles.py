@@ -5,12 +5,12 @@ import pytest
 from langgraph.graph import END
 
 from agents.registry import ROLES, get_role, load_roles, register
-from envs.games import resolve_game
+from envs.atari.games import resolve_game
 from graph.build import LAYOUT, build_graph
-from graph.config import RunConfig
-from graph.context import RunContext
-from graph.tracing import read_trace
-from tools.meter import StepMeter
+from runtime.config import RunConfig
+from runtime.context import RunContext
+from record.tracing import read_trace
+from record.meter import StepMeter
 
 
 def test_the_five_roles_and_the_example_are_registered():
@@ -57,7 +57,7 @@ def test_prompts_name_only_tools_that_exist_and_the_role_may_call():
     import re
     from pathlib import Path
 
-    from agents.llm_tools import TOOL_NAMES
+    from agents.llm.tools import TOOL_NAMES
 
     prompts = Path(__file__).resolve().parent.parent / "agents" / "prompts"
     for name, role in load_roles().items():

@@ -7,9 +7,9 @@ import os
 import pytest
 
 from conftest import policy
-from tools.evaluate import evaluate
-from tools.ledger import Ledger
-from tools.sandbox import SandboxLimits, clean_environment
+from evaluation.evaluate import evaluate
+from record.ledger import Ledger
+from evaluation.sandbox import SandboxLimits, clean_environment
 
 SHORT = dict(game="pong", max_frames=2000, episodes=2)
 
@@ -51,7 +51,7 @@ def test_hanging_policy_is_killed_and_counted(run_dir):
     assert record.env_steps == 2 * 200
     # The worker's process group is gone: no child of ours is left spinning.
     children = [line.split(None, 2) for line in os.popen("ps -eo pid=,ppid=,args=").read().splitlines()]
-    assert not [c for c in children if len(c) == 3 and int(c[1]) == os.getpid() and "tools.worker" in c[2]]
+    assert not [c for c in children if len(c) == 3 and int(c[1]) == os.getpid() and "evaluation.worker" in c[2]]
 
 
 def test_api_keys_are_stripped_from_the_worker_environment(run_dir, monkeypatch):
@@ -86,7 +86,7 @@ def _hs_with_test(tmp_path, body: str):
 
 
 def test_hs_tests_run_sandboxed_without_secrets_emulators_or_write_access(tmp_path, monkeypatch):
-    from tools.sandbox import run_hs_tests
+    from evaluation.sandbox import run_hs_tests
 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-must-not-leak")
     hs = _hs_with_test(tmp_path, '''import os, pathlib, sys
@@ -118,7 +118,7 @@ def test_writes_land_in_a_copy():
 
 
 def test_failing_and_hanging_hs_tests_are_outcomes_not_exceptions(tmp_path):
-    from tools.sandbox import run_hs_tests
+    from evaluation.sandbox import run_hs_tests
 
     failing = run_hs_tests(_hs_with_test(tmp_path / "a", "def test_no():\n    assert 1 == 2\n"))
     assert failing.status == "failed" and not failing.passed and "1 failed" in failing.summary()

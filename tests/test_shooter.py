@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 from agents.controllers import default_params, get_controller
-from agents.detector_writer import facts_from_probe, readings_of
+from agents.roles.detector_writer import facts_from_probe, readings_of
 from tests.conftest import policy
-from tools.probe import ProbeReport
+from probe.atari import ProbeReport
 
 PROBES = Path(__file__).resolve().parent / "fixtures" / "probes"
 CAP = 3000  # frames per test episode (hl: frame_skip 1, so also env steps)
@@ -56,15 +56,15 @@ def _write_hs(folder: Path, facts: dict, obs_mode: str, features: set[str] | Non
 
 
 def _evaluate(path: Path, run_dir: Path, obs_mode: str):
-    from tools.evaluate import evaluate
+    from evaluation.evaluate import evaluate
 
     return evaluate(path, "spaceinvaders", run_dir, obs_mode=obs_mode, episodes=1, max_frames=CAP, workers=1)
 
 
 @pytest.mark.parametrize("obs_mode", ["ram", "vision"])
 def test_generated_policy_fires_moves_and_beats_noop_and_random(tmp_path, obs_mode):
-    from tools.rollout import load_trace
-    from tools.workspace import create_run_dir
+    from evaluation.rollout import load_trace
+    from record.workspace import create_run_dir
 
     facts = facts_of("spaceinvaders", obs_mode)
     run_dir = create_run_dir(tmp_path / "runs", "space_invaders", obs_mode, run_id="shooter-test")
@@ -91,10 +91,10 @@ def _load(folder: Path, name: str):
 def test_vision_detectors_read_the_formation_and_their_readings_are_json(tmp_path):
     """The policy acts on 600 recorded frames; every read_* output is JSON. (Speed is a
     benchmark, not a test: bench/policy_speed.py.)"""
-    from envs.games import resolve_game
-    from envs.observation import Observation
-    from envs.protocols import get_protocol
-    from tools.rollout import make_env
+    from envs.atari.games import resolve_game
+    from envs.atari.observation import Observation
+    from envs.atari.protocols import get_protocol
+    from evaluation.rollout import make_env
 
     facts = facts_of("spaceinvaders", "vision")
     hs = _write_hs(tmp_path / "hs", facts, "vision").parent

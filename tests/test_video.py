@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tools import video
-from tools.video import (
+from record import video
+from record.video import (
     GAP,
     HEADER_HEIGHT,
     LABEL_HEIGHT,

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel
 
-from tools.rollout import load_trace
+from evaluation.rollout import load_trace
 
 
 class FailureMoment(BaseModel):

@@ -52,9 +52,9 @@ from typing import Callable
 import numpy as np
 from pydantic import BaseModel, Field
 
-from envs.games import GameSpec, resolve_game
-from envs.protocols import Protocol, get_protocol
-from tools.meter import BudgetExhausted, StepMeter
+from envs.atari.games import GameSpec, resolve_game
+from envs.atari.protocols import Protocol, get_protocol
+from record.meter import BudgetExhausted, StepMeter
 
 ARCHIVE_VERSION = 1
 MIN_FIT_R = 0.9  # a RAM byte must track the image position at least this well
@@ -514,7 +514,7 @@ def search_route(
     `progress` receives {"steps", "best_score", "cells", "iterations"} about once a second.
     `counter_path`: a file kept holding the env steps this call has charged (8 bytes, little
     endian, as the evaluation workers keep theirs), so the steps of a search killed before
-    its caller recorded them can still be counted (tools.evaluate.reconcile_interrupted).
+    its caller recorded them can still be counted (evaluation.evaluate.reconcile_interrupted).
     """
     started = time.perf_counter()
     cfg = config or SearchConfig()

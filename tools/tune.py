@@ -1,6 +1,6 @@
 """Parameter search with Optuna on dev seeds. Every trial is a real evaluation: its env
 steps are charged to the run's meter and it gets a ledger row (kind "tuning"). Holdout
-and audit seeds are refused (tools.evaluate's for_tuning check)."""
+and audit seeds are refused (evaluation.evaluate's for_tuning check)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Callable
 
 import optuna
 
-from tools.meter import BudgetExhausted
+from record.meter import BudgetExhausted
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -29,9 +29,9 @@ from types import ModuleType
 
 # Tried in this order: the first controller whose suits(facts) is true is chosen.
 CONTROLLER_MODULES = {
-    "intercept": "agents.controllers.intercept",
-    "shooter": "agents.controllers.shooter",
-    "route": "agents.controllers.route",
+    "intercept": "agents.controllers.atari.intercept",
+    "shooter": "agents.controllers.atari.shooter",
+    "route": "agents.controllers.atari.route",
 }
 
 

@@ -1,6 +1,6 @@
 """Run untrusted policy code (written by a model or a search) in worker processes.
 
-Each worker is a fresh `python -m tools.worker` process:
+Each worker is a fresh `python -m evaluation.worker` process:
 - started in its own session, so its whole process group is killed on timeout;
 - with an environment stripped of API keys, tokens and other secrets;
 - in a temporary working directory, removed afterwards;
@@ -84,14 +84,14 @@ class Worker:
         # The worker writes its step count here after every batch step, so the steps of a
         # worker that hangs or dies between progress messages are still counted exactly.
         # It lives in the run folder when the caller names a path, so the steps of a run
-        # killed mid-evaluation can be counted on resume (tools.evaluate.reconcile_interrupted).
+        # killed mid-evaluation can be counted on resume (evaluation.evaluate.reconcile_interrupted).
         self.counter_path = Path(job.get("counter_path") or self.workdir / "steps.counter")
         self.counter_path.parent.mkdir(parents=True, exist_ok=True)
         self.counter_path.write_bytes(bytes(8))
         self.job["counter_path"] = str(self.counter_path)
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tools.worker"],
+            [sys.executable, "-m", "evaluation.worker"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._log,
@@ -282,7 +282,7 @@ def run_hs_tests(hs_dir: str | Path, timeout: float = 300.0, limits: SandboxLimi
         env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
         env["PYTHONDONTWRITEBYTECODE"] = "1"
 
-        from tools.worker import set_limits  # the limits evaluation workers set on themselves
+        from evaluation.worker import set_limits  # the limits evaluation workers set on themselves
 
         proc = subprocess.Popen(
             [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], cwd=copy, env=env,

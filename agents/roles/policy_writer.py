@@ -15,12 +15,12 @@ import shutil
 
 from agents.controllers import CONTROLLER_MODULES, apply_change, default_params, get_controller
 from agents.registry import register
-from graph.context import RunContext
+from runtime.context import RunContext
 from graph.nodes import run_evaluation
 from graph.state import HLState
-from tools.meter import BudgetExhausted
+from record.meter import BudgetExhausted
 from tools.tune import tune
-from tools.workspace import policy_hash
+from record.workspace import policy_hash
 
 
 def write_candidate(ctx: RunContext, facts: dict, params: dict, features: set[str], direction: str, source: str,
@@ -34,14 +34,14 @@ def write_candidate(ctx: RunContext, facts: dict, params: dict, features: set[st
 
 def search_route(ctx: RunContext, facts: dict, extra_steps: int, reason: str) -> dict:
     """Run (or continue) the cell-archive search and write its best route to hs/route.py."""
-    from agents.controllers.route import write_route_module
+    from agents.controllers.atari.route import write_route_module
     from tools.explore import search_route as run_search
-    from tools.workspace import unique_path
+    from record.workspace import unique_path
 
     folder = ctx.run_dir / "search"
     folder.mkdir(exist_ok=True)
     # This call's step counter, named by its ledger row: a search killed before the row was
-    # written is counted on resume (tools.evaluate.reconcile_interrupted).
+    # written is counted on resume (evaluation.evaluate.reconcile_interrupted).
     calls = unique_path(folder / "call")
     before_steps, before_frames = ctx.meter.used_steps, ctx.meter.used_frames
     ctx.say(f"searching for a route ({extra_steps:,} env steps at most): {reason}")
@@ -67,7 +67,7 @@ def search_route(ctx: RunContext, facts: dict, extra_steps: int, reason: str) ->
 
 
 def _protocol(ctx: RunContext):
-    from envs.protocols import get_protocol
+    from envs.atari.protocols import get_protocol
 
     return get_protocol(ctx.config.protocol)
 

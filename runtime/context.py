@@ -6,12 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from envs.games import GameSpec
-from graph.config import RunConfig
-from graph.tracing import Tracer
-from tools.ledger import Ledger
-from tools.meter import StepMeter
-from tools.workspace import HeuristicSystem
+from envs.atari.games import GameSpec
+from runtime.config import RunConfig
+from record.tracing import Tracer
+from record.ledger import Ledger
+from record.meter import StepMeter
+from record.workspace import HeuristicSystem
 
 
 @dataclass

@@ -16,9 +16,9 @@ import numpy as np
 
 from agents.controllers import choose_controller, get_controller
 from agents.registry import register
-from graph.context import RunContext
+from runtime.context import RunContext
 from graph.state import HLState
-from tools.probe import ObjectInfo, ProbeReport
+from probe.atari import ObjectInfo, ProbeReport
 
 MIN_R = 0.9  # a RAM byte must track the image position at least this well
 
@@ -77,7 +77,7 @@ def facts_from_probe(report: ProbeReport, obs_mode: str, protocol: str | None = 
     if facts["controller"] != "intercept":
         facts.update(get_controller(facts["controller"]).facts_from_probe(report, obs_mode, facts))
         return facts
-    from envs.protocols import get_protocol
+    from envs.atari.protocols import get_protocol
 
     # Emulator frames per env step: the controller's motion model looks ahead in frames.
     facts["frame_skip"] = get_protocol(protocol or report.protocol).frame_skip
@@ -341,9 +341,9 @@ def record_fixtures(ctx: RunContext, facts: dict, steps: int = 400) -> dict:
     import importlib.util
     import sys
 
-    from envs.observation import Observation
-    from envs.protocols import get_protocol
-    from tools.rollout import make_env
+    from envs.atari.observation import Observation
+    from envs.atari.protocols import get_protocol
+    from evaluation.rollout import make_env
 
     spec = importlib.util.spec_from_file_location("hs_detectors", ctx.hs.path / "detectors.py")
     det = importlib.util.module_from_spec(spec)
@@ -409,7 +409,7 @@ def _image_player(rgb: np.ndarray, colour: np.ndarray, facts: dict) -> float:
 @register("detector_writer", tools=["probe_report", "list_files", "read_file", "write_file", "patch_file", "run_hs_tests", "query_memory"])
 def detector_writer(state: HLState, ctx: RunContext) -> dict:
     """Write hs/detectors.py from the probe, with tests pinned to recorded frames."""
-    from tools.sandbox import run_hs_tests
+    from evaluation.sandbox import run_hs_tests
 
     report = ProbeReport.model_validate_json((ctx.run_dir / state["probe"]["path"]).read_text())
     facts = facts_from_probe(report, ctx.config.obs_mode, ctx.config.protocol)

@@ -19,8 +19,8 @@ from typing import Callable
 
 import numpy as np
 
-from envs.observation import Observation
-from envs.protocols import Protocol
+from envs.atari.observation import Observation
+from envs.atari.protocols import Protocol
 
 
 class PolicyError(Exception):
@@ -151,7 +151,7 @@ def run_episodes(
             recent=collections.deque(maxlen=sheet_frames * sheet_stride) if trace_dir else None,
         )
         if seed in video_seeds and trace_dir:
-            from tools.video import Mp4Writer
+            from record.video import Mp4Writer
 
             state.result.video = f"{seed}.mp4"
             state.video = Mp4Writer(trace_dir / state.result.video, fps=60 // protocol.frame_skip)

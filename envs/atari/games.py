@@ -2,7 +2,7 @@
 
 `resolve_game("montezuma")`, `resolve_game("space-invaders")`, `resolve_game("Breakout-v5")`
 and `resolve_game("ALE/Pong-v5")` all work. Atari57 games carry the random and human scores
-from `envs/data/atari57_reference.csv`; other ALE games that EnvPool ships resolve too but
+from `envs/atari/data/atari57_reference.csv`; other ALE games that EnvPool ships resolve too but
 have no human-normalised score.
 """
 

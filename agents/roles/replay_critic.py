@@ -13,7 +13,7 @@ import json
 
 from agents.controllers import CONTROLLER_MODULES, apply_change, effective, get_controller
 from agents.registry import register
-from graph.context import RunContext
+from runtime.context import RunContext
 from graph.state import HLState
 from tools.diagnose import EpisodeFindings, analyse_episode
 

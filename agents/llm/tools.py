@@ -17,7 +17,7 @@ from typing import Literal
 
 from langchain_core.tools import StructuredTool
 
-from graph.context import RunContext
+from runtime.context import RunContext
 
 
 class ToolRefused(ValueError):
@@ -85,7 +85,7 @@ class Toolbox:
     def run_probe(self) -> str:
         """Probe the game (action semantics, player, objects, RAM bytes, lives, room); costs
         env steps. Returns the probe report (markdown). An earlier probe of this run is reused."""
-        from agents.prober import prober
+        from agents.roles.prober import prober
 
         update = prober(self.state, self.ctx)
         self.state = {**self.state, **{k: v for k, v in update.items() if k != "trace_summary"}}
@@ -182,7 +182,7 @@ class Toolbox:
 
         from PIL import Image
 
-        from tools.rollout import load_trace
+        from evaluation.rollout import load_trace
 
         trial, row = self._trial_row(trial)
         path = self.ctx.run_dir / row.artifacts.get("traces", "") / f"{seed}.npz"
@@ -206,7 +206,7 @@ class Toolbox:
     def run_hs_tests(self) -> str:
         """Run the heuristic system's tests (pytest in hs/tests, sandboxed: no secrets, no
         emulator, a copy of hs/) and return the outcome."""
-        from tools.sandbox import run_hs_tests
+        from evaluation.sandbox import run_hs_tests
 
         result = run_hs_tests(self.ctx.hs.path)
         if result.status == "no_tests":
@@ -218,7 +218,7 @@ class Toolbox:
         (each trial is a counted evaluation). `ranges` gives [low, high] per name. The best
         values found are written into policy.py."""
         from graph.nodes import run_evaluation
-        from tools.meter import BudgetExhausted
+        from record.meter import BudgetExhausted
         from tools.tune import tune
 
         source = self.read_file("policy.py")

@@ -8,16 +8,16 @@ from __future__ import annotations
 import json
 
 from agents.registry import register
-from graph.context import RunContext
+from runtime.context import RunContext
 from graph.state import HLState
-from tools.meter import StepMeter
-from tools.probe import ProbeReport, probe_game
+from record.meter import StepMeter
+from probe.atari import ProbeReport, probe_game
 
 
 def _set_aside_interrupted_probe(ctx: RunContext, out) -> None:
     """A probe killed before it wrote its report: keep its files, and charge the most it could
     have used (its allowance), since the steps it took were never reported."""
-    from tools.workspace import unique_path
+    from record.workspace import unique_path
 
     kept = unique_path(out.with_name("probe-interrupted"))
     out.rename(kept)

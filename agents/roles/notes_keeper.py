@@ -8,7 +8,7 @@ prompt file, one place in graph/build.py's LAYOUT.
 from __future__ import annotations
 
 from agents.registry import register
-from graph.context import RunContext
+from runtime.context import RunContext
 from graph.state import HLState
 
 

@@ -1,5 +1,5 @@
-"""Sandboxed worker: `python -m tools.worker` reads one job (JSON) on stdin, plays its
-episodes with tools.rollout, and reports JSON lines on its protocol channel.
+"""Sandboxed worker: `python -m evaluation.worker` reads one job (JSON) on stdin, plays its
+episodes with evaluation.rollout, and reports JSON lines on its protocol channel.
 
 It is started by tools/sandbox.py in its own process group, with API keys stripped from its
 environment and a temporary working directory. It sets its own resource limits before it
@@ -53,8 +53,8 @@ def main() -> int:
     job = json.loads(sys.stdin.read())
     set_limits(job.get("memory_mb"), job.get("file_mb"))
 
-    from envs.protocols import Protocol
-    from tools.rollout import PolicyError, run_episodes
+    from envs.atari.protocols import Protocol
+    from evaluation.rollout import PolicyError, run_episodes
 
     import numpy as np
 

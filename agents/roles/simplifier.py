@@ -4,9 +4,9 @@ score holds. What remains is exactly the logic the best score needs."""
 
 from __future__ import annotations
 
-from agents.policy_writer import write_candidate
+from agents.roles.policy_writer import write_candidate
 from agents.registry import register
-from graph.context import RunContext
+from runtime.context import RunContext
 from graph.nodes import run_evaluation
 from graph.state import HLState
 

@@ -9,7 +9,7 @@ import os
 import time
 from pathlib import Path
 
-from tools.ledger import now_iso
+from record.ledger import now_iso
 
 
 class Tracer:

@@ -1,6 +1,6 @@
 """The builtin prober: discover a game's structure from controlled rollouts, for any Atari game.
 
-    python -m tools.probe --game breakout --out runs/breakout/probe
+    python -m probe.atari --game breakout --out runs/breakout/probe
     report = probe_game(resolve_game("pong"), Path("out"), StepMeter(budget=30_000))
 
 Nothing here knows any particular game. Everything is measured:
@@ -54,10 +54,10 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, Field
 
-from envs.games import GameSpec, UnknownGameError, resolve_game
-from envs.protocols import PROTOCOLS, Protocol, get_protocol
-from tools.meter import BudgetExhausted, StepMeter
-from tools.rollout import make_env
+from envs.atari.games import GameSpec, UnknownGameError, resolve_game
+from envs.atari.protocols import PROTOCOLS, Protocol, get_protocol
+from record.meter import BudgetExhausted, StepMeter
+from evaluation.rollout import make_env
 
 OUTPUT_FILES = ("probe.json", "probe.md", "objects.png", "actions.png", "room.png")
 MOVE_THRESHOLD = 2.0  # pixels of displacement (relative to NOOP) that count as movement
@@ -1574,7 +1574,7 @@ def draw_objects(rgb: np.ndarray, boxes: list, path: Path, scale: int = 3) -> Pa
 def draw_actions(exps: list[ActionExperiment], effects: list[ActionEffect], path: Path) -> Path:
     """Contact sheet: per start state (A, B, ...), each action's last hold frame, with the
     pixels that differ from the NOOP copy's frame tinted magenta."""
-    from tools.video import contact_sheet
+    from record.video import contact_sheet
 
     frames, labels = [], []
     for s, exp in enumerate(exps):
@@ -1594,7 +1594,7 @@ def draw_actions(exps: list[ActionExperiment], effects: list[ActionEffect], path
 
 
 def draw_room(examples: list, candidates: list[RoomCandidate], path: Path) -> Path:
-    from tools.video import contact_sheet
+    from record.video import contact_sheet
 
     chosen = {c.address for c in candidates}
     picked = [(a, rgb) for a, rgb in examples if a == -1 or a in chosen]
