@@ -42,8 +42,8 @@ from record.workspace import DEFAULT_RUNS_DIR
 MAX_VIDEO_BYTES = 40 * 1024 * 1024  # larger replays are linked, not embedded
 MAX_SHEETS = 6
 SHEET_MAX_WIDTH = 960
-REPO_DATA = Path(__file__).resolve().parents[1] / "envs" / "atari" / "data"
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+REPO_DATA = Path(__file__).resolve().parents[2] / "envs" / "atari" / "data"
+SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 
 CSS = """
 body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:0;color:#1d2330;background:#f6f7f9}
