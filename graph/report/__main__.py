@@ -1,6 +1,45 @@
-import sys
+"""`python -m graph.report RUN`: one self-contained HTML page for a run (`report.html` in the
+run folder, also written at the end of every run); `--suite RUNS_DIR`: one page for all runs.
 
-from graph.report.run_page import main
+    python -m graph.report RUN                     # RUN: run id (under --runs-dir) or run folder
+    python -m graph.report --suite runs            # every run under runs/ -> runs/suite.html
+    python -m graph.report RUN -o /tmp/r.html
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from graph.report.run_page import write_report
+from graph.report.suite_page import write_suite
+from graph.trace import resolve_run
+from record.workspace import DEFAULT_RUNS_DIR
+
+
+def main(argv: list[str] | None = None) -> int:
+    from tools.cli import OneLineParser, run_command
+
+    parser = OneLineParser(prog="python -m graph.report", description=__doc__.splitlines()[0])
+    parser.add_argument("run", nargs="?", help="run id or run folder")
+    parser.add_argument("--suite", type=Path, metavar="RUNS_DIR", help="one page for every run under RUNS_DIR")
+    parser.add_argument("--runs-dir", type=Path, default=DEFAULT_RUNS_DIR)
+    parser.add_argument("-o", "--out", type=Path, help="where to write the page (default: report.html in the run folder, suite.html in RUNS_DIR)")
+    args = parser.parse_args(argv)
+
+    def body() -> int:
+        if args.suite is not None:
+            if not args.suite.is_dir():
+                raise FileNotFoundError(f"no runs folder {args.suite}")
+            print(write_suite(args.suite, args.out))
+            return 0
+        if not args.run:
+            raise FileNotFoundError("give a run id or folder, or --suite RUNS_DIR")
+        print(write_report(resolve_run(args.run, args.runs_dir), args.out))
+        return 0
+
+    return run_command(body, usage_errors=(FileNotFoundError,))
+
 
 if __name__ == "__main__":
     sys.exit(main())
