@@ -16,12 +16,13 @@ import json
 import numpy as np
 import pytest
 
-import probe.atari as probe
+from probe.atari import metered_env, perturb
 from envs.atari.games import resolve_game
 from envs.atari.protocols import PROTOCOLS
 from record.meter import BudgetExhausted, StepMeter
 from probe.atari import ProbeConfig, ProbeReport, find_blobs, find_groups, probe_game
-from evaluation.rollout import make_env
+from envs.atari import make_env
+from envs.atari.emulator import make_ale
 
 BUDGET = 30_000
 
@@ -42,7 +43,7 @@ class StepCounter:
         return _CountingEnv(make_env(task_id, protocol, seeds, **kwargs), len(seeds), self)
 
     def make_ale(self, rom, seed):
-        return _CountingALE(probe_make_ale(rom, seed), self)
+        return _CountingALE(make_ale(rom, seed), self)
 
 
 class _CountingEnv:
@@ -69,16 +70,13 @@ class _CountingALE:
         return getattr(self._ale, name)
 
 
-probe_make_ale = probe._make_ale
-
-
 def run_probe(game_name: str, out_dir, obs_mode: str = "ram", config: ProbeConfig | None = None):
     """Probe a game with counting wrappers; returns (report, meter, counter)."""
     counter = StepCounter()
     meter = StepMeter(budget=BUDGET)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(probe, "make_env", counter.make_env)
-        mp.setattr(probe, "_make_ale", counter.make_ale)
+        mp.setattr(metered_env, "make_env", counter.make_env)
+        mp.setattr(perturb, "make_ale", counter.make_ale)
         report = probe_game(resolve_game(game_name), out_dir, meter, obs_mode=obs_mode, config=config)
     return report, meter, counter
 

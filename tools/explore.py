@@ -43,20 +43,20 @@ version), each cell's trajectory is replayed to rebuild it, and those steps are 
 from __future__ import annotations
 
 import math
-import pickle
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 from pydantic import BaseModel, Field
 
+from envs.atari.emulator import make_ale
 from envs.atari.games import GameSpec, resolve_game
 from envs.atari.protocols import Protocol, get_protocol
 from record.meter import BudgetExhausted, StepMeter
+from tools.explore_archive import Archive, Cell, archive_meta, load_archive
 
-ARCHIVE_VERSION = 1
 MIN_FIT_R = 0.9  # a RAM byte must track the image position at least this well
 FLAT_PX = 4.0  # an object whose other coordinate stayed within this many px gets a constant for it
 
@@ -256,19 +256,6 @@ class SearchResult(BaseModel):
 # ============================================================================================
 
 
-def make_ale(rom: str, seed: int = 0):
-    """An ale-py emulator at frame_skip 1 without sticky actions (the search's own env)."""
-    from ale_py import ALEInterface, LoggerMode, roms
-
-    ALEInterface.setLoggerMode(LoggerMode.Error)
-    ale = ALEInterface()
-    ale.setInt("random_seed", int(seed))
-    ale.setFloat("repeat_action_probability", 0.0)
-    ale.setInt("frame_skip", 1)
-    ale.loadROM(roms.get_rom_path(rom))
-    return ale
-
-
 class Emulator:
     """ale-py stepped like EnvPool: one env step = one action held for frame_skip frames."""
 
@@ -308,129 +295,6 @@ class Emulator:
 
     def restore(self, state) -> None:
         self.ale.restoreState(state)
-
-
-# ============================================================================================
-# The archive
-# ============================================================================================
-
-
-@dataclass
-class Cell:
-    key: tuple
-    score: float
-    actions: bytes  # the trajectory from the reset to this cell (action indices < 256)
-    state: object  # ale_py.ALEState at the end of `actions`
-    lives: int
-    seen: int = 0  # times any exploration passed through this cell
-    chosen: int = 0  # times selected to explore from
-    chosen_since_new: int = 0  # ... since exploring from it last found or improved a cell
-
-    @property
-    def length(self) -> int:
-        return len(self.actions)
-
-
-@dataclass
-class Archive:
-    cells: dict[tuple, Cell] = field(default_factory=dict)
-    steps_total: int = 0
-    frames_total: int = 0
-    iterations: int = 0
-    rng_state: dict | None = None
-
-    def best(self) -> Cell:
-        """Highest score, then shortest trajectory (the moment the score was reached). While
-        nothing has scored, the longest trajectory: the furthest the search has gone."""
-        top = max(c.score for c in self.cells.values())
-        if top == min(c.score for c in self.cells.values()):
-            return max(self.cells.values(), key=lambda c: c.length)
-        return max(self.cells.values(), key=lambda c: (c.score, -c.length))
-
-    def weights(self, score_preference: float) -> tuple[list[Cell], np.ndarray]:
-        """Go-Explore selection weights: rarely chosen / rarely seen cells, higher score levels."""
-        cells = list(self.cells.values())
-        chosen = np.array([c.chosen for c in cells], dtype=np.float64)
-        since = np.array([c.chosen_since_new for c in cells], dtype=np.float64)
-        seen = np.array([c.seen for c in cells], dtype=np.float64)
-        w = 1.0 / np.sqrt(chosen + 1) + 1.0 / np.sqrt(since + 1) + 0.5 / np.sqrt(seen + 1)
-        levels = sorted({c.score for c in cells})
-        rank = {s: i for i, s in enumerate(levels)}
-        w *= np.array([score_preference ** rank[c.score] for c in cells])
-        return cells, w / w.sum()
-
-    def save(self, path: Path, meta: dict) -> None:
-        """Write the archive (states serialised) atomically."""
-        data = dict(
-            version=ARCHIVE_VERSION,
-            meta=meta,
-            steps_total=self.steps_total,
-            frames_total=self.frames_total,
-            iterations=self.iterations,
-            rng_state=self.rng_state,
-            cells=[
-                dict(key=c.key, score=c.score, actions=c.actions, state=c.state.serialize(), lives=c.lives,
-                     seen=c.seen, chosen=c.chosen, chosen_since_new=c.chosen_since_new)
-                for c in self.cells.values()
-            ],
-        )  # fmt: skip
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        with open(tmp, "wb") as f:
-            pickle.dump(data, f, protocol=pickle.HIGHEST_PROTOCOL)
-        tmp.replace(path)
-
-
-def _archive_meta(spec: GameSpec, protocol: Protocol, cells: CellSpec) -> dict:
-    import ale_py
-
-    return dict(rom=spec.rom, protocol=protocol.name, frame_skip=protocol.frame_skip,
-                use_fire_reset=protocol.use_fire_reset, cell_spec=repr(cells), ale_py=ale_py.__version__)  # fmt: skip
-
-
-def load_archive(path: Path, meta: dict, emu: Emulator, meter: StepMeter) -> Archive:
-    """Read a saved archive. States that cannot be restored are rebuilt by replaying each
-    cell's actions from the reset; those steps are charged to the meter ("search")."""
-    from ale_py import ALEState
-
-    with open(path, "rb") as f:
-        data = pickle.load(f)
-    if data.get("version") != ARCHIVE_VERSION:
-        raise ValueError(f"{path}: archive version {data.get('version')} is not {ARCHIVE_VERSION}")
-    old = data["meta"]
-    for k in ("rom", "frame_skip", "use_fire_reset", "cell_spec"):
-        if old.get(k) != meta.get(k):
-            raise ValueError(f"{path}: archive was made with {k}={old.get(k)!r}, not {meta.get(k)!r}")
-    archive = Archive(steps_total=data["steps_total"], frames_total=data["frames_total"],
-                      iterations=data["iterations"], rng_state=data["rng_state"])  # fmt: skip
-    rebuild = old.get("ale_py") != meta.get("ale_py")
-    for d in data["cells"]:
-        state = None
-        if not rebuild:
-            try:
-                state = ALEState(d["state"])
-            except Exception:  # noqa: BLE001 - any failure means: rebuild from actions
-                state = None
-        if state is None:
-            state = _replay_state(emu, d["actions"], meter)
-        archive.cells[tuple(d["key"])] = Cell(
-            key=tuple(d["key"]), score=d["score"], actions=d["actions"], state=state, lives=d["lives"],
-            seen=d["seen"], chosen=d["chosen"], chosen_since_new=d["chosen_since_new"],
-        )  # fmt: skip
-    return archive
-
-
-def _replay_state(emu: Emulator, actions: bytes, meter: StepMeter):
-    needed = len(actions) + 1
-    meter.allowance(needed)
-    before = emu.steps
-    emu.reset()
-    for a in actions:
-        emu.step(a)
-    taken = emu.steps - before
-    meter.charge(taken, (taken - 1) * emu.frame_skip + 1, "search")
-    return emu.clone()
 
 
 # ============================================================================================
@@ -522,106 +386,159 @@ def search_route(
     proto = protocol if isinstance(protocol, Protocol) else get_protocol(protocol)
     cells_spec = CellSpec.from_facts(facts, cfg.cell_px)
     emu = Emulator(spec_game, proto, seed)
-    meta = _archive_meta(spec_game, proto, cells_spec)
-    used_before, frames_before = meter.used_steps, meter.used_frames
-    fs = proto.frame_skip
-
-    counter = None
-    if counter_path is not None:
-        Path(counter_path).parent.mkdir(parents=True, exist_ok=True)
-        Path(counter_path).write_bytes(bytes(8))
-        counter = np.memmap(counter_path, dtype="<i8", mode="r+", shape=(1,))
-
-    def charge(steps: int, frames: int | None = None) -> None:
-        meter.charge(steps, steps * fs if frames is None else frames, "search")
-        if counter is not None:
-            counter[0] = meter.used_steps - used_before
-
+    meta = archive_meta(spec_game, proto, cells_spec)
+    charges = _Charges(meter, proto.frame_skip, counter_path)
     archive_path = Path(archive_path) if archive_path else None
-    if archive_path is not None and archive_path.exists():
-        archive = load_archive(archive_path, meta, emu, meter)
-    else:
-        archive = Archive()
-        meter.allowance(1)
-        emu.reset()
-        charge(1, 1)  # the reset frame
-        ram = emu.ram()
-        start = Cell(cells_spec.key(ram, 0.0), 0.0, b"", emu.clone(), emu.lives())
-        archive.cells[start.key] = start
-        archive.steps_total += 1
-        archive.frames_total += 1
+    archive = _open_archive(archive_path, meta, emu, cells_spec, charges)
     rng = np.random.default_rng(seed)
     if archive.rng_state is not None:
         rng.bit_generator.state = archive.rng_state
+    run = _Search(emu, archive, cells_spec, cfg, rng, charges, archive_path, meta, progress)
+    stop_reason = run.explore_until_done(max_steps, target_score)
+    return run.finish(spec_game, proto, stop_reason, started)
 
-    explore_steps = max(1, cfg.explore_frames // fs)
-    # Keep enough of max_steps for the final replay of the best trajectory.
-    stop_reason = "max_steps"
-    last_report = last_save = time.perf_counter()
 
-    def spent() -> int:
-        return meter.used_steps - used_before
+class _Charges:
+    """This call's side of the meter: charges as "search", the steps spent since the call
+    began, and the counter file (`counter_path`) kept in step with them."""
 
-    while True:
-        best = archive.best()
-        if target_score is not None and best.score >= target_score:
-            stop_reason = "target_score"
-            break
-        left = max_steps - spent() - (best.length + 1)
-        if left <= 0:
-            stop_reason = "max_steps"
-            break
-        try:
-            allowed = meter.allowance(min(explore_steps, left))
-        except BudgetExhausted:
-            stop_reason = "budget"
-            break
-        if allowed is not None and meter.remaining is not None and meter.remaining - allowed < best.length + 1:
-            # What is left after this exploration would not pay for the final replay.
-            allowed = max(0, meter.remaining - (best.length + 1) - meter.reserved)
+    def __init__(self, meter: StepMeter, frame_skip: int, counter_path: str | Path | None):
+        self.meter = meter
+        self.fs = frame_skip
+        self.used_before, self.frames_before = meter.used_steps, meter.used_frames
+        self.counter = None
+        if counter_path is not None:
+            Path(counter_path).parent.mkdir(parents=True, exist_ok=True)
+            Path(counter_path).write_bytes(bytes(8))
+            self.counter = np.memmap(counter_path, dtype="<i8", mode="r+", shape=(1,))
+
+    def charge(self, steps: int, frames: int | None = None) -> None:
+        self.meter.charge(steps, steps * self.fs if frames is None else frames, "search")
+        self.sync_counter()
+
+    def sync_counter(self) -> None:
+        if self.counter is not None:
+            self.counter[0] = self.meter.used_steps - self.used_before
+
+    def spent(self) -> int:
+        return self.meter.used_steps - self.used_before
+
+    def frames_spent(self) -> int:
+        return self.meter.used_frames - self.frames_before
+
+
+def _open_archive(archive_path: Path | None, meta: dict, emu: Emulator, cells_spec: CellSpec, charges: _Charges) -> Archive:
+    """The saved archive at `archive_path` if there is one, else a new archive holding the
+    start cell (the reset, one charged step)."""
+    if archive_path is not None and archive_path.exists():
+        return load_archive(archive_path, meta, emu, charges.meter)
+    archive = Archive()
+    charges.meter.allowance(1)
+    emu.reset()
+    charges.charge(1, 1)  # the reset frame
+    ram = emu.ram()
+    start = Cell(cells_spec.key(ram, 0.0), 0.0, b"", emu.clone(), emu.lives())
+    archive.cells[start.key] = start
+    archive.steps_total += 1
+    archive.frames_total += 1
+    return archive
+
+
+@dataclass
+class _Search:
+    """The select-restore-explore loop of one search_route call, and its final replay."""
+
+    emu: Emulator
+    archive: Archive
+    cells_spec: CellSpec
+    cfg: SearchConfig
+    rng: np.random.Generator
+    charges: _Charges
+    archive_path: Path | None
+    meta: dict
+    progress: Callable[[dict], None] | None
+
+    def explore_until_done(self, max_steps: int, target_score: float | None) -> str:
+        """Explore from selected cells until the target score, `max_steps` or the budget is
+        reached; returns that stop reason. Keeps enough of max_steps and of the budget for
+        the final replay of the best trajectory."""
+        explore_steps = max(1, self.cfg.explore_frames // self.emu.frame_skip)
+        last_report = last_save = time.perf_counter()
+        while True:
+            best = self.archive.best()
+            if target_score is not None and best.score >= target_score:
+                return "target_score"
+            left = max_steps - self.charges.spent() - (best.length + 1)
+            if left <= 0:
+                return "max_steps"
+            allowed = self._allowance(min(explore_steps, left), best.length + 1)
             if allowed == 0:
-                stop_reason = "budget"
-                break
-        cells, weights = archive.weights(cfg.score_preference)
-        cell = cells[int(rng.choice(len(cells), p=weights))]
+                return "budget"
+            self._explore_from_a_cell(allowed)
+            now = time.perf_counter()
+            if self.progress and now - last_report > 1.0:
+                self._report(self.archive.best().score)
+                last_report = now
+            if self.archive_path is not None and now - last_save > self.cfg.save_every_seconds:
+                self._save()
+                last_save = now
+
+    def _allowance(self, wanted: int, replay_steps: int) -> int:
+        """Steps the next exploration may take; 0 when the budget cannot pay for one."""
+        meter = self.charges.meter
+        try:
+            allowed = meter.allowance(wanted)
+        except BudgetExhausted:
+            return 0
+        if allowed is not None and meter.remaining is not None and meter.remaining - allowed < replay_steps:
+            # What is left after this exploration would not pay for the final replay.
+            allowed = max(0, meter.remaining - replay_steps - meter.reserved)
+        return allowed
+
+    def _explore_from_a_cell(self, allowed: int) -> None:
+        """Select a cell by the archive's weights, explore up to `allowed` steps from it and
+        charge what was taken."""
+        cells, weights = self.archive.weights(self.cfg.score_preference)
+        cell = cells[int(self.rng.choice(len(cells), p=weights))]
         cell.chosen += 1
         cell.chosen_since_new += 1
-        taken, found = _explore(emu, archive, cell, cells_spec, cfg, rng, allowed)
+        taken, found = _explore(self.emu, self.archive, cell, self.cells_spec, self.cfg, self.rng, allowed)
         if found:
             cell.chosen_since_new = 0
-        charge(taken)
-        archive.steps_total += taken
-        archive.frames_total += taken * fs
-        archive.iterations += 1
-        now = time.perf_counter()
-        if progress and now - last_report > 1.0:
-            progress(dict(steps=spent(), best_score=archive.best().score, cells=len(archive.cells), iterations=archive.iterations))
-            last_report = now
-        if archive_path is not None and now - last_save > cfg.save_every_seconds:
-            archive.rng_state = rng.bit_generator.state
-            archive.save(archive_path, meta)
-            last_save = now
+        self.charges.charge(taken)
+        self.archive.steps_total += taken
+        self.archive.frames_total += taken * self.emu.frame_skip
+        self.archive.iterations += 1
 
-    best = archive.best()
-    actions, records = replay(emu, cells_spec, list(best.actions), meter)
-    if counter is not None:
-        counter[0] = meter.used_steps - used_before
-    archive.steps_total += len(actions) + 1
-    archive.frames_total += len(actions) * fs + 1
-    archive.rng_state = rng.bit_generator.state
-    if archive_path is not None:
-        archive.save(archive_path, meta)
-    final_score = records[-1].score
-    if progress:
-        progress(dict(steps=spent(), best_score=final_score, cells=len(archive.cells), iterations=archive.iterations))
-    return SearchResult(
-        game=spec_game.name, protocol=proto.name, frame_skip=fs, reset_action=emu.reset_action,
-        actions=actions, records=records, score=final_score, steps_used=spent(),
-        frames_used=meter.used_frames - frames_before, steps_total=archive.steps_total, cells=len(archive.cells),
-        iterations=archive.iterations, stop_reason=stop_reason, wall_seconds=round(time.perf_counter() - started, 2),
-        cell_px=cfg.cell_px, object_names=[f"{o.name}_{o.axis}" for o in cells_spec.objects],
-        final_ram=[int(v) for v in emu.ram()], emulated_steps=emu.steps, emulated_frames=emu.frames,
-    )  # fmt: skip
+    def _report(self, best_score: float) -> None:
+        self.progress(dict(steps=self.charges.spent(), best_score=best_score, cells=len(self.archive.cells), iterations=self.archive.iterations))
+
+    def _save(self) -> None:
+        self.archive.rng_state = self.rng.bit_generator.state
+        self.archive.save(self.archive_path, self.meta)
+
+    def finish(self, game: GameSpec, protocol: Protocol, stop_reason: str, started: float) -> SearchResult:
+        """Replay the best trajectory from the start for its per-step readings, save the
+        archive, and put the result together."""
+        emu, archive, fs = self.emu, self.archive, self.emu.frame_skip
+        actions, records = replay(emu, self.cells_spec, list(archive.best().actions), self.charges.meter)
+        self.charges.sync_counter()
+        archive.steps_total += len(actions) + 1
+        archive.frames_total += len(actions) * fs + 1
+        archive.rng_state = self.rng.bit_generator.state
+        if self.archive_path is not None:
+            archive.save(self.archive_path, self.meta)
+        final_score = records[-1].score
+        if self.progress:
+            self._report(final_score)
+        return SearchResult(
+            game=game.name, protocol=protocol.name, frame_skip=fs, reset_action=emu.reset_action,
+            actions=actions, records=records, score=final_score, steps_used=self.charges.spent(),
+            frames_used=self.charges.frames_spent(), steps_total=archive.steps_total, cells=len(archive.cells),
+            iterations=archive.iterations, stop_reason=stop_reason, wall_seconds=round(time.perf_counter() - started, 2),
+            cell_px=self.cfg.cell_px, object_names=[f"{o.name}_{o.axis}" for o in self.cells_spec.objects],
+            final_ram=[int(v) for v in emu.ram()], emulated_steps=emu.steps, emulated_frames=emu.frames,
+        )  # fmt: skip
 
 
 def replay(emu: Emulator, spec: CellSpec, actions: list[int], meter: StepMeter) -> tuple[list[int], list[StepRecord]]:
