@@ -29,7 +29,7 @@ from envs.atari.games import resolve_game  # noqa: E402
 from envs.atari.protocols import get_protocol  # noqa: E402
 from envs.seeds import split_seeds  # noqa: E402
 from evaluation.evaluate import evaluate  # noqa: E402
-from evaluation.rollout import make_env  # noqa: E402
+from envs.atari import make_env  # noqa: E402
 from record.workspace import create_run_dir  # noqa: E402
 
 TRIVIAL_POLICY = '''

@@ -13,11 +13,10 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from envs.atari.games import GameSpec, resolve_game
-from envs.atari.observation import OBS_MODES
-from envs.atari.protocols import get_protocol
+from envs.base import EnvProtocol, EnvSpec
+from envs.registry import family_of, resolve_env
 from envs.seeds import require_tuning_split, split_of, split_seeds
-from evaluation.sandbox import SandboxLimits, read_step_counter, run_jobs
+from evaluation.sandbox import SandboxLimits, WorkerOutcome, read_step_counter, run_jobs
 from record.ledger import Ledger, TrialRecord, plot_sample_efficiency, score_stats, write_summary
 from record.meter import StepMeter
 from record.workspace import policy_hash, unique_path
@@ -36,10 +35,10 @@ def _distribute(seeds: list[int], workers: int) -> list[list[int]]:
 
 def evaluate(
     policy_path: str | Path,
-    game: str | GameSpec,
+    game: str | EnvSpec,
     run_dir: str | Path,
-    obs_mode: str = "ram",
-    protocol: str = "hl",
+    obs_mode: str | None = None,
+    protocol: str | None = None,
     split: str = "dev",
     episodes: int = 3,
     seeds: list[int] | None = None,
@@ -59,23 +58,25 @@ def evaluate(
 ) -> TrialRecord:
     """Evaluate `policy_path` and append one row to `run_dir/trials.jsonl`.
 
-    Seeds are `seeds` if given, else the first `episodes` seeds of `split`. With
-    for_tuning=True, holdout and audit seeds are refused. Every env step taken is charged to
-    `meter`; when its budget runs out mid-evaluation, episodes are cut and the row says
-    status "budget_stop". A policy that raises, hangs, returns a bad action or runs out of
-    memory gives a row with status "failed" and the reason; nothing is raised for it.
+    `game` is any name a family resolves (or its spec); obs_mode and protocol default to
+    the family's. Seeds are `seeds` if given, else the first `episodes` seeds of `split`.
+    With for_tuning=True, holdout and audit seeds are refused. Every env step taken is
+    charged to `meter`; when its budget runs out mid-evaluation, episodes are cut and the
+    row says status "budget_stop". A policy that raises, hangs, returns a bad action or runs
+    out of memory gives a row with status "failed" and the reason; nothing is raised for it.
     on_progress receives {"steps", "episodes_done", "episodes", "scores"} as work proceeds.
     """
     started = time.perf_counter()
-    spec = game if isinstance(game, GameSpec) else resolve_game(game)
-    proto = get_protocol(protocol).with_frame_cap(max_frames)
+    spec = game if isinstance(game, EnvSpec) else resolve_env(game)
+    family = family_of(spec)
+    proto = family.get_protocol(protocol).with_frame_cap(max_frames)
+    obs_mode = obs_mode or family.default_obs_mode
     policy_path = Path(policy_path).resolve()
     if not policy_path.is_file():
         raise EvaluationError(f"policy file not found: {policy_path}")
-    if obs_mode not in OBS_MODES:
-        raise EvaluationError(f"unknown obs mode {obs_mode!r}; choose one of: {', '.join(OBS_MODES)}")
+    if obs_mode not in family.obs_modes:
+        raise EvaluationError(f"unknown obs mode {obs_mode!r}; choose one of: {', '.join(family.obs_modes)}")
     seeds = list(seeds) if seeds else split_seeds(split, episodes)
-    split_name = ",".join(sorted({split_of(s) for s in seeds}))
     if for_tuning:
         require_tuning_split(seeds)
     meter = meter or StepMeter()
@@ -85,107 +86,96 @@ def evaluate(
     digest = policy_hash(policy_path)
     eval_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{digest[:8]}-{secrets.token_hex(2)}"
     trace_dir = run_dir / "traces" / eval_id
+    jobs = _jobs(policy_path, spec, proto, obs_mode, seeds, allowance, trace_dir, video_seeds, workers)
+    outcomes = _run(jobs, workers or min(2, len(seeds)), len(seeds), limits, on_progress)
 
-    workers = workers or min(2, len(seeds))
+    steps = sum(o.steps for o in outcomes)
+    frames = steps * proto.frame_skip + proto.reset_frames * len(seeds)
+    meter.charge(steps, frames, kind)
+    episodes_done = sorted((e for o in outcomes for e in o.episodes), key=lambda e: seeds.index(e["seed"]))
+    failed = [o for o in outcomes if o.status == "failed"]
+    complete = [e for e in episodes_done if e["truncated"] != "budget"]
+    status = "failed" if failed else ("budget_stop" if len(complete) < len(seeds) else "ok")
+    artifacts = _artifacts(run_dir, trace_dir, eval_id, episodes_done, family.failure_name)
+
+    first_failure = failed[0] if failed else None
+    record = Ledger(run_dir / "trials.jsonl").append(
+        run_id=run_dir.name, game=spec.name, family=spec.family, role=role, kind=kind, status=status,
+        policy_path=str(policy_path), policy_hash=digest, protocol=proto.name, protocol_settings=proto.model_dump(),
+        obs_mode=obs_mode, split=",".join(sorted({split_of(s) for s in seeds})), seeds=seeds, episodes=len(seeds),
+        env_steps=steps, frames=frames, scores=[e["score"] for e in complete],
+        lengths=[e["length"] for e in episodes_done], failures=[e["failures"] for e in episodes_done],
+        truncated=[e["truncated"] for e in episodes_done],
+        episode_seconds=[round(e["wall_seconds"], 3) for e in episodes_done],
+        wall_seconds=round(time.perf_counter() - started, 3), change_summary=change_summary, tokens=tokens,
+        cost_usd=round(cost_usd, 6), artifacts=artifacts, **_failure_fields(first_failure),
+        **score_stats([e["score"] for e in complete]),
+    )  # fmt: skip
+    refresh_reports(run_dir, title=f"{spec.name} · {obs_mode} · {proto.name}")
+    return record
+
+
+def _jobs(policy_path: Path, spec: EnvSpec, protocol: EnvProtocol, obs_mode: str, seeds: list[int],
+          allowance: int | None, trace_dir: Path, video_seeds, workers: int | None) -> list[dict]:  # fmt: skip
+    """One worker job per group of seeds, each with its share of the step allowance."""
     groups = []
-    for group in _distribute(seeds, workers):
+    for group in _distribute(seeds, workers or min(2, len(seeds))):
         for i in range(0, len(group), MAX_EPISODES_PER_WORKER):
             groups.append(group[i : i + MAX_EPISODES_PER_WORKER])
-    jobs = []
-    for index, group in enumerate(groups):
-        share = None if allowance is None else (allowance * len(group)) // len(seeds)
-        jobs.append(
-            dict(
-                policy_path=str(policy_path),
-                task_id=spec.task_id,
-                protocol=proto.model_dump(),
-                obs_mode=obs_mode,
-                seeds=group,
-                step_allowance=share,
-                trace_dir=str(trace_dir),
-                video_seeds=[s for s in video_seeds if s in group],
-                counter_path=str(trace_dir / f"steps-{index}.counter"),
-            )
+    return [
+        dict(
+            policy_path=str(policy_path),
+            family=spec.family,
+            env=spec.task_id,
+            protocol=protocol.model_dump(),
+            obs_mode=obs_mode,
+            seeds=group,
+            step_allowance=None if allowance is None else (allowance * len(group)) // len(seeds),
+            trace_dir=str(trace_dir),
+            video_seeds=[s for s in video_seeds if s in group],
+            counter_path=str(trace_dir / f"steps-{index}.counter"),
         )
+        for index, group in enumerate(groups)
+    ]
 
+
+def _run(jobs: list[dict], workers: int, episodes: int, limits: SandboxLimits, on_progress) -> list[WorkerOutcome]:
+    """Run the jobs, at most `workers` sandboxes at once, reporting combined progress."""
     progress = {i: {"steps": 0, "episodes": []} for i in range(len(jobs))}
 
     def job_progress(index: int, message: dict) -> None:
         progress[index] = message
         if on_progress:
             done = [e for p in progress.values() for e in p["episodes"]]
-            on_progress(
-                dict(
-                    steps=sum(p["steps"] for p in progress.values()),
-                    episodes_done=len(done),
-                    episodes=len(seeds),
-                    scores=[e["score"] for e in done],
-                )
-            )
+            on_progress(dict(steps=sum(p["steps"] for p in progress.values()), episodes_done=len(done),
+                             episodes=episodes, scores=[e["score"] for e in done]))  # fmt: skip
 
-    # Run at most `workers` sandboxes at once.
     outcomes = []
     for start in range(0, len(jobs), workers):
-        wave = jobs[start : start + workers]
-        offset = start
-        outcomes += run_jobs(wave, limits, on_progress=lambda i, m, o=offset: job_progress(o + i, m))
+        outcomes += run_jobs(jobs[start : start + workers], limits, on_progress=lambda i, m, o=start: job_progress(o + i, m))
+    return outcomes
 
-    steps = sum(o.steps for o in outcomes)
-    reset_frames = proto.frame_skip if proto.use_fire_reset else 0
-    frames = steps * proto.frame_skip + reset_frames * len(seeds)
-    meter.charge(steps, frames, kind)
 
-    episodes_done = sorted((e for o in outcomes for e in o.episodes), key=lambda e: seeds.index(e["seed"]))
-    failed = [o for o in outcomes if o.status == "failed"]
-    complete = [e for e in episodes_done if e["truncated"] != "budget"]
-    status = "failed" if failed else ("budget_stop" if len(complete) < len(seeds) else "ok")
-
+def _artifacts(run_dir: Path, trace_dir: Path, eval_id: str, episodes: list[dict], failure_name: str) -> dict[str, str]:
+    """Traces folder, videos moved under videos/, the failure contact sheet: paths relative to the run."""
     artifacts = {"traces": str(trace_dir.relative_to(run_dir))}
-    for e in episodes_done:
+    for e in episodes:
         if e.get("video"):
             video = unique_path(run_dir / "videos" / f"{eval_id}-seed{e['seed']}.mp4")
             shutil.move(str(trace_dir / e["video"]), video)
             e["video"] = str(video.relative_to(run_dir))
             artifacts.setdefault("video", e["video"])
-    sheet = _failure_sheet(run_dir, trace_dir, eval_id, episodes_done)
+    sheet = _failure_sheet(run_dir, trace_dir, eval_id, episodes, failure_name)
     if sheet:
         artifacts["sheet"] = str(sheet.relative_to(run_dir))
+    return artifacts
 
-    first_failure = failed[0] if failed else None
-    ledger = Ledger(run_dir / "trials.jsonl")
-    record = ledger.append(
-        run_id=run_dir.name,
-        game=spec.name,
-        role=role,
-        kind=kind,
-        status=status,
-        policy_path=str(policy_path),
-        policy_hash=digest,
-        protocol=proto.name,
-        protocol_settings=proto.model_dump(),
-        obs_mode=obs_mode,
-        split=split_name,
-        seeds=seeds,
-        episodes=len(seeds),
-        env_steps=steps,
-        frames=frames,
-        scores=[e["score"] for e in complete],
-        lengths=[e["length"] for e in episodes_done],
-        lives_lost=[e["lives_lost"] for e in episodes_done],
-        truncated=[e["truncated"] for e in episodes_done],
-        episode_seconds=[round(e["wall_seconds"], 3) for e in episodes_done],
-        wall_seconds=round(time.perf_counter() - started, 3),
-        change_summary=change_summary,
-        tokens=tokens,
-        cost_usd=round(cost_usd, 6),
-        failure_kind=first_failure.failure_kind if first_failure else None,
-        failure=first_failure.failure if first_failure else None,
-        traceback=(first_failure.traceback or first_failure.log_tail or None) if first_failure else None,
-        artifacts=artifacts,
-        **score_stats([e["score"] for e in complete]),
-    )
-    refresh_reports(run_dir, title=f"{spec.name} · {obs_mode} · {proto.name}")
-    return record
+
+def _failure_fields(outcome: WorkerOutcome | None) -> dict:
+    if outcome is None:
+        return dict(failure_kind=None, failure=None, traceback=None)
+    return dict(failure_kind=outcome.failure_kind, failure=outcome.failure,
+                traceback=outcome.traceback or outcome.log_tail or None)  # fmt: skip
 
 
 def reconcile_interrupted(run_dir: str | Path) -> list[TrialRecord]:
@@ -212,7 +202,7 @@ def reconcile_interrupted(run_dir: str | Path) -> list[TrialRecord]:
         frame_skip = last.protocol_settings.get("frame_skip", 1) if last else 1
         added.append(ledger.append(
             run_id=run_dir.name, game=last.game if last else run_dir.parent.parent.name,
-            protocol=last.protocol if last else "unknown", obs_mode=last.obs_mode if last else run_dir.parent.name, role="ledger",
+            family=last.family if last else "atari", protocol=last.protocol if last else "unknown", obs_mode=last.obs_mode if last else run_dir.parent.name, role="ledger",
             kind="invalid", status="invalid", env_steps=steps, frames=steps * frame_skip, failure_kind="interrupted",
             failure=f"{'search' if rel.startswith('search') else 'evaluation'} {trace_dir.name} was interrupted before "
                     "its row was written; its steps are counted",
@@ -228,8 +218,8 @@ def refresh_reports(run_dir: Path, title: str = "") -> None:
     plot_sample_efficiency(records, run_dir / "sample_efficiency.png", title=title)
 
 
-def _failure_sheet(run_dir: Path, trace_dir: Path, eval_id: str, episodes: list[dict]) -> Path | None:
-    """One contact sheet of the frames before each life lost, from the first episode that has any."""
+def _failure_sheet(run_dir: Path, trace_dir: Path, eval_id: str, episodes: list[dict], failure_name: str) -> Path | None:
+    """One contact sheet of the frames before each failure (a life lost), from the first episode that has any."""
     from evaluation.rollout import load_trace
     from record.video import sheet_for_moments
 
@@ -241,5 +231,5 @@ def _failure_sheet(run_dir: Path, trace_dir: Path, eval_id: str, episodes: list[
             path = unique_path(run_dir / "sheets" / f"{eval_id}-seed{e['seed']}.png")
             for m in moments:
                 m["label"] = f"seed {e['seed']}: {m['label']}"
-            return sheet_for_moments(moments, path, title=f"seed {e['seed']}: frames before each life lost")
+            return sheet_for_moments(moments, path, title=f"seed {e['seed']}: frames before each {failure_name}")
     return None

@@ -1,5 +1,9 @@
 """Play episodes of a policy in one EnvPool batch. Runs inside a sandboxed worker process
-(tools/worker.py); the trusted harness code here never lets the policy touch the env.
+(evaluation/worker.py); the trusted harness code here never lets the policy touch the env.
+
+Family-agnostic: the env's family (envs/) makes the batch and says how to read it (a
+StepView: what the policy observes, the frame videos and contact sheets show, per-step
+trace data, the failure counter) and what an action is (its ActionSpace).
 
 Each episode runs in its own EnvPool env seeded with its own seed (`env_seed`), so an
 episode's result depends on its seed only, not on how episodes were batched. A finished env
@@ -19,8 +23,8 @@ from typing import Callable
 
 import numpy as np
 
-from envs.atari.observation import Observation
-from envs.atari.protocols import Protocol
+from envs.base import ActionSpace, EnvProtocol, EnvSpec, InvalidAction, StepView
+from envs.registry import family_of
 
 
 class PolicyError(Exception):
@@ -32,8 +36,8 @@ class EpisodeResult:
     seed: int
     score: float = 0.0
     length: int = 0  # env steps
-    frames: int = 0  # emulator frames, including the fire-reset frame
-    lives_lost: int = 0
+    frames: int = 0  # simulator frames, including those of the reset (Atari's fire reset)
+    failures: int = 0  # the family's failures: lives lost (Atari), falls (a robot)
     truncated: str | None = None  # "time_limit" | "budget" | None (game over)
     wall_seconds: float = 0.0
     trace: str | None = None  # npz file name, relative to the trace folder
@@ -60,28 +64,6 @@ def load_policy_class(policy_path: str | Path):
     return cls
 
 
-def make_env(task_id: str, protocol: Protocol, seeds: list[int], num_threads: int = 1):
-    import envpool
-
-    return envpool.make(
-        task_id,
-        env_type="gymnasium",
-        num_envs=len(seeds),
-        env_seed=list(seeds),
-        num_threads=num_threads,
-        **protocol.envpool_kwargs(),
-    )
-
-
-def _as_action(value, num_actions: int) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise PolicyError(f"invalid action {value!r} ({type(value).__name__}); act() must return an int")
-    action = int(value)
-    if not 0 <= action < num_actions:
-        raise PolicyError(f"invalid action {action}; valid actions are 0..{num_actions - 1}")
-    return action
-
-
 @dataclass
 class _EpisodeState:
     """Per-env bookkeeping while its episode runs."""
@@ -90,20 +72,33 @@ class _EpisodeState:
     policy: object
     started: float
     last_reward: float = 0.0
-    lives: int = 0
+    failures_left: int = 0
     actions: list = field(default_factory=list)
     rewards: list = field(default_factory=list)
-    lives_trace: list = field(default_factory=list)
-    rams: list = field(default_factory=list)
-    recent: collections.deque = None  # (step, chw frame) pairs for contact sheets
+    failures_trace: list = field(default_factory=list)
+    extras: dict = field(default_factory=dict)  # per-step trace arrays the family keeps (RAM)
+    recent: collections.deque = None  # (step, HWC frame) pairs for contact sheets
     moments: list = field(default_factory=list)  # (label, steps, frames)
     video: object = None
 
 
+@dataclass
+class _Batch:
+    """The envs still playing: env ids, and each one's row in the last reset/step output."""
+
+    ids: np.ndarray
+    rows: np.ndarray
+    obs: object = None
+    info: dict = None
+
+    def keep(self, positions) -> None:
+        self.ids, self.rows = self.ids[positions], self.rows[positions]
+
+
 def run_episodes(
     policy_path: str | Path,
-    task_id: str,
-    protocol: Protocol,
+    spec: EnvSpec,
+    protocol: EnvProtocol,
     obs_mode: str,
     seeds: list[int],
     step_allowance: int | None = None,
@@ -120,17 +115,18 @@ def run_episodes(
 
     step_allowance caps the total env steps across all episodes (the run's budget); episodes
     still running when it is spent are cut and marked truncated="budget". With trace_dir,
-    each episode's per-step trace (actions, rewards, lives, and RAM in ram mode) and the
-    frames before each life lost are saved as `<seed>.npz`. Policy errors propagate as
-    exceptions: the worker turns them into a failed trial. step_counter[0], if given, is kept
-    equal to the steps taken so far (a memory-mapped file the sandbox reads if this process
-    hangs or dies between progress reports).
+    each episode's per-step trace (actions, rewards, the failure counter, and what the
+    family adds: RAM in Atari's ram mode) and the frames before each failure are saved as
+    `<seed>.npz`. Policy errors propagate as exceptions: the worker turns them into a failed
+    trial. step_counter[0], if given, is kept equal to the steps taken so far (a
+    memory-mapped file the sandbox reads if this process hangs or dies between progress
+    reports).
     """
+    family = family_of(spec)
     policy_cls = load_policy_class(policy_path)
-    env = make_env(task_id, protocol, seeds, num_threads=num_threads)
-    num_actions = env.action_space.n
-    want_ram = obs_mode == "ram"
-    reset_frames = protocol.frame_skip if protocol.use_fire_reset else 0
+    env = family.make_env(spec, protocol, seeds, num_threads=num_threads)
+    view = family.step_view(spec, protocol, obs_mode)
+    space = ActionSpace.of(env.action_space)  # from the env itself: no emulator to load for it
     # At frame_skip 1 a life is often lost frames after the ball left the screen: space the
     # sheet frames out so they cover the lead-up (16 frames over 64 steps under hl).
     sheet_stride = sheet_stride or max(1, 4 // protocol.frame_skip)
@@ -144,90 +140,79 @@ def run_episodes(
         policy = policy_cls()
         policy.reset(seed)
         state = _EpisodeState(
-            result=EpisodeResult(seed=seed, frames=reset_frames),
+            result=EpisodeResult(seed=seed, frames=protocol.reset_frames),
             policy=policy,
             started=time.perf_counter(),
-            lives=int(info["lives"][env_id]),
+            failures_left=view.failures_left(info, env_id),
+            extras={key: [] for key in view.trace_keys} if trace_dir else {},
             recent=collections.deque(maxlen=sheet_frames * sheet_stride) if trace_dir else None,
         )
         if seed in video_seeds and trace_dir:
             from record.video import Mp4Writer
 
             state.result.video = f"{seed}.mp4"
-            state.video = Mp4Writer(trace_dir / state.result.video, fps=60 // protocol.frame_skip)
+            state.video = Mp4Writer(trace_dir / state.result.video, fps=protocol.video_fps)
         states[env_id] = state
 
-    # Row j of the batch arrays belongs to env ids[j].
-    ids = np.arange(len(seeds), dtype=np.int32)
-    frames, rams, lives = obs, info["ram"], info["lives"]
+    batch = _Batch(ids=np.arange(len(seeds), dtype=np.int32), rows=np.arange(len(seeds)), obs=obs, info=info)
     finished: list[EpisodeResult] = []
     steps_taken = 0
     last_report = time.perf_counter()
 
-    while ids.size:
-        if step_allowance is not None and steps_taken + ids.size > step_allowance:
+    def finish(state: _EpisodeState) -> None:
+        finished.append(_finish(state, trace_dir, protocol))
+
+    while batch.ids.size:
+        if step_allowance is not None and steps_taken + batch.ids.size > step_allowance:
             keep = max(0, step_allowance - steps_taken)
-            for j in range(keep, ids.size):
-                state = states[int(ids[j])]
-                state.result.truncated = "budget"
-                finished.append(_finish(state, trace_dir, want_ram, protocol))
-            ids, frames, rams, lives = ids[:keep], frames[:keep], rams[:keep], lives[:keep]
-            if not ids.size:
+            for env_id in batch.ids[keep:]:
+                states[int(env_id)].result.truncated = "budget"
+                finish(states[int(env_id)])
+            batch.keep(slice(0, keep))
+            if not batch.ids.size:
                 break
 
-        actions = np.empty(ids.size, dtype=np.int32)
-        for j, env_id in enumerate(ids):
-            state = states[int(env_id)]
-            ram = rams[j] if want_ram else None
-            observation = Observation(frames[j], ram, int(lives[j]), state.result.length, state.last_reward)
-            action = _as_action(state.policy.act(observation), num_actions)
+        actions = space.batch(batch.ids.size)
+        for j, env_id in enumerate(batch.ids):
+            state, row = states[int(env_id)], int(batch.rows[j])
+            observation = view.observation(batch.obs, batch.info, row, state.result.length, state.last_reward)
+            try:
+                action = space.check(state.policy.act(observation))
+            except InvalidAction as err:
+                raise PolicyError(str(err)) from None
             actions[j] = action
             state.actions.append(action)
-            if want_ram:
-                state.rams.append(ram)
-            if state.recent is not None:
-                state.recent.append((state.result.length, frames[j]))
-            if state.video is not None:
-                state.video.append(observation.rgb)
+            if state.extras:
+                for key, value in view.trace_arrays(batch.obs, batch.info, row).items():
+                    state.extras[key].append(value)
+            if state.recent is not None or state.video is not None:
+                frame = view.frame(batch.obs, batch.info, row)
+                if state.recent is not None and frame is not None:
+                    state.recent.append((state.result.length, frame))
+                if state.video is not None and frame is not None:
+                    state.video.append(frame)
 
-        frames, rewards, terminated, truncated, info = env.step(actions, ids)
-        assert np.array_equal(info["env_id"], ids), "EnvPool returned envs out of order"
-        steps_taken += ids.size
+        obs, rewards, terminated, truncated, info = env.step(actions, batch.ids)
+        assert np.array_equal(info["env_id"], batch.ids), "EnvPool returned envs out of order"
+        steps_taken += batch.ids.size
         if step_counter is not None:
             step_counter[0] = steps_taken
-        rams, lives = info["ram"], info["lives"]
+        batch.obs, batch.info, batch.rows = obs, info, np.arange(batch.ids.size)
 
         done_rows = []
-        for j, env_id in enumerate(ids):
+        for j, env_id in enumerate(batch.ids):
             state = states[int(env_id)]
-            result = state.result
-            reward = float(rewards[j])
-            result.score += reward
-            result.length += 1
-            result.frames += protocol.frame_skip
-            state.last_reward = reward
-            state.rewards.append(reward)
-            state.lives_trace.append(state.lives)
-            new_lives = int(lives[j])
-            if new_lives < state.lives:
-                result.lives_lost += state.lives - new_lives
-                if state.recent is not None and len(state.moments) < max_moments:
-                    _add_moment(state, f"life lost at step {result.length}", result.length, frames[j], sheet_frames, sheet_stride)
-            state.lives = new_lives
+            _record_step(state, view, obs, info, j, float(rewards[j]), protocol, family.failure_name, sheet_frames,
+                         sheet_stride, max_moments)  # fmt: skip
             if terminated[j] or truncated[j]:
                 if truncated[j] and not terminated[j]:
-                    result.truncated = "time_limit"
-                already_shown = state.moments and state.moments[-1][1][-1] == result.length
-                if state.recent is not None and not already_shown:
-                    _add_moment(state, f"episode end at step {result.length}", result.length, frames[j], sheet_frames, sheet_stride)
-                if state.video is not None:
-                    state.video.append(np.ascontiguousarray(frames[j].transpose(1, 2, 0)))
-                finished.append(_finish(state, trace_dir, want_ram, protocol))
+                    state.result.truncated = "time_limit"
+                _episode_end(state, view, obs, info, j, sheet_frames, sheet_stride)
+                finish(state)
                 done_rows.append(j)
 
         if done_rows:
-            keep_rows = np.setdiff1d(np.arange(ids.size), done_rows)
-            ids, frames, rams, lives = ids[keep_rows], frames[keep_rows], rams[keep_rows], lives[keep_rows]
+            batch.keep(np.setdiff1d(np.arange(batch.ids.size), done_rows))
 
         now = time.perf_counter()
         if on_progress and (done_rows or now - last_report > 0.25):
@@ -241,11 +226,44 @@ def run_episodes(
     return sorted(finished, key=lambda r: order[r.seed])
 
 
+def _record_step(state: _EpisodeState, view: StepView, obs, info, row: int, reward: float, protocol: EnvProtocol,
+                 failure_name: str, sheet_frames: int, sheet_stride: int, max_moments: int) -> None:  # fmt: skip
+    """Book one env step: score, length, frames, and a failure (with the frames before it)."""
+    result = state.result
+    result.score += reward
+    result.length += 1
+    result.frames += protocol.frame_skip
+    state.last_reward = reward
+    state.rewards.append(reward)
+    state.failures_trace.append(state.failures_left)
+    left = view.failures_left(info, row)
+    if left < state.failures_left:
+        result.failures += state.failures_left - left
+        if state.recent is not None and len(state.moments) < max_moments:
+            frame = view.frame(obs, info, row)
+            if frame is not None:
+                _add_moment(state, f"{failure_name} at step {result.length}", result.length, frame, sheet_frames, sheet_stride)
+    state.failures_left = left
+
+
+def _episode_end(state: _EpisodeState, view: StepView, obs, info, row: int, sheet_frames: int, sheet_stride: int) -> None:
+    """The last frame: a moment of its own (unless a failure just showed it) and the video's end."""
+    frame = view.frame(obs, info, row)
+    if frame is None:
+        return
+    length = state.result.length
+    already_shown = state.moments and state.moments[-1][1][-1] == length
+    if state.recent is not None and not already_shown:
+        _add_moment(state, f"episode end at step {length}", length, frame, sheet_frames, sheet_stride)
+    if state.video is not None:
+        state.video.append(np.ascontiguousarray(frame))
+
+
 def _add_moment(state: _EpisodeState, label: str, step: int, frame: np.ndarray, count: int, stride: int) -> None:
     """Keep `count` frames, `stride` steps apart, ending with the frame that shows the moment."""
     recent = (list(state.recent) + [(step, frame)])[::-1][::stride][:count][::-1]
-    steps, chws = zip(*recent)
-    state.moments.append((label, steps, chws))
+    steps, frames = zip(*recent)
+    state.moments.append((label, steps, frames))
 
 
 def load_trace(path: str | Path) -> dict:
@@ -268,26 +286,28 @@ def load_trace(path: str | Path) -> dict:
     return trace
 
 
-def _finish(state: _EpisodeState, trace_dir: Path | None, want_ram: bool, protocol: Protocol) -> EpisodeResult:
+def _finish(state: _EpisodeState, trace_dir: Path | None, protocol: EnvProtocol) -> EpisodeResult:
     result = state.result
     result.wall_seconds = time.perf_counter() - state.started
     if state.video is not None:
         state.video.close()
     if trace_dir is not None:
         result.trace = f"{result.seed}.npz"
+        actions = np.asarray(state.actions)
         arrays = dict(
-            actions=np.asarray(state.actions, dtype=np.uint8),
+            actions=actions.astype(np.uint8) if actions.dtype.kind in "iu" else actions.astype(np.float32),
             rewards=np.asarray(state.rewards, dtype=np.float32),
-            lives=np.asarray(state.lives_trace, dtype=np.uint8),
+            # The family's failure counter per step, before the step (Atari: lives).
+            lives=np.asarray(state.failures_trace, dtype=np.uint8),
             frame_skip=np.int32(protocol.frame_skip),
         )
-        if want_ram:
-            arrays["ram"] = np.asarray(state.rams, dtype=np.uint8).reshape(-1, 128)
-        for k, (label, steps, chws) in enumerate(state.moments):
+        for key, values in state.extras.items():
+            arrays[key] = np.stack(values) if values else np.empty((0,), dtype=np.uint8)
+        for k, (label, steps, frames) in enumerate(state.moments):
             arrays[f"moment{k}_label"] = np.asarray(label)
             arrays[f"moment{k}_steps"] = np.asarray(steps, dtype=np.int64)
-            arrays[f"moment{k}_frames"] = np.stack([f.transpose(1, 2, 0) for f in chws])
+            arrays[f"moment{k}_frames"] = np.stack(frames)
         np.savez_compressed(trace_dir / result.trace, **arrays)
-    state.rams.clear()
+    state.extras.clear()
     state.recent = None
     return result

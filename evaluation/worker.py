@@ -1,7 +1,7 @@
 """Sandboxed worker: `python -m evaluation.worker` reads one job (JSON) on stdin, plays its
 episodes with evaluation.rollout, and reports JSON lines on its protocol channel.
 
-It is started by tools/sandbox.py in its own process group, with API keys stripped from its
+It is started by evaluation/sandbox.py in its own process group, with API keys stripped from its
 environment and a temporary working directory. It sets its own resource limits before it
 imports the policy, so the policy runs under them from its first line.
 
@@ -53,7 +53,7 @@ def main() -> int:
     job = json.loads(sys.stdin.read())
     set_limits(job.get("memory_mb"), job.get("file_mb"))
 
-    from envs.atari.protocols import Protocol
+    from envs.registry import get_family
     from evaluation.rollout import PolicyError, run_episodes
 
     import numpy as np
@@ -69,11 +69,12 @@ def main() -> int:
         progress["episodes"] = [r.to_dict() for r in finished]
         send({"type": "progress", **progress})
 
+    family = get_family(job["family"])
     try:
         results = run_episodes(
             policy_path=job["policy_path"],
-            task_id=job["task_id"],
-            protocol=Protocol(**job["protocol"]),
+            spec=family.resolve(job["env"]),
+            protocol=family.protocol_from_settings(job["protocol"]),
             obs_mode=job["obs_mode"],
             seeds=job["seeds"],
             step_allowance=job.get("step_allowance"),

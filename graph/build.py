@@ -18,7 +18,7 @@ from langgraph.graph import END, START, StateGraph
 from agents.registry import get_role
 from graph import nodes
 from runtime.context import RunContext
-from graph.state import HLState
+from runtime.state import HLState
 
 LAYOUT = {
     "start": "prober",

@@ -41,7 +41,7 @@ class LiveDisplay:
 
     def _llm(self) -> str:
         """Tokens and cost so far, when an LLM brain is in use."""
-        session = self.ctx.extras.get("llm")
+        session = self.ctx.llm
         return f"{session.tokens:,} tok ${session.spent_usd:.3f}" if session else ""
 
     def search(self, p: dict) -> None:

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import ast
 
-from envs.seeds import split_seeds
-from runtime.context import RunContext
+from evaluation.evaluate import refresh_reports
 from graph.report import write_report
-from evaluation.evaluate import evaluate, refresh_reports
-from record.meter import BudgetExhausted
+from runtime import steps
+from runtime.context import RunContext
 
 
 def _summary(r) -> dict:
@@ -20,20 +19,8 @@ def _summary(r) -> dict:
 def _holdout(ctx: RunContext, best: dict | None) -> dict | None:
     if not best:
         return None
-    for r in ctx.ledger.records():  # already evaluated before a resume: report that row
-        if r.role == "finish" and r.policy_hash == best["policy_hash"]:
-            return _summary(r)
-    if ctx.meter.remaining == 0:
-        return None
-    seeds = split_seeds("holdout", ctx.config.holdout_episodes)
-    try:
-        r = evaluate(ctx.hs.path / "policy.py", ctx.game, ctx.run_dir, obs_mode=ctx.config.obs_mode,
-                     protocol=ctx.config.protocol, seeds=seeds, max_frames=ctx.config.eval_max_frames,
-                     meter=ctx.meter, role="finish", change_summary="final holdout evaluation of the best policy",
-                     video_seeds=(seeds[0],), use_reserve=True)  # fmt: skip
-    except BudgetExhausted:
-        return None
-    return _summary(r)
+    r = steps.evaluate_holdout(ctx, ctx.hs.path / "policy.py", best["policy_hash"])
+    return _summary(r) if r is not None else None
 
 
 def policy_logic(ctx: RunContext) -> str:

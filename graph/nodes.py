@@ -2,84 +2,23 @@
 
 from __future__ import annotations
 
+from memory.store import best_policy_key
+from runtime import steps
 from runtime.context import RunContext
-from graph.state import HLState
-from evaluation.evaluate import evaluate as evaluate_policy
-from evaluation.evaluate import reconcile_interrupted
-from record.meter import BudgetExhausted
+from runtime.state import HLState, NodeUpdate
 
 
-def find_trial(ctx: RunContext, policy_hash: str, seeds: list[int], role: str) -> dict | None:
-    """A finished evaluation of this exact policy on these seeds, if the ledger has one.
-
-    This is what makes the evaluate node idempotent on --resume: results are on disk,
-    keyed by policy hash and seeds, before the node returns."""
-    for r in reversed(ctx.ledger.records()):
-        # Any role's evaluation of the same code on the same seeds is the same result (the
-        # episodes are deterministic given their seeds), so tuning rows are reused too.
-        if r.policy_hash == policy_hash and r.seeds == seeds and r.role != "finish" and r.protocol == ctx.config.protocol:
-            if r.obs_mode == ctx.config.obs_mode and r.status in ("ok", "failed"):
-                return r.model_dump()
-    return None
-
-
-def evaluation_summary(row: dict) -> dict:
-    return dict(
-        trial=row["trial"],
-        status=row["status"],
-        score_mean=row["score_mean"],
-        score_min=row["score_min"],
-        scores=row["scores"],
-        env_steps=row["env_steps"],
-        traces=row["artifacts"].get("traces", ""),
-        policy_hash=row["policy_hash"],
-        failure=row.get("failure"),
-    )
-
-
-def run_evaluation(ctx: RunContext, policy_path, role: str, change_summary: str = "", seeds=None,
-                   kind: str = "evaluation", video: bool = False) -> dict | None:  # fmt: skip
-    """Evaluate a policy file on dev seeds (reusing a recorded result); None if out of budget."""
-    from envs.seeds import split_seeds
-    from record.workspace import policy_hash
-
-    seeds = seeds or split_seeds("dev", ctx.config.dev_episodes)
-    found = find_trial(ctx, policy_hash(policy_path), seeds, role)
-    if found:
-        return evaluation_summary(found)
-    session = ctx.extras.get("llm")
-    unbilled = session.take_unbilled() if session else {"tokens": 0, "cost_usd": 0.0}  # tokens that led to this trial
-    try:
-        record = evaluate_policy(
-            policy_path, ctx.game, ctx.run_dir, obs_mode=ctx.config.obs_mode, protocol=ctx.config.protocol,
-            seeds=seeds, max_frames=ctx.config.eval_max_frames, meter=ctx.meter, role=role, kind=kind,
-            change_summary=change_summary, for_tuning=True, video_seeds=(seeds[0],) if video else (),
-            on_progress=ctx.display.progress if ctx.display else None,
-            tokens=unbilled["tokens"], cost_usd=unbilled["cost_usd"],
-        )  # fmt: skip
-    except BudgetExhausted:
-        return None
-    if ctx.display:
-        ctx.display.trial(record)
-    return evaluation_summary(record.model_dump())
-
-
-def evaluate(state: HLState, ctx: RunContext) -> dict:
+def evaluate(state: HLState, ctx: RunContext) -> NodeUpdate:
     """Evaluate the candidate in hs/ on the dev seeds."""
-    reconcile_interrupted(ctx.run_dir)  # steps of an evaluation a kill cut short still count
+    steps.count_interrupted(ctx)  # steps of an evaluation a kill cut short still count
     before = ctx.meter.used_steps
     candidate = state.get("candidate") or {}
-    result = run_evaluation(ctx, ctx.hs.path / "policy.py", role="evaluate", change_summary=candidate.get("direction", ""))
+    result = steps.evaluate_candidate(ctx, ctx.hs.path / "policy.py", role="evaluate",
+                                      change_summary=candidate.get("direction", ""))  # fmt: skip
     usage = {"env_steps": ctx.meter.used_steps - before}
     if result is None:
         return {"evaluation": None, "stop_reason": "budget spent", "usage": usage}
     return {"evaluation": result, "usage": usage}
-
-
-def best_policy_key(protocol: str) -> str:
-    """The memory fact holding the best policy under a protocol (scores under hl and ale-v5
-    are not comparable, so each keeps its own)."""
-    return "best_policy" if protocol == "hl" else f"best_policy:{protocol}"
 
 
 def remember_best_policy(ctx: RunContext, run_id: str, policy: dict, score: float) -> None:
@@ -106,7 +45,7 @@ def _tuned_since_best(state: HLState, update: dict) -> bool:
     return False
 
 
-def decide(state: HLState, ctx: RunContext) -> dict:
+def decide(state: HLState, ctx: RunContext) -> NodeUpdate:
     """Accept the candidate (commit) or roll it back, remember the direction, and route."""
     cfg = ctx.config
     evaluation = state.get("evaluation")

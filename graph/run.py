@@ -16,37 +16,26 @@ import sys
 import time
 from pathlib import Path
 
-from envs.atari.games import UnknownGameError, resolve_game
-from envs.atari.observation import OBS_MODES
-from envs.atari.protocols import PROTOCOLS
-from runtime.config import KNOBS, RunConfig
-from runtime.context import RunContext
-from tools.cli import OneLineParser, run_command
+from envs.base import UnknownEnvError, UnknownProtocolError
+from envs.registry import obs_mode_names, protocol_names, resolve_env
 from record.ledger import Ledger
 from record.meter import StepMeter
 from record.workspace import DEFAULT_RUNS_DIR, RunFolderError, create_run_dir, new_run_id
+from runtime.config import KNOBS, RunConfig, first_error, write_config
+from runtime.context import RunContext
+from tools.cli import OneLineParser, env_steps, run_command, usd
 
 
 class UsageError(ValueError):
     """Bad input: printed as one line, exit code 2."""
 
 
-def _budget(text: str) -> int:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of env steps like 1e6, got {text!r}") from None
-    if not value >= 1 or value != int(value) or value > 1e12:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number of env steps, got {text!r}")
-    return int(value)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = OneLineParser(prog="python -m graph.run", description="Cultivate a heuristic system (a readable Python policy) for an Atari game.")
+    p = OneLineParser(prog="python -m graph.run", description="Cultivate a heuristic system (a readable Python policy) for a game.")
     p.add_argument("--game", help="montezuma, pong, space-invaders, Breakout-v5, ... (see python -m tools.evaluate --list)")
-    p.add_argument("--obs", choices=OBS_MODES, default=None, help="ram (default) or vision")
-    p.add_argument("--budget", type=_budget, default=None, help="env steps for the whole run (default 1e6)")
-    p.add_argument("--protocol", choices=list(PROTOCOLS), default=None, help="hl (default) or ale-v5")
+    p.add_argument("--obs", choices=obs_mode_names(), default=None, help="the game's family default (Atari: ram) or vision")
+    p.add_argument("--budget", type=env_steps, default=None, help="env steps for the whole run (default 1e6)")
+    p.add_argument("--protocol", choices=protocol_names(), default=None, help="the family default (Atari: hl) or ale-v5")
     p.add_argument("--runs-dir", type=Path, default=DEFAULT_RUNS_DIR)
     p.add_argument("--resume", metavar="RUN_ID", help="continue a run from its checkpoint")
     p.add_argument("--seed", type=int, default=None, help="default 0")
@@ -57,19 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "LLM when OPENAI_API_KEY or OPENAI_BASE_URL is set, builtin otherwise)")
     p.add_argument("--brains", default=None, help="mix brains per role, e.g. policy_writer=llm,replay_critic=llm")
     p.add_argument("--record", action="store_true", help="record every model request/response to the run's cassette.jsonl")
-    p.add_argument("--max-cost-usd", type=_cost, default=None, help="stop cleanly (resumable) before the model cost passes this")
+    p.add_argument("--max-cost-usd", type=usd, default=None, help="stop cleanly (resumable) before the model cost passes this")
     p.add_argument("--quiet", action="store_true", help="no live display")
     return p
-
-
-def _cost(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected US dollars like 2.50, got {text!r}") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative amount, got {text!r}")
-    return value
 
 
 def find_run(runs_dir: Path, run_id: str) -> Path:
@@ -82,38 +61,39 @@ def find_run(runs_dir: Path, run_id: str) -> Path:
     return run_dir
 
 
-def open_memory(cfg: RunConfig):
-    from memory import Memory, MemoryUnavailable
-
-    try:
-        return Memory.open(runs_dir=cfg.runs_dir, url=cfg.memory_url)
-    except MemoryUnavailable as err:
-        raise UsageError(str(err)) from None
-
-
 def prepare(args) -> tuple[RunContext, dict | None, str]:
     """Create or reopen the run folder; return the context, the initial state (None on
     resume) and the run id."""
     if args.resume:
-        run_dir = find_run(args.runs_dir, args.resume)
-        try:
-            cfg = RunConfig.model_validate_json((run_dir / "config.json").read_text())
-        except ValueError:
-            raise UsageError(f"{run_dir / 'config.json'} is corrupt; cannot resume") from None
-        raised = args.max_cost_usd is not None and (cfg.max_cost_usd is None or args.max_cost_usd > cfg.max_cost_usd)
-        if args.max_cost_usd is not None and args.max_cost_usd != cfg.max_cost_usd:
-            cfg = cfg.model_copy(update={"max_cost_usd": args.max_cost_usd})  # raising the ceiling to go on
-            _write_config(run_dir, cfg)
-        from evaluation.evaluate import reconcile_interrupted
+        return resume_run(args)
+    cfg = config_from_args(args)
+    ctx, state = new_run(cfg)
+    return ctx, state, ctx.run_dir.name
 
-        reconcile_interrupted(run_dir)  # count a killed evaluation's steps before the meter starts
-        contents = Ledger(run_dir / "trials.jsonl").read()
-        used = contents.records[-1].cumulative_env_steps if contents.records else 0
-        frames = contents.records[-1].cumulative_frames if contents.records else 0
-        ctx = RunContext(cfg, resolve_game(cfg.game), run_dir, StepMeter(cfg.budget, used, frames))
-        ctx.extras["ceiling_raised"] = raised
-        return ctx, None, run_dir.name
-    # A replayed cassette carries the settings it was recorded with: flags given here win.
+
+def resume_run(args) -> tuple[RunContext, None, str]:
+    """Reopen a run folder; the meter starts from the ledger's totals."""
+    run_dir = find_run(args.runs_dir, args.resume)
+    try:
+        cfg = RunConfig.model_validate_json((run_dir / "config.json").read_text())
+    except ValueError:
+        raise UsageError(f"{run_dir / 'config.json'} is corrupt; cannot resume") from None
+    raised = args.max_cost_usd is not None and (cfg.max_cost_usd is None or args.max_cost_usd > cfg.max_cost_usd)
+    if args.max_cost_usd is not None and args.max_cost_usd != cfg.max_cost_usd:
+        cfg = cfg.model_copy(update={"max_cost_usd": args.max_cost_usd})  # raising the ceiling to go on
+        write_config(run_dir, cfg)
+    from evaluation.evaluate import reconcile_interrupted
+
+    reconcile_interrupted(run_dir)  # count a killed evaluation's steps before the meter starts
+    contents = Ledger(run_dir / "trials.jsonl").read()
+    used = contents.records[-1].cumulative_env_steps if contents.records else 0
+    frames = contents.records[-1].cumulative_frames if contents.records else 0
+    ctx = RunContext(cfg, resolve_env(cfg.game), run_dir, StepMeter(cfg.budget, used, frames), ceiling_raised=raised)
+    return ctx, None, run_dir.name
+
+
+def config_from_args(args) -> RunConfig:
+    """The run's configuration from the flags (a replayed cassette's settings fill the gaps)."""
     recorded = {}
     if args.model.startswith("replay:"):
         from agents.llm.session import cassette_config
@@ -122,7 +102,7 @@ def prepare(args) -> tuple[RunContext, dict | None, str]:
     game_name = args.game or recorded.get("game")
     if not game_name:
         raise UsageError("--game is required (or --resume RUN_ID)")
-    game = resolve_game(game_name)
+    game = resolve_env(game_name)
     from agents.brains import resolve_brains
 
     try:
@@ -135,43 +115,64 @@ def prepare(args) -> tuple[RunContext, dict | None, str]:
         raise UsageError("--record needs an LLM brain (--model NAME, or OPENAI_API_KEY / OPENAI_BASE_URL set)")
     knobs = {k: recorded[k] for k in KNOBS if k in recorded and KNOBS[k][0] not in os.environ}
     try:
-        cfg = RunConfig(game=game.name, obs_mode=args.obs or recorded.get("obs_mode", "ram"),
-                        protocol=args.protocol or recorded.get("protocol", "hl"),
+        cfg = RunConfig(game=game.name, obs_mode=args.obs or recorded.get("obs_mode"),
+                        protocol=args.protocol or recorded.get("protocol"),
                         budget=args.budget or recorded.get("budget", 1_000_000), runs_dir=args.runs_dir,
                         seed=args.seed if args.seed is not None else recorded.get("seed", 0),
                         target_score=args.target if args.target is not None else recorded.get("target_score"),
                         memory_url=args.memory_url, model=model, brains=brains, record=args.record,
                         max_cost_usd=args.max_cost_usd, **knobs)  # fmt: skip
     except ValueError as err:  # a bad HL_* knob
-        raise UsageError(_first_error(err)) from None
+        raise UsageError(first_error(err)) from None
     if model and model.startswith("replay:"):
         if not Path(model.split(":", 1)[1]).expanduser().is_file():
             raise UsageError(f"no cassette at {model.split(':', 1)[1]}")
     elif model:
         _check_credentials(model)  # before a run folder exists: a bad setup leaves nothing behind
-    run_id = new_run_id()
+    return cfg
+
+
+def new_run(cfg: RunConfig, run_id: str | None = None) -> tuple[RunContext, dict]:
+    """A fresh run folder for `cfg` (config.json written) and the graph's initial state.
+    graph/studio.py starts its runs here too."""
+    game = resolve_env(cfg.game)
+    run_id = run_id or new_run_id()
     run_dir = create_run_dir(cfg.runs_dir, game.slug, cfg.obs_mode, run_id)
-    _write_config(run_dir, cfg)
+    write_config(run_dir, cfg)
     ctx = RunContext(cfg, game, run_dir, StepMeter(cfg.budget))
-    target = cfg.target_score if cfg.target_score is not None else _known_maximum(game.name)
-    state = dict(run_id=run_id, game=game.name, obs_mode=cfg.obs_mode, protocol=cfg.protocol, budget=cfg.budget,
-                 target_score=target, seed=cfg.seed, iteration=0, plateau=0, history=[], usage={})  # fmt: skip
-    return ctx, state, run_id
+    return ctx, initial_state(ctx)
 
 
-def _first_error(err: ValueError) -> str:
-    errors = getattr(err, "errors", None)
-    if errors:
-        first = errors()[0]
-        return f"bad setting {'.'.join(map(str, first['loc']))}: {first['msg']}"
-    return str(err).splitlines()[0]
+def initial_state(ctx: RunContext) -> dict:
+    target = ctx.config.target_score if ctx.config.target_score is not None else ctx.game.max_score
+    return dict(run_id=ctx.run_dir.name, target_score=target, iteration=0, plateau=0, history=[], usage={})
 
 
-def _write_config(run_dir: Path, cfg: RunConfig) -> None:
-    """config.json, replaced atomically (a resume may raise the cost ceiling)."""
-    tmp = run_dir / "config.json.tmp"
-    tmp.write_text(cfg.model_dump_json(indent=2))
-    tmp.replace(run_dir / "config.json")
+def open_memory(ctx: RunContext, strict: bool = True) -> None:
+    """Memory for the run, resilient: a store that fails mid-run degrades to no memory, with a
+    warning in the trace. strict: an unreachable store at the start is a usage error (else
+    the run goes on without memory)."""
+    from memory import Memory, MemoryUnavailable
+    from memory.resilient import ResilientMemory
+
+    def warn(name: str, message: str) -> None:
+        ctx.tracer.event("warning", "memory", message=message)
+        ctx.say(message)
+
+    try:
+        ctx.memory = ResilientMemory(Memory.open(runs_dir=ctx.config.runs_dir, url=ctx.config.memory_url), on_error=warn)
+    except MemoryUnavailable as err:
+        if strict:
+            raise UsageError(str(err)) from None
+        ctx.memory = None
+
+
+def open_model(ctx: RunContext, spent_usd: float = 0.0) -> None:
+    """The model session of the LLM brains (none when every role is builtin)."""
+    if ctx.config.model:
+        from agents.llm.session import open_session
+
+        ctx.llm = open_session(ctx.config.model, ctx.run_dir, ctx.config.record, ctx.config.max_cost_usd, spent_usd=spent_usd)
 
 
 def _check_credentials(model: str) -> None:
@@ -191,16 +192,11 @@ def _brains_line(cfg: RunConfig) -> str:
     return f"brains: llm {model} for {which}{replay}"
 
 
-def _known_maximum(game: str) -> float | None:
-    # Scores that end the game: nothing above them exists, so a run can stop there.
-    return {"Pong": 21.0, "Breakout": 864.0}.get(game)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from agents.llm.session import ModelConfigError, ReplayError
 
-    return run_command(lambda: _main(args), usage_errors=(UsageError, UnknownGameError, RunFolderError, ModelConfigError, ReplayError),
+    return run_command(lambda: _main(args), usage_errors=(UsageError, UnknownEnvError, UnknownProtocolError, RunFolderError, ModelConfigError, ReplayError),
                        interrupted="interrupted; continue with --resume")  # fmt: skip
 
 
@@ -210,14 +206,10 @@ def _main(args) -> int:
     from graph.finish import finish_run
 
     ctx, state, run_id = prepare(args)
-    from memory.resilient import ResilientMemory
-
-    ctx.memory = ResilientMemory(open_memory(ctx.config), on_error=lambda name, message: (
-        ctx.tracer.event("warning", "memory", message=message), ctx.say(message)))
+    open_memory(ctx)
     display = None if args.quiet else LiveDisplay(ctx)
     ctx.display = display
     cfg = ctx.config
-    ctx.extras["brains"] = cfg.brains
     print(f"{_brains_line(cfg)} · run {run_id} · {ctx.run_dir}", flush=True)
     checkpointer = open_checkpointer(ctx.run_dir)
     graph = build_graph(ctx, checkpointer)
@@ -232,13 +224,10 @@ def _main(args) -> int:
         spent = float((saved.get("usage") or {}).get("cost_usd", 0.0))
         if saved.get("paused_at") and not snapshot.next:
             # Stopped by the cost ceiling: go on from the role it stopped in (if the ceiling allows).
-            if not ctx.extras.get("ceiling_raised"):
+            if not ctx.ceiling_raised:
                 raise UsageError(f"run {run_id} stopped at its cost ceiling (${spent:.4f} spent); resume with a higher --max-cost-usd")
             graph.update_state(config, {"stop_reason": None, "route": saved["paused_at"], "paused_at": None}, as_node="decide")
-    if cfg.model:
-        from agents.llm.session import open_session
-
-        ctx.extras["llm"] = open_session(cfg.model, ctx.run_dir, cfg.record, cfg.max_cost_usd, spent_usd=spent)
+    open_model(ctx, spent_usd=spent)
     started = time.time()
     if display:
         display.start()

@@ -10,8 +10,8 @@ under HL_STUDIO_RUNS_DIR (default runs/studio):
 
 Builtin brains unless HL_STUDIO_MODEL names a chat model (as --model does). Memory is the
 local store in the runs folder. Start a run in Studio with the input from `default_input()`,
-e.g. {"run_id": "<the folder's name>", "game": "Pong", "obs_mode": "ram", "protocol": "hl",
-"budget": 1000000, "iteration": 0, "plateau": 0, "history": []}.
+e.g. {"run_id": "<the folder's name>", "target_score": 21.0, "iteration": 0, "plateau": 0,
+"history": [], "usage": {}}.
 
 LangSmith tracing is whatever the standard LANGSMITH_TRACING / LANGSMITH_API_KEY variables
 say: off unless the user sets them; nothing here sets them.
@@ -26,44 +26,29 @@ from graph.build import build_graph
 
 
 def studio_context():
+    """A run context made the way `python -m graph.run` makes one (graph.run.new_run), from
+    the HL_STUDIO_* variables."""
     from agents.brains import resolve_brains
-    from envs.atari.games import resolve_game
+    from envs.registry import resolve_env
+    from graph.run import new_run, open_memory, open_model
+    from record.workspace import new_run_id
     from runtime.config import RunConfig
-    from runtime.context import RunContext
-    from graph.run import _write_config
-    from record.meter import StepMeter
-    from record.workspace import create_run_dir, new_run_id
 
-    game = resolve_game(os.environ.get("HL_STUDIO_GAME", "pong"))
+    game = resolve_env(os.environ.get("HL_STUDIO_GAME", "pong"))
     model, brains = resolve_brains(os.environ.get("HL_STUDIO_MODEL", "builtin"), None)
-    cfg = RunConfig(game=game.name, obs_mode=os.environ.get("HL_STUDIO_OBS", "ram"),
-                    protocol=os.environ.get("HL_STUDIO_PROTOCOL", "hl"),
+    cfg = RunConfig(game=game.name, obs_mode=os.environ.get("HL_STUDIO_OBS"), protocol=os.environ.get("HL_STUDIO_PROTOCOL"),
                     budget=int(float(os.environ.get("HL_STUDIO_BUDGET", "1e6"))),
                     runs_dir=Path(os.environ.get("HL_STUDIO_RUNS_DIR", "runs/studio")), model=model, brains=brains)  # fmt: skip
-    run_dir = create_run_dir(cfg.runs_dir, game.slug, cfg.obs_mode, new_run_id("studio-"))
-    _write_config(run_dir, cfg)
-    ctx = RunContext(cfg, game, run_dir, StepMeter(cfg.budget))
-    ctx.extras["brains"] = cfg.brains
-    try:
-        from memory import Memory
-        from memory.resilient import ResilientMemory
-
-        ctx.memory = ResilientMemory(Memory.open(runs_dir=cfg.runs_dir),
-                                     on_error=lambda name, message: ctx.tracer.event("warning", "memory", message=message))  # fmt: skip
-    except Exception:
-        ctx.memory = None  # the roles run without memory
-    if model:
-        from agents.llm.session import open_session
-
-        ctx.extras["llm"] = open_session(model, run_dir, False, None)
-    return ctx
+    ctx, state = new_run(cfg, new_run_id("studio-"))
+    open_memory(ctx, strict=False)  # the roles run without memory when the store is unavailable
+    open_model(ctx)
+    return ctx, state
 
 
-CONTEXT = studio_context()
+CONTEXT, INITIAL_STATE = studio_context()
 graph = build_graph(CONTEXT)
 
 
 def default_input() -> dict:
-    cfg = CONTEXT.config
-    return dict(run_id=CONTEXT.run_dir.name, game=cfg.game, obs_mode=cfg.obs_mode, protocol=cfg.protocol,
-                budget=cfg.budget, target_score=None, seed=cfg.seed, iteration=0, plateau=0, history=[], usage={})  # fmt: skip
+    """The input that starts a run in Studio (the same initial state graph.run starts from)."""
+    return dict(INITIAL_STATE)

@@ -11,6 +11,7 @@ from memory.store import (
     HashingEmbedding,
     Memory,
     MemoryUnavailable,
+    best_policy_key,
     game_key,
 )
 
@@ -25,5 +26,6 @@ __all__ = [
     "HashingEmbedding",
     "Memory",
     "MemoryUnavailable",
+    "best_policy_key",
     "game_key",
 ]

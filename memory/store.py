@@ -36,8 +36,9 @@ from chromadb.config import Settings
 from chromadb.utils.embedding_functions import register_embedding_function
 from pydantic import BaseModel
 
+from record.workspace import DEFAULT_RUNS_DIR
+
 FAILURES, DIRECTIONS, FACTS = "hl_failures", "hl_directions", "hl_facts"
-DEFAULT_RUNS_DIR = Path("runs")
 DEFAULT_PORT = 8000  # `chroma run`'s default
 Outcome = Literal["accepted", "rejected"]
 
@@ -172,6 +173,12 @@ class FactEntry(Entry):
 
 # ---------------------------------------------------------------------------------------------
 # Store
+
+
+def best_policy_key(protocol: str) -> str:
+    """The fact holding a game's best policy under a protocol (scores under Atari's hl and
+    ale-v5 are not comparable, so each keeps its own; hl keeps the name it always had)."""
+    return "best_policy" if protocol == "hl" else f"best_policy:{protocol}"
 
 
 def game_key(game: str) -> str:

@@ -17,7 +17,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from envs.registry import get_family
 
 
 class TrialRecord(BaseModel):
@@ -29,6 +31,7 @@ class TrialRecord(BaseModel):
     timestamp: str
     run_id: str
     game: str
+    family: str = "atari"  # the environment family (envs/registry.py); rows before families were Atari
     role: str = "user"
     # "llm": model calls of a role that no evaluation row carries (so every token is on a row)
     kind: Literal["evaluation", "probe", "search", "tuning", "llm", "invalid"] = "evaluation"
@@ -37,7 +40,7 @@ class TrialRecord(BaseModel):
     policy_hash: str | None = None
     protocol: str
     protocol_settings: dict = Field(default_factory=dict)
-    obs_mode: Literal["ram", "vision"]
+    obs_mode: str  # one of the family's observation modes (Atari: ram, vision)
     split: str | None = None
     seeds: list[int] = Field(default_factory=list)
     episodes: int = Field(default=0, ge=0)
@@ -51,7 +54,9 @@ class TrialRecord(BaseModel):
     score_std: float | None = None
     scores: list[float] = Field(default_factory=list)
     lengths: list[int] = Field(default_factory=list)
-    lives_lost: list[int] = Field(default_factory=list)
+    # The family's failures per episode: lives lost (Atari), falls (a robot). Rows written
+    # before families existed call it lives_lost.
+    failures: list[int] = Field(default_factory=list, validation_alias=AliasChoices("failures", "lives_lost"))
     truncated: list[str | None] = Field(default_factory=list)
     episode_seconds: list[float] = Field(default_factory=list)
     wall_seconds: float = Field(default=0.0, ge=0)
@@ -64,6 +69,13 @@ class TrialRecord(BaseModel):
     failure_analysis: str = ""
     next_hypothesis: str = ""
     artifacts: dict[str, str] = Field(default_factory=dict)  # paths relative to the run folder
+
+    @model_validator(mode="after")
+    def _family_obs_mode(self) -> "TrialRecord":
+        modes = get_family(self.family).obs_modes
+        if self.obs_mode not in modes:
+            raise ValueError(f"obs_mode {self.obs_mode!r} is not one of the {self.family} family's: {', '.join(modes)}")
+        return self
 
 
 class LedgerDamage(BaseModel):
@@ -156,6 +168,7 @@ class Ledger:
                         dict(
                             run_id=fields["run_id"],
                             game=fields["game"],
+                            family=fields.get("family", "atari"),
                             protocol=fields["protocol"],
                             obs_mode=fields["obs_mode"],
                             role="ledger",

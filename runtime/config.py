@@ -8,6 +8,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from envs.registry import family_of, resolve_env
+from record.workspace import DEFAULT_RUNS_DIR
+
 
 # field -> (environment variable, default); None: derived (from the protocol) or unset.
 KNOBS: dict[str, tuple[str, int | None]] = {
@@ -37,11 +40,11 @@ def _knob(name: str) -> int | None:
 class RunConfig(BaseModel):
     model_config = ConfigDict(validate_default=True)  # HL_* knobs are checked like CLI values
 
-    game: str
-    obs_mode: str = "ram"
-    protocol: str = "hl"
+    game: str  # the env's display name ("Pong"); any name envs.resolve_env knows
+    obs_mode: str | None = None  # default: the family's (Atari: ram)
+    protocol: str | None = None  # default: the family's (Atari: hl)
     budget: int = Field(default=1_000_000, ge=1)  # env steps
-    runs_dir: Path = Path("runs")
+    runs_dir: Path = DEFAULT_RUNS_DIR
     seed: int = 0
     target_score: float | None = None  # stop when the best reaches it (default: game maximum if known)
     memory_url: str | None = None  # Chroma server; default: persistent store in runs_dir/memory
@@ -51,10 +54,10 @@ class RunConfig(BaseModel):
     max_cost_usd: float | None = Field(default=None, ge=0)
 
     # Evaluation and search knobs (HL_* environment variables, see KNOBS).
-    # Under hl every seed plays the same game, so one dev episode says it all; under ale-v5
-    # (sticky actions) one episode is noisy: default 3 there.
+    # Episodes per dev evaluation and in the final holdout report: the family's defaults for
+    # the protocol (Atari: 1 and 3 under hl, where every seed plays the same game; 3 and 10
+    # under ale-v5, where sticky actions make seeds differ).
     dev_episodes: int | None = Field(default_factory=lambda: _knob("dev_episodes"), ge=1)
-    # The final holdout report: 10 episodes under ale-v5, where seeds differ (3 under hl).
     holdout_episodes: int | None = Field(default_factory=lambda: _knob("holdout_episodes"), ge=1)
     tune_trials: int = Field(default_factory=lambda: _knob("tune_trials"), ge=0)
     plateau_patience: int = Field(default_factory=lambda: _knob("plateau_patience"), ge=1)
@@ -76,13 +79,33 @@ class RunConfig(BaseModel):
         return out
 
     def protocol_default(self, name: str) -> int:
-        if name == "dev_episodes":
-            return 1 if self.protocol == "hl" else 3
-        return 3 if self.protocol == "hl" else 10
+        family = family_of(resolve_env(self.game))
+        return family.default_episodes(self.protocol, "dev" if name == "dev_episodes" else "holdout")
 
     @model_validator(mode="after")
-    def _protocol_defaults(self) -> "RunConfig":
+    def _family_defaults(self) -> "RunConfig":
+        family = family_of(resolve_env(self.game))
+        self.obs_mode = self.obs_mode or family.default_obs_mode
+        if self.obs_mode not in family.obs_modes:
+            raise ValueError(f"obs mode {self.obs_mode!r} is not one of {family.name}'s: {', '.join(family.obs_modes)}")
+        self.protocol = family.get_protocol(self.protocol).name
         for name in ("dev_episodes", "holdout_episodes"):
             if not getattr(self, name):
                 setattr(self, name, self.protocol_default(name))
         return self
+
+
+def write_config(run_dir: Path, cfg: RunConfig) -> None:
+    """config.json, replaced atomically (a resume may raise the cost ceiling)."""
+    tmp = run_dir / "config.json.tmp"
+    tmp.write_text(cfg.model_dump_json(indent=2))
+    tmp.replace(run_dir / "config.json")
+
+
+def first_error(err: ValueError) -> str:
+    """One line for a bad setting (pydantic's first error, or the message)."""
+    errors = getattr(err, "errors", None)
+    if errors:
+        first = errors()[0]
+        return f"bad setting {'.'.join(map(str, first['loc']))}: {first['msg']}"
+    return str(err).splitlines()[0]

@@ -1,28 +1,41 @@
-"""What nodes use but the checkpoint does not hold: the run folder, the step meter, the
-ledger, memory, the tracer and the live display. Rebuilt from disk on --resume."""
+"""What nodes and roles use but the checkpoint does not hold: the run folder, the step meter,
+the ledger, memory, the tracer, the live display and the model session. Rebuilt from disk
+on --resume (graph/run.py and graph/studio.py build it the same way)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from envs.atari.games import GameSpec
-from runtime.config import RunConfig
-from record.tracing import Tracer
+from envs.base import EnvFamily, EnvProtocol, EnvSpec
+from envs.registry import family_of
 from record.ledger import Ledger
 from record.meter import StepMeter
+from record.tracing import Tracer
 from record.workspace import HeuristicSystem
+from runtime.config import RunConfig
 
 
 @dataclass
 class RunContext:
     config: RunConfig
-    game: GameSpec
+    game: EnvSpec
     run_dir: Path
     meter: StepMeter
-    memory: object | None = None  # memory.Memory; None when the store is unavailable
-    display: object | None = None  # graph.run.LiveDisplay, or None when quiet
-    extras: dict = field(default_factory=dict)
+    memory: Any | None = None  # memory.Memory (wrapped in ResilientMemory); None when unavailable
+    display: Any | None = None  # graph.display.LiveDisplay, or None when quiet
+    llm: Any | None = None  # agents.llm.session.LLMSession when a role has an LLM brain
+    ceiling_raised: bool = False  # --resume raised --max-cost-usd: a run paused at the ceiling may go on
+
+    @property
+    def family(self) -> EnvFamily:
+        return family_of(self.game)
+
+    @property
+    def protocol(self) -> EnvProtocol:
+        """The run's protocol with its settings (the config holds its name)."""
+        return self.family.get_protocol(self.config.protocol)
 
     @property
     def ledger(self) -> Ledger:

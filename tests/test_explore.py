@@ -146,7 +146,7 @@ def test_found_trajectory_replays_exactly_in_envpool_under_hl(hl_search, tmp_pat
         "    def act(self, obs): return ROUTE[obs.step][4] if obs.step < len(ROUTE) else 0\n"
     )
     (tmp_path / "route.py").write_text(route_controller.write_route_module(result, FACTS))
-    episodes = run_episodes(tmp_path / "replay.py", MONTEZUMA.task_id, PROTOCOLS["hl"].with_frame_cap(len(result.actions) + 2),
+    episodes = run_episodes(tmp_path / "replay.py", MONTEZUMA, PROTOCOLS["hl"].with_frame_cap(len(result.actions) + 2),
                             "ram", [7], trace_dir=tmp_path / "trace")  # fmt: skip
     sys.path.remove(str(tmp_path))
     trace = np.load(tmp_path / "trace" / "7.npz")
@@ -235,7 +235,7 @@ def test_route_policy_is_closed_loop(hl_search, tmp_path):
         path = policy.parent / f"{mode}.py"
         path.write_text(f"MODE = {mode!r}\n" + wrapper)
         proto = PROTOCOLS["hl"].with_frame_cap(3 * len(result.actions) + 400)
-        run_episodes(path, MONTEZUMA.task_id, proto, "ram", [0], trace_dir=tmp_path / mode)
+        run_episodes(path, MONTEZUMA, proto, "ram", [0], trace_dir=tmp_path / mode)
         approach[mode] = _closest_approach(np.load(tmp_path / mode / "0.npz")["ram"], end)
     sys.path.remove(str(policy.parent))
     # Within half a search cell of the route's end (a mid-air point: jump timing may differ),

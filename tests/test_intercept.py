@@ -14,7 +14,7 @@ import pytest
 
 from agents.controllers import default_params
 from agents.controllers.atari import intercept
-from agents.roles.detector_writer import facts_from_probe
+from agents.controllers.atari.facts import facts_from_probe
 from probe.atari import MovementLabels, ObjectInfo, ProbeReport
 
 

@@ -9,7 +9,7 @@ from conftest import policy
 from envs.atari.games import resolve_game
 from envs.atari.protocols import MAX_EPISODE_FRAMES, PROTOCOLS, UnknownProtocolError, get_protocol
 from evaluation.evaluate import evaluate
-from evaluation.rollout import make_env
+from envs.atari import make_env
 
 
 def _config(protocol):

@@ -30,7 +30,7 @@ def test_a_new_role_runs_in_a_custom_layout(tmp_path):
     @register("greeter")
     def greeter(state, ctx):
         """Write a greeting into the run folder."""
-        (ctx.run_dir / "hello.txt").write_text(f"hello {state['game']}")
+        (ctx.run_dir / "hello.txt").write_text(f"hello {ctx.game.name}")
         return {"stop_reason": "greeted", "trace_summary": "said hello"}
 
     try:
@@ -39,7 +39,7 @@ def test_a_new_role_runs_in_a_custom_layout(tmp_path):
         ctx = RunContext(RunConfig(game="Pong", runs_dir=tmp_path), resolve_game("pong"), tmp_path, StepMeter(10))
         layout = {"start": "greeter", "edges": [("greeter", "decide")], "routes": {"end": END}}
         graph = build_graph(ctx, layout=layout)
-        final = graph.invoke({"run_id": "t", "game": "Pong", "iteration": 0, "history": [], "usage": {}})
+        final = graph.invoke({"run_id": "t", "iteration": 0, "history": [], "usage": {}})
         assert (tmp_path / "hello.txt").read_text() == "hello Pong"
         assert final["stop_reason"] == "greeted" and final["route"] == "end"
         entries, damage = read_trace(tmp_path / "trace.jsonl")

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from agents.controllers import default_params, get_controller
-from agents.roles.detector_writer import facts_from_probe, readings_of
+from agents.controllers.atari.facts import facts_from_probe
+from agents.controllers.atari.pins import readings_of
 from tests.conftest import policy
 from probe.atari import ProbeReport
 
@@ -94,7 +95,7 @@ def test_vision_detectors_read_the_formation_and_their_readings_are_json(tmp_pat
     from envs.atari.games import resolve_game
     from envs.atari.observation import Observation
     from envs.atari.protocols import get_protocol
-    from evaluation.rollout import make_env
+    from envs.atari import make_env
 
     facts = facts_of("spaceinvaders", "vision")
     hs = _write_hs(tmp_path / "hs", facts, "vision").parent

@@ -4,6 +4,7 @@ unexpected internal error is one line too (HL_DEBUG=1 shows its traceback)."""
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from typing import Callable
@@ -31,3 +32,50 @@ def run_command(body: Callable[[], int], usage_errors: tuple[type[BaseException]
             raise
         sys.stderr.write(f"error: internal error: {type(err).__name__}: {err} (HL_DEBUG=1 for the traceback)\n")
         return 1
+
+
+# -- argument types shared by the commands (argparse calls them; a bad value is one line) ------
+
+
+def positive_int(text: str) -> int:
+    """A whole number >= 1; "1e6" is accepted."""
+    try:
+        value = int(float(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1 or value != float(text):
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """A finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0 or not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def env_steps(text: str) -> int:
+    """A budget of env steps: a positive whole number, written like 1e6."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of env steps like 1e6, got {text!r}") from None
+    if not value >= 1 or value != int(value) or value > 1e12:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number of env steps, got {text!r}")
+    return int(value)
+
+
+def usd(text: str) -> float:
+    """An amount of US dollars >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected US dollars like 2.50, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative amount, got {text!r}")
+    return value

@@ -12,74 +12,60 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import secrets
 import shutil
 import sys
 import time
 from pathlib import Path
 
-from envs.atari.games import GameSpec, UnknownGameError, atari57, resolve_game
-from envs.atari.observation import OBS_MODES
-from envs.atari.protocols import PROTOCOLS, UnknownProtocolError
+from envs.base import EnvSpec, UnknownEnvError, UnknownProtocolError
+from envs.registry import families, family_of, obs_mode_names, protocol_names, resolve_env
 from envs.seeds import SPLIT_BASES, SeedSplitError, split_seeds
 from evaluation.evaluate import evaluate
 from evaluation.sandbox import SandboxLimits
 from record.ledger import TrialRecord
 from record.meter import BudgetExhausted, StepMeter
 from record.workspace import DEFAULT_RUNS_DIR, RunFolderError, create_run_dir
-from tools.cli import OneLineParser, run_command
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(float(text))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1 or value != float(text):
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0 or not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
+from tools.cli import OneLineParser, positive_float, positive_int, run_command
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = OneLineParser(prog="python -m tools.evaluate", description="Evaluate a policy file on an Atari game.")
+    p = OneLineParser(prog="python -m tools.evaluate", description="Evaluate a policy file on a game.")
     p.add_argument("--game", help="game name as you would type it: pong, montezuma, space-invaders, Breakout-v5")
     p.add_argument("--policy", help="path to a policy file defining class Policy")
-    p.add_argument("--obs", choices=OBS_MODES, default="ram", help="ram: RAM and RGB; vision: RGB only")
-    p.add_argument("--episodes", type=_positive_int, default=3)
+    p.add_argument("--obs", choices=obs_mode_names(), default=None, help="Atari: ram (RAM and RGB, the default) or vision (RGB only)")
+    p.add_argument("--episodes", type=positive_int, default=3)
     p.add_argument("--split", choices=list(SPLIT_BASES), default="dev")
-    p.add_argument("--protocol", choices=list(PROTOCOLS), default="hl")
-    p.add_argument("--max-frames", type=_positive_int, help="cap each episode at N emulator frames")
-    p.add_argument("--budget", type=_positive_int, help="stop after N env steps in total")
-    p.add_argument("--workers", type=_positive_int, help="worker processes (default: min(2, episodes))")
+    p.add_argument("--protocol", choices=protocol_names(), default=None, help="the family's default (Atari: hl) or another preset")
+    p.add_argument("--max-frames", type=positive_int, help="cap each episode at N emulator frames")
+    p.add_argument("--budget", type=positive_int, help="stop after N env steps in total")
+    p.add_argument("--workers", type=positive_int, help="worker processes (default: min(2, episodes))")
     p.add_argument("--video", nargs="?", const=True, type=Path, metavar="PATH",
                    help="record the first episode as an H.264 mp4 in the run folder's videos/ (and copy it to PATH)")
     p.add_argument("--runs-dir", type=Path, default=DEFAULT_RUNS_DIR)
-    p.add_argument("--stall-timeout", type=_positive_float, default=120.0, help="seconds without progress = hung")
+    p.add_argument("--stall-timeout", type=positive_float, default=120.0, help="seconds without progress = hung")
     p.add_argument("--json", action="store_true", help="print a JSON summary as the last line of stdout")
-    p.add_argument("--list", action="store_true", help="list the Atari57 games with their action meanings")
+    p.add_argument("--list", action="store_true", help="list the games (Atari57) with their action meanings")
     return p
 
 
 def print_game_list(console) -> None:
     from rich.table import Table
 
-    table = Table(title="Atari57 (any other ALE game EnvPool ships resolves too, without HNS)")
-    for col in ("game", "task id", "random", "human", "actions"):
-        table.add_column(col)
-    for spec in sorted(atari57().values(), key=lambda s: s.name):
-        table.add_row(spec.name, spec.task_id, f"{spec.random_score:g}", f"{spec.human_score:g}",
-                      " ".join(f"{i}:{a}" for i, a in enumerate(spec.action_meanings())))  # fmt: skip
-    console.print(table)
+    for family in families():
+        title = "Atari57 (any other ALE game EnvPool ships resolves too, without HNS)" if family.name == "atari" else family.name
+        table = Table(title=title)
+        for col in ("game", "task id", "random", "human", "actions"):
+            table.add_column(col)
+        for spec in family.specs():
+            meanings = family.action_meanings(spec)
+            actions = " ".join(f"{i}:{a}" for i, a in enumerate(meanings)) if meanings else str(family.action_space(spec))
+            table.add_row(spec.name, spec.task_id, _num(spec.random_score), _num(spec.human_score), actions)
+        console.print(table)
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:g}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -103,7 +89,12 @@ def _main(argv: list[str] | None = None) -> int:
     if not args.game or not args.policy:
         return fail("--game and --policy are required (or --list)")
     try:
-        spec = resolve_game(args.game)
+        spec = resolve_env(args.game)
+        family = family_of(spec)
+        args.obs = args.obs or family.default_obs_mode
+        args.protocol = family.get_protocol(args.protocol).name
+        if args.obs not in family.obs_modes:
+            return fail(f"unknown obs mode {args.obs!r} for {family.name}; choose one of: {', '.join(family.obs_modes)}")
         if isinstance(args.video, Path) and args.video.exists():
             return fail(f"{args.video} already exists; not overwriting it")
         policy = Path(args.policy)
@@ -111,7 +102,7 @@ def _main(argv: list[str] | None = None) -> int:
             return fail(f"policy file not found: {policy}")
         seeds = split_seeds(args.split, args.episodes)
         run_dir = create_run_dir(args.runs_dir, spec.slug, args.obs, run_id=f"eval-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}")
-    except (UnknownGameError, SeedSplitError, RunFolderError, UnknownProtocolError) as e:
+    except (UnknownEnvError, SeedSplitError, RunFolderError, UnknownProtocolError) as e:
         return fail(str(e))
 
     meter = StepMeter(budget=args.budget)
@@ -171,14 +162,14 @@ def _run_with_progress(args, spec, policy, run_dir, seeds, meter, err) -> TrialR
             return None
 
 
-def _print_results(out, record: TrialRecord, run_dir: Path, spec: GameSpec, video: str | None) -> None:
+def _print_results(out, record: TrialRecord, run_dir: Path, spec: EnvSpec, video: str | None) -> None:
     from rich.table import Table
 
     table = Table(title=f"{spec.name} · {record.obs_mode} · {record.protocol} · {record.split} seeds")
     for col in ("seed", "score", "length (steps)", "lives lost", "wall s", "end"):
         table.add_column(col, justify="right")
     complete = iter(record.scores)
-    rows = zip(record.seeds, record.lengths, record.lives_lost, record.episode_seconds, record.truncated)
+    rows = zip(record.seeds, record.lengths, record.failures, record.episode_seconds, record.truncated)
     for seed, length, lost, seconds, trunc in rows:
         score = "-" if trunc == "budget" else f"{next(complete):g}"
         table.add_row(str(seed), score, f"{length:,}", str(lost), f"{seconds:.1f}", trunc or "game over")

@@ -18,6 +18,17 @@ Every controller is a module with the same interface:
     order_failures(kinds, findings, hs_dir) -> kinds     optional: reorder the critic's
                                                          failure kinds (most telling first)
 
+and owns its detectors (the detector-writer calls these):
+
+    facts_from_probe(report, obs_mode, base, protocol name) -> dict   its keys of the facts
+    write_detectors(facts, obs_mode) -> str              the source of detectors.py
+    DETECTOR_TEST: str                                   hs/tests/test_detectors.py
+    fixture_actions(facts) -> [action]                   what the pinning rollout plays
+    pin_detectors(detectors, observations, facts) -> (arrays, files)   what the pins hold
+
+Controllers live in one folder per environment family (atari/); adding one is its module
+plus one line in CONTROLLER_MODULES.
+
 A change is {"params": {name: delta | ("scale", f) | ("set", v)}, "features": {"+f", "-f"}}
 and may carry "search": env steps, for controllers whose policy is built on a search.
 """

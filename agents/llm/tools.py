@@ -18,6 +18,7 @@ from typing import Literal
 from langchain_core.tools import StructuredTool
 
 from runtime.context import RunContext
+from runtime.steps import trial_row
 
 
 class ToolRefused(ValueError):
@@ -103,13 +104,13 @@ class Toolbox:
         episode lengths and the failures found in the traces. Only dev seeds: holdout and
         audit seeds are for the harness's final report, never for tuning."""
         from envs.seeds import split_seeds
-        from graph.nodes import run_evaluation
+        from runtime.steps import evaluate_candidate
 
         if split != "dev":
             raise ToolRefused(f"{split} seeds are not for tuning: evaluate_policy only uses dev seeds")
         if not 1 <= episodes <= 10:
             raise ToolRefused("episodes must be between 1 and 10")
-        result = run_evaluation(self.ctx, self.ctx.hs.path / "policy.py", role=self.role,
+        result = evaluate_candidate(self.ctx, self.ctx.hs.path / "policy.py", role=self.role,
                                 change_summary=f"{self.role}: checking its change", seeds=split_seeds("dev", episodes))  # fmt: skip
         if result is None:
             raise ToolRefused("the env-step budget is spent")
@@ -122,7 +123,7 @@ class Toolbox:
     def _findings(self, evaluation: dict) -> list[dict]:
         from tools.diagnose import analyse_episode
 
-        row = next(r for r in reversed(self.ctx.ledger.records()) if r.trial == evaluation["trial"])
+        row = trial_row(self.ctx, evaluation["trial"])
         trace_dir = self.ctx.run_dir / (evaluation.get("traces") or "")
         out = []
         for seed, trunc in zip(row.seeds, row.truncated):
@@ -146,7 +147,7 @@ class Toolbox:
     def _trial_row(self, trial: int | None):
         """(trial, its ledger row); the last evaluation's when trial is None."""
         trial = trial if trial is not None else (self.state.get("evaluation") or {}).get("trial")
-        row = next((r for r in self.ctx.ledger.records() if r.trial == trial), None)
+        row = trial_row(self.ctx, trial)
         if row is None:
             raise ToolRefused(f"no trial {trial}")
         return trial, row
@@ -217,7 +218,7 @@ class Toolbox:
         """Search the named constants of policy.py's `P = {...}` dict with Optuna on dev seeds
         (each trial is a counted evaluation). `ranges` gives [low, high] per name. The best
         values found are written into policy.py."""
-        from graph.nodes import run_evaluation
+        from runtime.steps import evaluate_candidate
         from record.meter import BudgetExhausted
         from tools.tune import tune
 
@@ -240,7 +241,7 @@ class Toolbox:
 
         def score(params: dict) -> float | None:
             (folder / "policy.py").write_text(_write_params(source, params))
-            result = run_evaluation(self.ctx, folder / "policy.py", role=self.role, kind="tuning", change_summary=f"tuning {params}")
+            result = evaluate_candidate(self.ctx, folder / "policy.py", role=self.role, kind="tuning", change_summary=f"tuning {params}")
             if result is None:
                 raise BudgetExhausted("budget spent during tuning")
             return result["score_mean"] if result["status"] == "ok" else None

@@ -1,19 +1,33 @@
 """notes-keeper: after each accepted change, write down in hs/NOTES.md what changed, why,
 and the score it reached, so the heuristic system carries its own history in words.
 
-This is the worked example of docs/adding-a-role.md: one module, one registry line, one
-prompt file, one place in graph/build.py's LAYOUT.
+This is the worked example of docs/adding-a-role.md: one module (its builtin brain, its
+LLM report and how that report becomes a state update), one registry line, one prompt
+file, one place in graph/build.py's LAYOUT.
 """
 
 from __future__ import annotations
 
+from pydantic import BaseModel
+
 from agents.registry import register
 from runtime.context import RunContext
-from graph.state import HLState
+from runtime.state import HLState, NodeUpdate
 
 
-@register("notes_keeper", tools=["read_file", "write_file"])
-def notes_keeper(state: HLState, ctx: RunContext) -> dict:
+class NotesReport(BaseModel):
+    entry: str  # the entry written into hs/NOTES.md
+
+
+def finish_report(report: NotesReport, state: dict, ctx: RunContext) -> NodeUpdate:
+    """The model edited NOTES.md with its file tools: commit it."""
+    best = dict(state["best"])
+    best["commit"] = ctx.hs.commit(f"Notes: {report.entry.splitlines()[0][:80] if report.entry else 'updated'}")
+    return {"best": best, "trace_summary": "notes updated"}
+
+
+@register("notes_keeper", tools=["read_file", "write_file"], report=NotesReport, finish=finish_report)
+def notes_keeper(state: HLState, ctx: RunContext) -> NodeUpdate:
     """Append the accepted change, its evidence and its score to hs/NOTES.md."""
     best = state["best"]
     last = state["history"][-1]

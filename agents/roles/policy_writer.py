@@ -6,21 +6,27 @@ exploration games) and write it with default parameters. A route controller firs
 route: a counted cell-archive search in the emulator (tools/explore.py) finds one.
 Later visits: apply the critic's direction to the accepted version (a parameter or feature
 change, or a further search); when the critic has no untried direction, tune the named
-parameters with Optuna on dev seeds.
+parameters with Optuna on dev seeds. Every env step goes through runtime.steps.
+
+LLM brain: the model edits policy.py with the file tools (evaluating and tuning through
+its tools) and ends with a PolicyReport naming its change.
 """
 
 from __future__ import annotations
 
 import shutil
 
+from pydantic import BaseModel, Field
+
 from agents.controllers import CONTROLLER_MODULES, apply_change, default_params, get_controller
-from agents.registry import register
-from runtime.context import RunContext
-from graph.nodes import run_evaluation
-from graph.state import HLState
+from agents.registry import BrainFailed, register
+from memory.store import best_policy_key
 from record.meter import BudgetExhausted
-from tools.tune import tune
 from record.workspace import policy_hash
+from runtime import steps
+from runtime.context import RunContext
+from runtime.state import HLState, NodeUpdate
+from tools.tune import tune
 
 
 def write_candidate(ctx: RunContext, facts: dict, params: dict, features: set[str], direction: str, source: str,
@@ -35,41 +41,32 @@ def write_candidate(ctx: RunContext, facts: dict, params: dict, features: set[st
 def search_route(ctx: RunContext, facts: dict, extra_steps: int, reason: str) -> dict:
     """Run (or continue) the cell-archive search and write its best route to hs/route.py."""
     from agents.controllers.atari.route import write_route_module
-    from tools.explore import search_route as run_search
     from record.workspace import unique_path
+    from tools.explore import search_route as run_search
 
     folder = ctx.run_dir / "search"
     folder.mkdir(exist_ok=True)
     # This call's step counter, named by its ledger row: a search killed before the row was
     # written is counted on resume (evaluation.evaluate.reconcile_interrupted).
     calls = unique_path(folder / "call")
-    before_steps, before_frames = ctx.meter.used_steps, ctx.meter.used_frames
     ctx.say(f"searching for a route ({extra_steps:,} env steps at most): {reason}")
-    result = run_search(
-        ctx.game, _protocol(ctx), ctx.meter, facts, max_steps=extra_steps, seed=ctx.config.seed,
-        archive_path=folder / "archive", progress=getattr(ctx.display, "search", None),
-        counter_path=calls / "steps-0.counter",
-    )  # fmt: skip
-    ctx.hs.write({"route.py": write_route_module(result, facts)})
-    steps, frames = ctx.meter.used_steps - before_steps, ctx.meter.used_frames - before_frames
     summary = unique_path(folder / "route.json")
-    summary.write_text(result.model_dump_json(indent=1) if hasattr(result, "model_dump_json") else str(result))
-    ctx.ledger.append(
-        run_id=ctx.run_dir.name, game=ctx.game.name, role="policy_writer", kind="search", status="ok",
-        protocol=ctx.config.protocol, obs_mode=ctx.config.obs_mode, env_steps=steps, frames=frames,
+    with steps.metered(ctx, "policy_writer", "search") as work:
         # The search's own emulator: this protocol's frame skip and reset, but no sticky actions.
-        protocol_settings={**_protocol(ctx).model_dump(), "repeat_action_probability": 0.0,
-                           "engine": "ale-py cloneState/restoreState (deterministic)"},
-        scores=[float(result.score)], change_summary=f"cell-archive search in a deterministic emulator (ale-py "
-        f"clone/restore, no sticky actions, every step counted): {reason}", artifacts={"search": str(summary.relative_to(ctx.run_dir)), "counter": str(calls.relative_to(ctx.run_dir))},
-    )  # fmt: skip
-    return {"search_score": float(result.score), "search_steps": steps}
-
-
-def _protocol(ctx: RunContext):
-    from envs.atari.protocols import get_protocol
-
-    return get_protocol(ctx.config.protocol)
+        work.protocol_settings = {**ctx.protocol.model_dump(), "repeat_action_probability": 0.0,
+                                  "engine": "ale-py cloneState/restoreState (deterministic)"}  # fmt: skip
+        work.change_summary = (f"cell-archive search in a deterministic emulator (ale-py clone/restore, no sticky "
+                               f"actions, every step counted): {reason}")  # fmt: skip
+        work.artifacts = {"search": str(summary.relative_to(ctx.run_dir)), "counter": str(calls.relative_to(ctx.run_dir))}
+        result = run_search(
+            ctx.game, ctx.protocol, work.meter, facts, max_steps=extra_steps, seed=ctx.config.seed,
+            archive_path=folder / "archive", progress=getattr(ctx.display, "search", None),
+            counter_path=calls / "steps-0.counter",
+        )  # fmt: skip
+        ctx.hs.write({"route.py": write_route_module(result, facts)})
+        summary.write_text(result.model_dump_json(indent=1) if hasattr(result, "model_dump_json") else str(result))
+        work.scores = [float(result.score)]
+    return {"search_score": float(result.score), "search_steps": work.meter.used_steps}
 
 
 def tune_parameters(ctx: RunContext, facts: dict, controller_name: str, params: dict, features: set[str],
@@ -88,8 +85,8 @@ def tune_parameters(ctx: RunContext, facts: dict, controller_name: str, params: 
         for sibling in ("detectors.py", "route.py"):  # the modules policy.py imports
             if (ctx.hs.path / sibling).exists():
                 shutil.copyfile(ctx.hs.path / sibling, variant / sibling)
-        result = run_evaluation(ctx, variant / "policy.py", role="policy_writer", kind="tuning",
-                                change_summary=f"tuning {candidate}")  # fmt: skip
+        result = steps.evaluate_candidate(ctx, variant / "policy.py", role="policy_writer", kind="tuning",
+                                          change_summary=f"tuning {candidate}")  # fmt: skip
         if result is None:
             raise BudgetExhausted("budget spent during tuning")
         return result["score_mean"] if result["status"] == "ok" else None
@@ -101,8 +98,6 @@ def tune_parameters(ctx: RunContext, facts: dict, controller_name: str, params: 
 def first_candidate(ctx: RunContext, facts: dict, state: HLState) -> dict:
     name = facts["controller"]
     controller = get_controller(name)
-    from graph.nodes import best_policy_key
-
     known = ctx.memory.facts(ctx.game.name, ctx.config.obs_mode) if ctx.memory else {}
     remembered = known.get(best_policy_key(ctx.config.protocol))
     # A policy remembered from a run under another protocol (frame skip, sticky actions) is not
@@ -122,8 +117,32 @@ def first_candidate(ctx: RunContext, facts: dict, state: HLState) -> dict:
                            f"{name} controller with default parameters", "initial")  # fmt: skip
 
 
-@register("policy_writer", tools=["list_files", "read_file", "write_file", "patch_file", "probe_report", "evaluate_policy", "tune_parameters", "query_memory"])
-def policy_writer(state: HLState, ctx: RunContext) -> dict:
+# -- LLM brain ---------------------------------------------------------------------------------
+
+
+class PolicyReport(BaseModel):
+    """The change made to policy.py."""
+
+    direction: str = Field(description="one line: what changed (this names the change in memory and git)")
+    rationale: str = Field(description="why this change should raise the score")
+    params: dict[str, float] = Field(default_factory=dict, description="the named parameters of P, as written")
+
+
+def finish_report(report: PolicyReport, state: dict, ctx: RunContext) -> NodeUpdate:
+    path = ctx.hs.path / "policy.py"
+    if not path.exists():
+        raise BrainFailed("the model wrote no policy.py")
+    candidate = dict(policy_hash=policy_hash(path), controller="llm", params=dict(report.params), features=[],
+                     direction=report.direction.strip() or "LLM revision", source="llm", rationale=report.rationale)  # fmt: skip
+    return {"candidate": candidate}
+
+
+# -- builtin brain -------------------------------------------------------------------------------
+
+
+@register("policy_writer", tools=["list_files", "read_file", "write_file", "patch_file", "probe_report", "evaluate_policy", "tune_parameters", "query_memory"],
+          report=PolicyReport, finish=finish_report)  # fmt: skip
+def policy_writer(state: HLState, ctx: RunContext) -> NodeUpdate:
     """Write the first policy, apply the critic's direction, or tune parameters."""
     facts = state["detectors"]
     best = state.get("best")

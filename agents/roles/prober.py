@@ -1,17 +1,22 @@
 """prober: learn the action semantics, the player and moving objects, and the RAM bytes that
-track them, by controlled rollouts (tools/probe.py). Every probe step is charged to the
-meter and gets a ledger row. A game probed by an earlier run is read from memory instead
-(no steps)."""
+track them, by controlled rollouts (probe/atari). The probe's steps go through
+runtime.steps (charged to the meter, one ledger row). A game probed by an earlier run is
+read from memory instead (no steps).
+
+LLM brain: the model calls run_probe / probe_report and ends with a ProberReport.
+"""
 
 from __future__ import annotations
 
 import json
 
-from agents.registry import register
-from runtime.context import RunContext
-from graph.state import HLState
-from record.meter import StepMeter
+from pydantic import BaseModel, Field
+
+from agents.registry import BrainFailed, register
 from probe.atari import ProbeReport, probe_game
+from runtime import steps
+from runtime.context import RunContext
+from runtime.state import HLState, NodeUpdate
 
 
 def _set_aside_interrupted_probe(ctx: RunContext, out) -> None:
@@ -21,50 +26,65 @@ def _set_aside_interrupted_probe(ctx: RunContext, out) -> None:
 
     kept = unique_path(out.with_name("probe-interrupted"))
     out.rename(kept)
-    steps = min(ctx.config.probe_budget, ctx.meter.remaining if ctx.meter.remaining is not None else ctx.config.probe_budget)
-    ctx.meter.charge(steps, steps, "probe")
-    ctx.ledger.append(
-        run_id=ctx.run_dir.name, game=ctx.game.name, role="prober", kind="invalid", status="invalid",
-        protocol=ctx.config.protocol, obs_mode=ctx.config.obs_mode, env_steps=steps, frames=steps,
-        failure_kind="interrupted",
-        failure=f"the probe was killed before its report; charged its whole allowance ({steps} steps) as an upper bound",
-        artifacts={"probe": str(kept.relative_to(ctx.run_dir))},
+    allowance = ctx.meter.remaining if ctx.meter.remaining is not None else ctx.config.probe_budget
+    charged = min(ctx.config.probe_budget, allowance)
+    steps.record_interrupted(
+        ctx, "prober", charged, frames=charged, artifacts={"probe": str(kept.relative_to(ctx.run_dir))},
+        failure=f"the probe was killed before its report; charged its whole allowance ({charged} steps) as an upper bound",
     )  # fmt: skip
 
 
-@register("prober", tools=["run_probe", "probe_report", "query_memory", "add_memory"])
-def prober(state: HLState, ctx: RunContext) -> dict:
+def _recall(ctx: RunContext, out, remembered) -> NodeUpdate:
+    """Write the remembered probe report into this run's probe/ (no env steps)."""
+    out.mkdir(exist_ok=True)
+    report = ProbeReport.model_validate(remembered.value)
+    (out / "probe.json").write_text(report.model_dump_json(indent=2))
+    (out / "probe.md").write_text(f"# Probe of {ctx.game.name}\n\nRecalled from memory (run {remembered.run_id}); no env steps taken.\n")
+    ctx.say(f"probe recalled from memory (run {remembered.run_id})")
+    return {"probe": {"path": "probe/probe.json", "source": f"memory:{remembered.run_id}"},
+            "trace_summary": f"recalled from memory (run {remembered.run_id})"}  # fmt: skip
+
+
+# -- LLM brain ---------------------------------------------------------------------------------
+
+
+class ProberReport(BaseModel):
+    """What the probe established, in a few sentences."""
+
+    summary: str = Field(description="player, axes, objects, RAM bytes found; what is uncertain")
+
+
+def finish_report(report: ProberReport, state: dict, ctx: RunContext) -> NodeUpdate:
+    if not (ctx.run_dir / "probe" / "probe.json").exists():
+        raise BrainFailed("the model did not run the probe")
+    source = (state.get("probe") or {}).get("source", "probe")
+    return {"probe": {"path": "probe/probe.json", "source": f"{source} (llm)"}, "trace_summary": report.summary[:200]}
+
+
+# -- builtin brain -------------------------------------------------------------------------------
+
+
+@register("prober", tools=["run_probe", "probe_report", "query_memory", "add_memory"], report=ProberReport,
+          finish=finish_report)  # fmt: skip
+def prober(state: HLState, ctx: RunContext) -> NodeUpdate:
     """Probe the game (or recall an earlier probe from memory) and write probe/."""
     out = ctx.run_dir / "probe"
     report_path = out / "probe.json"
     if report_path.exists():  # resumed after the probe finished: reuse it
-        report = ProbeReport.model_validate_json(report_path.read_text())
         return {"probe": {"path": str(report_path.relative_to(ctx.run_dir)), "source": "resume"}}
 
     if out.exists():
         _set_aside_interrupted_probe(ctx, out)
     remembered = ctx.memory.facts(ctx.game.name, ctx.config.obs_mode).get("probe_report") if ctx.memory else None
     if remembered is not None:
-        out.mkdir(exist_ok=True)
-        report = ProbeReport.model_validate(remembered.value)
-        report_path.write_text(report.model_dump_json(indent=2))
-        (out / "probe.md").write_text(f"# Probe of {ctx.game.name}\n\nRecalled from memory (run {remembered.run_id}); no env steps taken.\n")
-        ctx.say(f"probe recalled from memory (run {remembered.run_id})")
-        return {"probe": {"path": str(report_path.relative_to(ctx.run_dir)), "source": f"memory:{remembered.run_id}"},
-                "trace_summary": f"recalled from memory (run {remembered.run_id})"}  # fmt: skip
+        return _recall(ctx, out, remembered)
 
-    # The probe gets its own slice of the budget, charged to the run's meter afterwards.
-    allowance = ctx.meter.allowance(ctx.config.probe_budget)
-    probe_meter = StepMeter(budget=allowance)
-    report = probe_game(ctx.game, out, probe_meter, obs_mode=ctx.config.obs_mode, seed=ctx.config.seed)
-    ctx.meter.charge(probe_meter.used_steps, probe_meter.used_frames, "probe")
-    ctx.ledger.append(
-        run_id=ctx.run_dir.name, game=ctx.game.name, role="prober", kind="probe", status="ok",
-        protocol=report.protocol, obs_mode=ctx.config.obs_mode, env_steps=probe_meter.used_steps,
-        frames=probe_meter.used_frames, wall_seconds=round(report.wall_seconds, 3),
-        change_summary="probe: action semantics, objects, RAM bytes",
-        artifacts={"probe": str(report_path.relative_to(ctx.run_dir))},
-    )  # fmt: skip
+    # The probe gets its own slice of the budget; runtime.steps charges it and writes its row.
+    with steps.metered(ctx, "prober", "probe", ctx.config.probe_budget,
+                       "probe: action semantics, objects, RAM bytes") as work:  # fmt: skip
+        report = probe_game(ctx.game, out, work.meter, obs_mode=ctx.config.obs_mode, seed=ctx.config.seed)
+        work.protocol, work.wall_seconds = report.protocol, report.wall_seconds
+        work.artifacts = {"probe": str(report_path.relative_to(ctx.run_dir))}
     if ctx.memory is not None:
         ctx.memory.add_fact(ctx.game.name, ctx.config.obs_mode, state["run_id"], "probe_report", json.loads(report.model_dump_json()))
         ctx.memory.add_fact(ctx.game.name, ctx.config.obs_mode, state["run_id"], "movement", report.movement.model_dump())

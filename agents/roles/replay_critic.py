@@ -10,11 +10,15 @@ not proposed again unless the failure it addressed got worse since (new evidence
 from __future__ import annotations
 
 import json
+from typing import Literal
+
+from pydantic import BaseModel, Field
 
 from agents.controllers import CONTROLLER_MODULES, apply_change, effective, get_controller
 from agents.registry import register
 from runtime.context import RunContext
-from graph.state import HLState
+from runtime.state import HLState, NodeUpdate
+from runtime.steps import trial_row
 from tools.diagnose import EpisodeFindings, analyse_episode
 
 
@@ -51,8 +55,37 @@ def _already_rejected(ctx: RunContext, state: HLState, direction: str) -> bool:
     return False
 
 
-@register("replay_critic", tools=["diagnose_last_evaluation", "view_contact_sheet", "view_frames", "read_file", "query_memory", "add_memory"])
-def replay_critic(state: HLState, ctx: RunContext) -> dict:
+# -- LLM brain ---------------------------------------------------------------------------------
+
+
+class CriticReport(BaseModel):
+    """The diagnosis of the last evaluation."""
+
+    failure: Literal["lost", "stall", "serve", "timeout", "crash", "none"]
+    what: str = Field(description="what failed, concretely")
+    evidence: str = Field(description="trial, seed, steps, contact sheet")
+    hypothesis: str = Field(description="why it failed")
+    direction: str = Field(description="one concrete change for the policy-writer (empty if none)")
+
+
+def finish_report(report: CriticReport, state: dict, ctx: RunContext) -> NodeUpdate:
+    evaluation = state.get("evaluation") or {}
+    row = trial_row(ctx, evaluation.get("trial"))
+    diagnosis = dict(failure=report.failure, what=report.what, evidence=report.evidence, hypothesis=report.hypothesis,
+                     direction=report.direction, params={}, sheet=row.artifacts.get("sheet") if row else None)  # fmt: skip
+    if ctx.memory is not None and report.failure != "none":
+        ctx.memory.add_failure(ctx.game.name, ctx.config.obs_mode, state["run_id"], report.what, evidence=report.evidence,
+                               trial=evaluation.get("trial"))  # fmt: skip
+    _write_note(ctx, state, diagnosis)
+    return {"diagnosis": diagnosis, "trace_summary": f"{report.failure}: {report.direction or 'no direction'}"}
+
+
+# -- builtin brain -------------------------------------------------------------------------------
+
+
+@register("replay_critic", tools=["diagnose_last_evaluation", "view_contact_sheet", "view_frames", "read_file", "query_memory", "add_memory"],
+          report=CriticReport, finish=finish_report)  # fmt: skip
+def replay_critic(state: HLState, ctx: RunContext) -> NodeUpdate:
     """Find failure moments in the last evaluation's traces and propose a direction."""
     evaluation = state.get("evaluation")
     best = state.get("best") or {}
@@ -65,7 +98,7 @@ def replay_critic(state: HLState, ctx: RunContext) -> dict:
                          direction="", params={}, sheet=None)  # fmt: skip
         return {"diagnosis": diagnosis, "trace_summary": diagnosis["what"]}
 
-    row = next(r for r in reversed(ctx.ledger.records()) if r.trial == evaluation["trial"])
+    row = trial_row(ctx, evaluation["trial"])
     trace_dir = ctx.run_dir / evaluation["traces"]
     findings = [
         analyse_episode(trace_dir / f"{seed}.npz", seed, trunc)

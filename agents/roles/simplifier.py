@@ -1,18 +1,49 @@
 """simplifier: after a new best, shrink the heuristic system. Each optional feature of the
 controller is removed in turn; the smaller policy is kept (committed) only if its dev-seed
-score holds. What remains is exactly the logic the best score needs."""
+score holds. What remains is exactly the logic the best score needs.
+
+LLM brain: the model removes code it finds unused and ends with a SimplifierReport; the
+smaller version is kept only if the dev score holds (the builtin's rule)."""
 
 from __future__ import annotations
 
-from agents.roles.policy_writer import write_candidate
+from pydantic import BaseModel, Field
+
 from agents.registry import register
+from agents.roles.policy_writer import write_candidate
+from record.workspace import policy_hash
 from runtime.context import RunContext
-from graph.nodes import run_evaluation
-from graph.state import HLState
+from runtime.state import HLState, NodeUpdate
+from runtime.steps import evaluate_candidate
 
 
-@register("simplifier", tools=["read_file", "write_file", "patch_file", "evaluate_policy"])
-def simplifier(state: HLState, ctx: RunContext) -> dict:
+class SimplifierReport(BaseModel):
+    """What was removed."""
+
+    removed: list[str] = Field(description="features, branches or parameters removed")
+    rationale: str
+
+
+def finish_report(report: SimplifierReport, state: dict, ctx: RunContext) -> NodeUpdate:
+    """Keep the model's smaller version only if the dev score holds (the builtin's rule)."""
+    best = dict(state["best"])
+    if not ctx.hs.dirty():
+        return {"best": best, "new_best": False, "trace_summary": "nothing removed"}
+    direction = f"simplify: remove {', '.join(report.removed) or 'code'} (score must hold)"
+    result = evaluate_candidate(ctx, ctx.hs.path / "policy.py", role="simplifier", change_summary=direction)
+    if result is None or result["status"] != "ok" or result["score_mean"] < best["score"]:
+        ctx.hs.rollback()
+        return {"best": best, "new_best": False, "trace_summary": f"kept the best version: {direction} lost score"}
+    commit = ctx.hs.commit(f"{direction}\n\n{report.rationale}\n\nscore {result['score_mean']:g} holds (trial {result['trial']})")
+    policy = {**best["policy"], "controller": "llm"}
+    best.update(commit=commit, policy_hash=policy_hash(ctx.hs.path / "policy.py"), policy=policy,
+                score=max(best["score"], result["score_mean"]), trial=result["trial"])  # fmt: skip
+    return {"best": best, "new_best": False, "trace_summary": f"removed {', '.join(report.removed)}"}
+
+
+@register("simplifier", tools=["read_file", "write_file", "patch_file", "evaluate_policy"], report=SimplifierReport,
+          finish=finish_report)  # fmt: skip
+def simplifier(state: HLState, ctx: RunContext) -> NodeUpdate:
     """Remove features whose removal keeps the best dev score; commit the smaller policy."""
     best = dict(state["best"])
     policy = dict(best["policy"])
@@ -22,7 +53,7 @@ def simplifier(state: HLState, ctx: RunContext) -> dict:
         features = set(policy["features"]) - {feature}
         direction = f"simplify: remove {feature} (score must hold)"
         candidate = write_candidate(ctx, facts, policy["params"], features, direction, "simplifier", policy.get("controller"))
-        result = run_evaluation(ctx, ctx.hs.path / "policy.py", role="simplifier", change_summary=direction)
+        result = evaluate_candidate(ctx, ctx.hs.path / "policy.py", role="simplifier", change_summary=direction)
         if result is None:
             ctx.hs.rollback()
             break

@@ -12,23 +12,26 @@ import csv
 import difflib
 import functools
 import re
-from dataclasses import dataclass
 from pathlib import Path
+
+from envs.base import EnvSpec, UnknownEnvError
 
 REFERENCE_CSV = Path(__file__).parent / "data" / "atari57_reference.csv"
 
+# Scores that end the game: nothing above them exists, so a run can stop there.
+KNOWN_MAXIMA = {"Pong": 21.0, "Breakout": 864.0}
 
-class UnknownGameError(ValueError):
+
+class UnknownGameError(UnknownEnvError):
     """Raised with a one-line message naming the closest matches."""
 
 
-@dataclass(frozen=True)
-class GameSpec:
-    name: str  # CamelCase, as in the Atari57 table ("MontezumaRevenge")
-    task_id: str  # EnvPool task id ("MontezumaRevenge-v5")
-    rom: str  # ALE ROM id ("montezuma_revenge"), for ale-py
-    random_score: float | None = None
-    human_score: float | None = None
+class GameSpec(EnvSpec):
+    """An Atari game: `name` is CamelCase as in the Atari57 table ("MontezumaRevenge"),
+    `slug` the ALE ROM id ("montezuma_revenge")."""
+
+    family: str = "atari"
+    rom: str  # ALE ROM id, for ale-py
     hl_ram_best_score: float | None = None
     hl_vision_best_score: float | None = None
 
@@ -36,19 +39,10 @@ class GameSpec:
     def in_atari57(self) -> bool:
         return self.human_score is not None
 
-    @property
-    def slug(self) -> str:
-        """Folder-friendly name: "montezuma_revenge"."""
-        return self.rom
-
-    def hns(self, score: float) -> float | None:
-        """Human-normalised score: (score - random) / (human - random)."""
-        if self.random_score is None or self.human_score is None:
-            return None
-        return (score - self.random_score) / (self.human_score - self.random_score)
-
     def action_meanings(self) -> list[str]:
         """Names of the minimal action set, in the order the policy's action ints use."""
+        from envs.atari.emulator import action_meanings
+
         return action_meanings(self.rom)
 
 
@@ -88,6 +82,8 @@ def atari57() -> dict[str, GameSpec]:
                 name=row["game"],
                 task_id=f"{row['game']}-v5",
                 rom=_ale_roms()[key],
+                slug=_ale_roms()[key],
+                max_score=KNOWN_MAXIMA.get(row["game"]),
                 random_score=_float_or_none(row["random_score"]),
                 human_score=_float_or_none(row["human_score"]),
                 hl_ram_best_score=_float_or_none(row["hl_ram_best_score"]),
@@ -96,8 +92,8 @@ def atari57() -> dict[str, GameSpec]:
     return games
 
 
-def resolve_game(name: str) -> GameSpec:
-    """Resolve a typed game name; raise UnknownGameError with the closest matches."""
+def find_game(name: str) -> GameSpec | None:
+    """The game a typed name means, or None."""
     key = _normalise(name)
     games = atari57()
     if key in games:
@@ -105,25 +101,28 @@ def resolve_game(name: str) -> GameSpec:
     roms = _ale_roms()
     if key in roms:
         rom = roms[key]
-        return GameSpec(name=_camel(rom), task_id=f"{_camel(rom)}-v5", rom=rom)
+        return GameSpec(name=_camel(rom), task_id=f"{_camel(rom)}-v5", rom=rom, slug=rom)
     if key:
         prefixed = [k for k in games if k.startswith(key)]
         if len(prefixed) == 1:
             return games[prefixed[0]]
-    candidates = {k: _camel(rom) for k, rom in roms.items()}
-    candidates.update({k: spec.name for k, spec in games.items()})
+    return None
+
+
+def close_game_names(name: str) -> list[str]:
+    """Up to four game names close to a name that resolves to none."""
+    key = _normalise(name)
+    candidates = {k: _camel(rom) for k, rom in _ale_roms().items()}
+    candidates.update({k: spec.name for k, spec in atari57().items()})
     close = difflib.get_close_matches(key, list(candidates), n=3, cutoff=0.6)
     close += [k for k in candidates if key and k.startswith(key) and k not in close]
-    hint = ", ".join(candidates[k] for k in close[:4])
-    raise UnknownGameError(
-        f"unknown game {name!r}" + (f"; closest: {hint}" if hint else "") + " (see --list)"
-    )
-@functools.cache
-def action_meanings(rom: str) -> list[str]:
-    """Minimal-action-set names from ale-py, which EnvPool's action ints index."""
-    from ale_py import ALEInterface, LoggerMode, roms
+    return [candidates[k] for k in close[:4]]
 
-    ALEInterface.setLoggerMode(LoggerMode.Error)
-    ale = ALEInterface()
-    ale.loadROM(roms.get_rom_path(rom))
-    return [action.name for action in ale.getMinimalActionSet()]
+
+def resolve_game(name: str) -> GameSpec:
+    """Resolve a typed game name; raise UnknownGameError with the closest matches."""
+    spec = find_game(name)
+    if spec is None:
+        hint = ", ".join(close_game_names(name))
+        raise UnknownGameError(f"unknown game {name!r}" + (f"; closest: {hint}" if hint else "") + " (see --list)")
+    return spec

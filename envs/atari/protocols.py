@@ -12,16 +12,16 @@ frame count straight through would silently cut `hl` episodes at 27,000 frames.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from envs.base import EnvProtocol, UnknownProtocolError
 
 MAX_EPISODE_FRAMES = 108_000
 
 
-class Protocol(BaseModel):
-    model_config = ConfigDict(frozen=True)
+class Protocol(EnvProtocol):
+    """An Atari protocol: EnvPool's ALE settings, all recorded in every trial."""
 
-    name: str
-    frame_skip: int = Field(ge=1)
     repeat_action_probability: float = Field(ge=0.0, le=1.0)
     noop_max: int = Field(ge=1)
     use_fire_reset: bool
@@ -35,15 +35,9 @@ class Protocol(BaseModel):
     gray_scale: bool = False
 
     @property
-    def max_episode_steps(self) -> int:
-        """The cap in env steps (what EnvPool's `max_episode_steps` means)."""
-        return max(1, self.max_episode_frames // self.frame_skip)
-
-    def with_frame_cap(self, max_frames: int | None) -> "Protocol":
-        """The same protocol with a shorter episode cap (for quick checks and tests)."""
-        if max_frames is None:
-            return self
-        return self.model_copy(update={"max_episode_frames": int(max_frames)})
+    def reset_frames(self) -> int:
+        """EnvPool's fire reset plays one FIRE step (frame_skip frames) after ale-py's reset."""
+        return self.frame_skip if self.use_fire_reset else 0
 
     def envpool_kwargs(self) -> dict:
         """Keyword arguments for `envpool.make`, including the step cap."""
@@ -71,10 +65,6 @@ PROTOCOLS: dict[str, Protocol] = {
         name="ale-v5", frame_skip=4, repeat_action_probability=0.25, noop_max=1, use_fire_reset=False
     ),
 }
-
-
-class UnknownProtocolError(ValueError):
-    pass
 
 
 def get_protocol(name: str) -> Protocol:

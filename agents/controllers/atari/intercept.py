@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import textwrap
 
+from agents.controllers.atari.intercept_detectors import DETECTOR_TEST, fixture_actions, pin_detectors, write_detectors
+
+__all__ = ["DETECTOR_TEST", "fixture_actions", "pin_detectors", "write_detectors"]  # the detector hooks
+
 NAME = "intercept"
 
 FEATURES = {
@@ -70,6 +74,24 @@ def suits(facts: dict) -> bool:
     formation of several moving things at a time away from that line (that is a shooter,
     whose projectiles reach the line too)."""
     return facts.get("ball") is not None and sum(facts.get("moves", [True])) == 1 and not facts.get("formation")
+
+
+def facts_from_probe(report, obs_mode: str, base: dict, protocol: str | None = None) -> dict:
+    """Hook for the detector-writer: the emulator frames per env step (the motion model looks
+    ahead in frames) and, in ram mode, the RAM readers of the player and the ball."""
+    from agents.controllers.atari.facts import fit_dict, ram_fit
+    from envs.atari.protocols import get_protocol
+
+    facts = {"frame_skip": get_protocol(protocol or report.protocol).frame_skip}
+    if obs_mode == "ram":
+        label = "player_x" if base["move_axis"] == 0 else "player_y"
+        ball = base["ball"]["name"] if base["ball"] else None
+        facts["ram"] = dict(
+            player=fit_dict(ram_fit(report, label)),
+            ball_x=fit_dict(ram_fit(report, f"{ball}_x")) if ball else None,
+            ball_y=fit_dict(ram_fit(report, f"{ball}_y")) if ball else None,
+        )
+    return facts
 
 
 def initial_features(facts: dict) -> set[str]:

@@ -22,6 +22,11 @@ import re
 import textwrap
 from pathlib import Path
 
+from agents.controllers.atari.pins import GENERIC_DETECTOR_TEST as DETECTOR_TEST
+from agents.controllers.atari.pins import fixture_actions, pin_detectors
+
+__all__ = ["DETECTOR_TEST", "fixture_actions", "pin_detectors"]  # the detector hooks (generic pins)
+
 NAME = "route"
 
 FEATURES = {
@@ -138,7 +143,7 @@ def order_failures(kinds: list[tuple[str, str]], findings, hs_dir) -> list[tuple
     return kinds
 
 
-def facts_from_probe(report, obs_mode: str, facts: dict) -> dict:
+def facts_from_probe(report, obs_mode: str, facts: dict, protocol: str | None = None) -> dict:
     """Hook for the detector-writer: the RAM facts the route needs (ram mode only)."""
     if obs_mode != "ram":
         raise ValueError("the route controller reads positions from RAM: use --obs ram")

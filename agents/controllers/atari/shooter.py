@@ -15,6 +15,11 @@ import textwrap
 
 import numpy as np
 
+from agents.controllers.atari.pins import GENERIC_DETECTOR_TEST as DETECTOR_TEST
+from agents.controllers.atari.pins import fixture_actions, pin_detectors
+
+__all__ = ["DETECTOR_TEST", "fixture_actions", "pin_detectors"]  # the detector hooks (generic pins)
+
 NAME = "shooter"
 
 FEATURES = {
@@ -118,7 +123,7 @@ def _pack(colour) -> int:
     return (int(colour[0]) << 16) | (int(colour[1]) << 8) | int(colour[2])
 
 
-def facts_from_probe(report, obs_mode: str, base: dict) -> dict:
+def facts_from_probe(report, obs_mode: str, base: dict, protocol: str | None = None) -> dict:
     """Targets, projectiles, the side the shots fly to, the field, the shot speed, the
     move-and-fire actions and (ram mode) the player's RAM byte."""
     axis = base["move_axis"]

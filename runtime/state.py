@@ -1,5 +1,6 @@
 """The typed graph state. Everything a node needs to decide what to do next lives here (or
 on disk in the run folder, referenced from here); it is checkpointed after every node.
+The run's settings are not copied here: nodes read them from `ctx.config` (runtime/config.py).
 
 Lists and usage have reducers, so a node returns only what it adds: `{"usage": {...delta}}`
 is summed into the run's totals (and, by graph/build.py's wrapper, into `usage_by_node`
@@ -52,6 +53,7 @@ class Evaluation(TypedDict, total=False):
     env_steps: int
     traces: str  # folder relative to the run dir
     policy_hash: str
+    failure: str | None  # why a failed trial failed
 
 
 class Diagnosis(TypedDict, total=False):
@@ -73,20 +75,22 @@ class Best(TypedDict, total=False):
     policy: dict  # controller, params, features of the accepted version
 
 
+class ProbeRef(TypedDict, total=False):
+    path: str  # the probe report (probe/probe.json), relative to the run folder
+    source: str  # "probe" | "resume" | "memory:<run id>" (+ " (llm)")
+
+
 class HLState(TypedDict, total=False):
     # Set once at the start of a run.
     run_id: str
-    game: str
-    obs_mode: str
-    protocol: str
-    budget: int
-    target_score: float | None
-    seed: int
+    target_score: float | None  # stop when the best reaches it (the game's maximum if known)
 
     # Progress.
     iteration: int
-    probe: dict | None  # summary of the probe report (paths, controller hints)
-    detectors: dict | None  # what detectors.py provides
+    probe: ProbeRef | None
+    # The facts the detector-writer derived from the probe: the contract between probe,
+    # detectors and controllers, typed per family (Atari: agents/controllers/atari/facts.py).
+    detectors: dict | None
     candidate: Candidate | None
     evaluation: Evaluation | None
     diagnosis: Diagnosis | None
@@ -103,3 +107,11 @@ class HLState(TypedDict, total=False):
     history: Annotated[list[dict], operator.add]  # one entry per decide: direction, outcome, delta
     usage: Annotated[Usage, add_usage]
     usage_by_node: Annotated[dict[str, Usage], add_usage_by_node]  # the same, per node name
+
+
+class NodeUpdate(HLState, total=False):
+    """What a node returns: a partial state, plus an optional one-line account of what it did
+    for the trace (graph/build.py's wrapper writes it to trace.jsonl and drops it, so it
+    never reaches the state)."""
+
+    trace_summary: str

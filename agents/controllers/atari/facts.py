@@ -1,0 +1,166 @@
+"""The Atari facts: what the detector-writer derives from a probe report, the typed contract
+between the probe, the detectors and the controllers (it is the graph state's `detectors`
+entry, and memory's `detector_facts`).
+
+`base_facts` holds what every controller reads (the player, its axis and actions, the
+moving objects); the chosen controller adds its own keys (`facts_from_probe` of its
+module). `facts_from_probe` returns both, checked against AtariFacts: a key no one
+declared is an error, not a silent extra.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from pydantic import ConfigDict, TypeAdapter, with_config
+from typing_extensions import TypedDict  # pydantic validates typing's TypedDict only on Python >= 3.12
+
+from agents.controllers import choose_controller, get_controller
+from probe.atari import ObjectInfo, ProbeReport
+
+
+class ObjectFacts(TypedDict, total=False):
+    name: str
+    colour: list[int]
+    width: float
+    height: float
+    x_range: list[float]
+    y_range: list[float]
+    per_frame: float  # instances seen per frame
+    speed: float  # mean px per step
+
+
+class ActionIds(TypedDict):
+    increase: int | None  # moves the player towards larger coordinates on its axis
+    decrease: int | None
+    noop: int
+    fire: int | None
+
+
+class RamReader(TypedDict, total=False):
+    """pixel = a * ram[address] + b (r: the probe's correlation)."""
+
+    address: int | None
+    a: float
+    b: float
+    r: float | None
+    name: str  # for an object's reader
+    axis: str  # "x" | "y"
+    constant: bool  # no RAM byte: b is the coordinate the probe always saw
+
+
+@with_config(ConfigDict(extra="forbid"))  # a key no one declared is an error
+class AtariFacts(TypedDict, total=False):
+    # Every controller (base_facts).
+    controller: str  # the structure chosen from these facts (agents/controllers/)
+    move_axis: int  # 0: the player moves along x, 1: along y
+    moves: list[bool]  # [moves along x, moves along y]
+    movement: dict[str, int | None]  # probe.atari.MovementLabels: left/right/up/down/fire/noop -> action
+    action_names: list[str]
+    actions: ActionIds
+    player_line: float  # the player's coordinate on the other axis
+    player: ObjectFacts
+    ball: ObjectFacts | None  # the moving object that reaches the player's line
+    bounds: list[list[float]]  # [[x0, x1], [y0, y1]] where the ball was seen
+    fire_acts: bool  # FIRE does something (spawns an object or differs from NOOP)
+    objects: list[ObjectFacts]
+    formation: list[str]  # object types seen several at a time away from the player's line
+    # intercept
+    frame_skip: int  # emulator frames per env step (the motion model looks ahead in frames)
+    ram: dict  # RAM readers: {"player", "ball_x", "ball_y"} (intercept, shooter) or the route's map
+    # shooter
+    shoot_sign: int  # -1: shots fly towards smaller across coordinates, 1: larger
+    player_band: list[int]
+    field: list[int]
+    near_line: int
+    target_colours: list[int]
+    shot_colours: list[int]
+    targets_seen: list[str]
+    shots_seen: list[str]
+    background: int
+    shot_speed: float
+    shot_size: list[int]
+    move_limits: list[float]
+    fire_moves: dict[str, int | None]
+
+
+CHECK = TypeAdapter(AtariFacts)
+
+
+MIN_R = 0.9  # a RAM byte must track the image position at least this well
+
+
+def ram_fit(report: ProbeReport, label: str):
+    fits = [f for f in report.ram_fits.get(label, []) if f.lag == 0 and abs(f.r) >= MIN_R]
+    return fits[0] if fits else None
+
+
+def choose_ball(report: ProbeReport, axis: int, player_line: float) -> ObjectInfo | None:
+    """The moving object that reaches the player's line: the one a paddle must intercept."""
+    other = 1 - axis
+    best, best_gap = None, None
+    for obj in report.objects:
+        lo, hi = (obj.x_range, obj.y_range)[other]
+        gap = 0.0 if lo <= player_line <= hi else min(abs(player_line - lo), abs(player_line - hi))
+        if obj.width * obj.height > 64:  # too big to be a ball
+            continue
+        if best is None or gap < best_gap or (gap == best_gap and obj.mean_speed > best.mean_speed):
+            best, best_gap = obj, gap
+    return best
+
+
+def base_facts(report: ProbeReport) -> AtariFacts:
+    """What every controller needs: axis, actions, the player line, the ball, bounds, the
+    moving objects; and the controller the probe's evidence suits."""
+    if report.player is None or not (report.player_moves_x or report.player_moves_y):
+        raise ValueError("the probe found no player that the actions move")
+    axis = 0 if report.player_moves_x else 1
+    m = report.movement
+    increase, decrease = (m.right, m.left) if axis == 0 else (m.down, m.up)
+    names = report.action_names
+    fire = m.fire if m.fire is not None else (names.index("FIRE") if "FIRE" in names else None)
+    player = report.player
+    player_line = float(np.mean(player.y_range if axis == 0 else player.x_range))
+    ball = choose_ball(report, axis, player_line)
+    facts = dict(
+        move_axis=axis, moves=[bool(report.player_moves_x), bool(report.player_moves_y)],
+        movement=report.movement.model_dump(), action_names=list(names),
+        actions=dict(increase=increase, decrease=decrease, noop=names.index("NOOP") if "NOOP" in names else 0, fire=fire),
+        player_line=player_line, player=json_obj(player), ball=json_obj(ball) if ball else None,
+        bounds=[list(ball.x_range), list(ball.y_range)] if ball else [[0, 159], [0, 209]],
+    )  # fmt: skip
+    # What tells shooters from paddle games: a fire action that does something, and moving
+    # object types seen several at a time that stay away from the player's line (a formation).
+    fire_effect = next((e for e in report.actions if e.index == fire), None)
+    facts["fire_acts"] = bool(fire_effect is not None and (fire_effect.spawns_object or not (
+        fire_effect.is_noop or fire_effect.equivalent_to == facts["actions"]["noop"])))
+    facts["objects"] = [dict(json_obj(o), per_frame=round(o.instances_per_frame, 2), speed=round(o.mean_speed, 2))
+                        for o in report.objects]  # fmt: skip
+    facts["formation"] = [o["name"] for o in facts["objects"] if o["per_frame"] >= 1.5
+                          and line_gap(o, axis, player_line) > (player.height if axis == 0 else player.width)]  # fmt: skip
+    facts["controller"] = choose_controller(facts)
+    return facts
+
+
+def facts_from_probe(report: ProbeReport, obs_mode: str, protocol: str | None = None) -> AtariFacts:
+    """The base facts plus the chosen controller's own. `protocol` is the run's (default: the
+    probe's; a probe recalled from memory may come from a run under another protocol)."""
+    facts = base_facts(report)
+    facts.update(get_controller(facts["controller"]).facts_from_probe(report, obs_mode, facts, protocol))
+    return CHECK.validate_python(facts)
+
+
+def line_gap(obj: dict, axis: int, player_line: float) -> float:
+    """How close (px) an object type's centre came to the player's line (0: it reached it)."""
+    lo, hi = obj["y_range"] if axis == 0 else obj["x_range"]
+    return 0.0 if lo <= player_line <= hi else float(min(abs(player_line - lo), abs(player_line - hi)))
+
+
+def json_obj(obj: ObjectInfo) -> dict:
+    return dict(name=obj.name, colour=obj.colour, width=obj.width, height=obj.height,
+                x_range=list(obj.x_range), y_range=list(obj.y_range))  # fmt: skip
+
+
+def fit_dict(fit) -> dict | None:
+    return None if fit is None else dict(address=fit.address, a=round(fit.a, 4), b=round(fit.b, 3), r=round(fit.r, 4))
+
+

@@ -1,0 +1,55 @@
+"""The registered environment families. Adding a family is its package under envs/ plus one
+line in FAMILIES (see docs/adding-an-environment-family.md).
+
+    resolve_env("montezuma")    -> GameSpec (atari)
+    family_of(spec).make_env(spec, protocol, seeds)
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from envs.base import EnvFamily, EnvSpec, UnknownEnvError
+
+# family name -> "module:object". Tried in this order when a name is resolved.
+FAMILIES = {
+    "atari": "envs.atari:ATARI",
+}
+
+
+def get_family(name: str) -> EnvFamily:
+    """The family object registered under `name`."""
+    try:
+        module, attr = FAMILIES[name].split(":")
+    except KeyError:
+        raise UnknownEnvError(f"unknown environment family {name!r}; known: {', '.join(FAMILIES)}") from None
+    return getattr(importlib.import_module(module), attr)
+
+
+def families() -> list[EnvFamily]:
+    return [get_family(name) for name in FAMILIES]
+
+
+def family_of(spec: EnvSpec) -> EnvFamily:
+    return get_family(spec.family)
+
+
+def resolve_env(name: str) -> EnvSpec:
+    """The environment a typed name means, in the first family that knows it; UnknownEnvError
+    (one line, with the closest names) when none does."""
+    for family in families():
+        spec = family.resolve(name)
+        if spec is not None:
+            return spec
+    close = [match for family in families() for match in family.close_matches(name)][:4]
+    raise UnknownEnvError(f"unknown game {name!r}" + (f"; closest: {', '.join(close)}" if close else "") + " (see --list)")
+
+
+def obs_mode_names() -> list[str]:
+    """Every family's observation modes (the CLI's choices; a family checks its own)."""
+    return list(dict.fromkeys(mode for family in families() for mode in family.obs_modes))
+
+
+def protocol_names() -> list[str]:
+    """Every family's protocol names (the CLI's choices; a family checks its own)."""
+    return list(dict.fromkeys(name for family in families() for name in family.protocols))
