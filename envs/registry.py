@@ -8,6 +8,7 @@ line in FAMILIES (see docs/adding-an-environment-family.md).
 from __future__ import annotations
 
 import importlib
+import os
 
 from envs.base import EnvFamily, EnvSpec, UnknownEnvError
 
@@ -17,17 +18,30 @@ FAMILIES = {
 }
 
 
+def registered() -> dict[str, str]:
+    """FAMILIES plus those named in HL_FAMILIES ("name=module:object,..."): a family kept
+    outside this repository (its module importable), also seen by the evaluation workers."""
+    extra = {}
+    for item in filter(None, (part.strip() for part in os.environ.get("HL_FAMILIES", "").split(","))):
+        name, _, target = item.partition("=")
+        if not name or ":" not in target:
+            raise UnknownEnvError(f"HL_FAMILIES entry {item!r} is not name=module:object")
+        extra[name] = target
+    return {**FAMILIES, **extra}
+
+
 def get_family(name: str) -> EnvFamily:
     """The family object registered under `name`."""
+    families_ = registered()
     try:
-        module, attr = FAMILIES[name].split(":")
+        module, attr = families_[name].split(":")
     except KeyError:
-        raise UnknownEnvError(f"unknown environment family {name!r}; known: {', '.join(FAMILIES)}") from None
+        raise UnknownEnvError(f"unknown environment family {name!r}; known: {', '.join(families_)}") from None
     return getattr(importlib.import_module(module), attr)
 
 
 def families() -> list[EnvFamily]:
-    return [get_family(name) for name in FAMILIES]
+    return [get_family(name) for name in registered()]
 
 
 def family_of(spec: EnvSpec) -> EnvFamily:

@@ -135,25 +135,7 @@ def run_episodes(
         trace_dir.mkdir(parents=True, exist_ok=True)
 
     obs, info = env.reset()
-    states: dict[int, _EpisodeState] = {}
-    for env_id, seed in enumerate(seeds):
-        policy = policy_cls()
-        policy.reset(seed)
-        state = _EpisodeState(
-            result=EpisodeResult(seed=seed, frames=protocol.reset_frames),
-            policy=policy,
-            started=time.perf_counter(),
-            failures_left=view.failures_left(info, env_id),
-            extras={key: [] for key in view.trace_keys} if trace_dir else {},
-            recent=collections.deque(maxlen=sheet_frames * sheet_stride) if trace_dir else None,
-        )
-        if seed in video_seeds and trace_dir:
-            from record.video import Mp4Writer
-
-            state.result.video = f"{seed}.mp4"
-            state.video = Mp4Writer(trace_dir / state.result.video, fps=protocol.video_fps)
-        states[env_id] = state
-
+    states = _start_episodes(policy_cls, seeds, view, info, protocol, trace_dir, video_seeds, sheet_frames * sheet_stride)
     batch = _Batch(ids=np.arange(len(seeds), dtype=np.int32), rows=np.arange(len(seeds)), obs=obs, info=info)
     finished: list[EpisodeResult] = []
     steps_taken = 0
@@ -224,6 +206,30 @@ def run_episodes(
         on_progress(steps_taken, finished)
     order = {seed: i for i, seed in enumerate(seeds)}
     return sorted(finished, key=lambda r: order[r.seed])
+
+
+def _start_episodes(policy_cls, seeds: list[int], view: StepView, info, protocol: EnvProtocol, trace_dir: Path | None,
+                    video_seeds: tuple[int, ...], recent_frames: int) -> dict[int, _EpisodeState]:  # fmt: skip
+    """One policy instance and its bookkeeping per env (env id = position in `seeds`)."""
+    states: dict[int, _EpisodeState] = {}
+    for env_id, seed in enumerate(seeds):
+        policy = policy_cls()
+        policy.reset(seed)
+        state = _EpisodeState(
+            result=EpisodeResult(seed=seed, frames=protocol.reset_frames),
+            policy=policy,
+            started=time.perf_counter(),
+            failures_left=view.failures_left(info, env_id),
+            extras={key: [] for key in view.trace_keys} if trace_dir else {},
+            recent=collections.deque(maxlen=recent_frames) if trace_dir else None,
+        )
+        if seed in video_seeds and trace_dir:
+            from record.video import Mp4Writer
+
+            state.result.video = f"{seed}.mp4"
+            state.video = Mp4Writer(trace_dir / state.result.video, fps=protocol.video_fps)
+        states[env_id] = state
+    return states
 
 
 def _record_step(state: _EpisodeState, view: StepView, obs, info, row: int, reward: float, protocol: EnvProtocol,

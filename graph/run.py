@@ -82,9 +82,9 @@ def resume_run(args) -> tuple[RunContext, None, str]:
     if args.max_cost_usd is not None and args.max_cost_usd != cfg.max_cost_usd:
         cfg = cfg.model_copy(update={"max_cost_usd": args.max_cost_usd})  # raising the ceiling to go on
         write_config(run_dir, cfg)
-    from evaluation.evaluate import reconcile_interrupted
+    from runtime.steps import recover_interrupted
 
-    reconcile_interrupted(run_dir)  # count a killed evaluation's steps before the meter starts
+    recover_interrupted(run_dir)  # count a killed evaluation's steps before the meter starts
     contents = Ledger(run_dir / "trials.jsonl").read()
     used = contents.records[-1].cumulative_env_steps if contents.records else 0
     frames = contents.records[-1].cumulative_frames if contents.records else 0

@@ -107,6 +107,12 @@ def evaluate_holdout(ctx: RunContext, policy_path: str | Path, policy_hash_: str
         return None
 
 
+def recover_interrupted(run_dir: Path) -> None:
+    """Before a resumed run's meter is built from the ledger: answer every evaluation or
+    search a kill cut short with a row carrying its steps."""
+    reconcile_interrupted(run_dir)
+
+
 def count_interrupted(ctx: RunContext) -> None:
     """Count the steps of evaluations and searches a kill cut short (before a node or a
     resumed run starts spending)."""

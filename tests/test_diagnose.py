@@ -1,5 +1,5 @@
 """Failure detection over step traces (tools/diagnose.py), on traces written in the format
-tools/rollout.py saves."""
+evaluation/rollout.py saves."""
 
 import numpy as np
 

@@ -6,7 +6,7 @@ mean in Pong, where RIGHT moves the paddle up), RAM maps by predicting positions
 rollout found by a separate, simpler detector, the lives byte against info["lives"], and the
 step count against a counter wrapped around the envs the probe creates.
 
-Budget policy under test (documented in tools/probe.py): a spent meter raises BudgetExhausted
+Budget policy under test (documented in probe/atari/): a spent meter raises BudgetExhausted
 before any work; a budget that runs out midway gives a report with partial=True, never more
 steps than the budget.
 """

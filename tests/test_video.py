@@ -1,4 +1,4 @@
-"""Tests for tools/video.py: mp4 round trips, no-overwrite rules and contact sheet layout."""
+"""Tests for record/video.py: mp4 round trips, no-overwrite rules and contact sheet layout."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Failure detection over episode traces: the moments a replay-critic looks at.
 
-Works on the compact per-step traces tools/rollout.py saves (actions, rewards, lives, and
+Works on the compact per-step traces evaluation/rollout.py saves (actions, rewards, lives, and
 RAM in ram mode), so it costs no env steps.
 """
 

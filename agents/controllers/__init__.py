@@ -26,8 +26,11 @@ and owns its detectors (the detector-writer calls these):
     fixture_actions(facts) -> [action]                   what the pinning rollout plays
     pin_detectors(detectors, observations, facts) -> (arrays, files)   what the pins hold
 
-Controllers live in one folder per environment family (atari/); adding one is its module
-plus one line in CONTROLLER_MODULES.
+Controllers live in one package per environment family (atari/), which lists them in its
+CONTROLLERS and names its FACTS module (facts_from_probe(report, obs_mode, protocol): what
+the detector-writer derives from that family's probe). Adding a controller is its module
+plus one line in its family's CONTROLLERS; adding a family's controllers is its package
+plus one line in FAMILIES here.
 
 A change is {"params": {name: delta | ("scale", f) | ("set", v)}, "features": {"+f", "-f"}}
 and may carry "search": env steps, for controllers whose policy is built on a search.
@@ -38,12 +41,26 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-# Tried in this order: the first controller whose suits(facts) is true is chosen.
-CONTROLLER_MODULES = {
-    "intercept": "agents.controllers.atari.intercept",
-    "shooter": "agents.controllers.atari.shooter",
-    "route": "agents.controllers.atari.route",
+# environment family -> its controllers' package
+FAMILIES = {
+    "atari": "agents.controllers.atari",
 }
+
+
+def _family(name: str) -> ModuleType:
+    try:
+        return importlib.import_module(FAMILIES[name])
+    except KeyError:
+        raise KeyError(f"no controllers for the {name!r} family; known: {', '.join(FAMILIES)}") from None
+
+
+# Every controller by name, in each family's order (names are unique across families).
+CONTROLLER_MODULES = {name: module for family in FAMILIES for name, module in _family(family).CONTROLLERS.items()}
+
+
+def facts_module(family: str) -> ModuleType:
+    """The module that turns a family's probe report into the facts its controllers read."""
+    return importlib.import_module(_family(family).FACTS)
 
 
 def get_controller(name: str) -> ModuleType:
@@ -52,10 +69,10 @@ def get_controller(name: str) -> ModuleType:
     return importlib.import_module(CONTROLLER_MODULES[name])
 
 
-def available() -> dict[str, ModuleType]:
-    """The controllers whose modules exist (a controller in development may be absent)."""
+def available(family: str = "atari") -> dict[str, ModuleType]:
+    """A family's controllers whose modules exist (a controller in development may be absent)."""
     found = {}
-    for name in CONTROLLER_MODULES:
+    for name in _family(family).CONTROLLERS:
         try:
             found[name] = get_controller(name)
         except ModuleNotFoundError:
@@ -63,9 +80,9 @@ def available() -> dict[str, ModuleType]:
     return found
 
 
-def choose_controller(facts: dict) -> str:
-    """The name of the first controller that suits what the probe found."""
-    for name, module in available().items():
+def choose_controller(facts: dict, family: str = "atari") -> str:
+    """The name of the family's first controller that suits what the probe found."""
+    for name, module in available(family).items():
         if module.suits(facts):
             return name
     raise ValueError("no controller structure suits this game: the probe found no ball, no shooter and no route")

@@ -1,6 +1,6 @@
 """detector-writer: turn the probe into hs/detectors.py and tests that pin it to frames.
 
-The facts (agents/controllers/atari/facts.py) say what the probe found and which
+The facts (per family: agents/controllers/atari/facts.py) say what the probe found and which
 controller structure suits it; the chosen controller writes its own detectors (ram mode:
 RAM readers from the probe's regressions; vision mode: colour segmentation) and says what
 pins them. A short random rollout (its steps go through runtime.steps) records frames
@@ -19,11 +19,10 @@ import sys
 import numpy as np
 from pydantic import BaseModel, Field
 
-from agents.controllers import get_controller
-from agents.controllers.atari.facts import facts_from_probe
+from agents.controllers import facts_module, get_controller
 from agents.registry import register
 from evaluation.sandbox import run_hs_tests
-from probe.atari import ProbeReport
+from probe import probe_for
 from runtime import steps
 from runtime.context import RunContext
 from runtime.state import HLState, NodeUpdate
@@ -32,9 +31,10 @@ FIXTURE_STEPS = 400  # env steps of the recording rollout (every 10th frame is k
 
 
 def probe_facts(state: HLState, ctx: RunContext) -> dict:
-    """The facts of this run's probe report (typed: AtariFacts)."""
-    report = ProbeReport.model_validate_json((ctx.run_dir / state["probe"]["path"]).read_text())
-    return facts_from_probe(report, ctx.config.obs_mode, ctx.config.protocol)
+    """The facts of this run's probe report, typed per family (Atari: AtariFacts)."""
+    family = ctx.game.family
+    report = probe_for(family).ProbeReport.model_validate_json((ctx.run_dir / state["probe"]["path"]).read_text())
+    return facts_module(family).facts_from_probe(report, ctx.config.obs_mode, ctx.config.protocol)
 
 
 def start_hs(ctx: RunContext) -> None:

@@ -1,5 +1,5 @@
 """prober: learn the action semantics, the player and moving objects, and the RAM bytes that
-track them, by controlled rollouts (probe/atari). The probe's steps go through
+track them, by controlled rollouts (the game's family's probe: probe/atari). The probe's steps go through
 runtime.steps (charged to the meter, one ledger row). A game probed by an earlier run is
 read from memory instead (no steps).
 
@@ -13,7 +13,7 @@ import json
 from pydantic import BaseModel, Field
 
 from agents.registry import BrainFailed, register
-from probe.atari import ProbeReport, probe_game
+from probe import probe_for
 from runtime import steps
 from runtime.context import RunContext
 from runtime.state import HLState, NodeUpdate
@@ -37,7 +37,7 @@ def _set_aside_interrupted_probe(ctx: RunContext, out) -> None:
 def _recall(ctx: RunContext, out, remembered) -> NodeUpdate:
     """Write the remembered probe report into this run's probe/ (no env steps)."""
     out.mkdir(exist_ok=True)
-    report = ProbeReport.model_validate(remembered.value)
+    report = probe_for(ctx.game.family).ProbeReport.model_validate(remembered.value)
     (out / "probe.json").write_text(report.model_dump_json(indent=2))
     (out / "probe.md").write_text(f"# Probe of {ctx.game.name}\n\nRecalled from memory (run {remembered.run_id}); no env steps taken.\n")
     ctx.say(f"probe recalled from memory (run {remembered.run_id})")
@@ -82,7 +82,8 @@ def prober(state: HLState, ctx: RunContext) -> NodeUpdate:
     # The probe gets its own slice of the budget; runtime.steps charges it and writes its row.
     with steps.metered(ctx, "prober", "probe", ctx.config.probe_budget,
                        "probe: action semantics, objects, RAM bytes") as work:  # fmt: skip
-        report = probe_game(ctx.game, out, work.meter, obs_mode=ctx.config.obs_mode, seed=ctx.config.seed)
+        report = probe_for(ctx.game.family).probe_game(ctx.game, out, work.meter, obs_mode=ctx.config.obs_mode,
+                                                       seed=ctx.config.seed)  # fmt: skip
         work.protocol, work.wall_seconds = report.protocol, report.wall_seconds
         work.artifacts = {"probe": str(report_path.relative_to(ctx.run_dir))}
     if ctx.memory is not None:

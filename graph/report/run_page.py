@@ -114,9 +114,9 @@ def summary_section(run: Run) -> str:
     """Cards: best dev score, its HNS, holdout, env steps to the best and used, iterations; why it stopped."""
     records, history, cfg, state = run.records, run.history, run.cfg, run.state
     try:
-        from envs.atari.games import resolve_game
+        from envs.registry import resolve_env
 
-        game = resolve_game(run.game_name)
+        game = resolve_env(run.game_name)
     except Exception:
         game = None
     dev = [r for r in records if r.status == "ok" and r.score_mean is not None and r.role != "finish"]

@@ -20,7 +20,7 @@ def find_runs(runs_dir: Path) -> list[Path]:
 
 
 def suite_data(runs_dir: Path) -> list[dict]:
-    from envs.atari.games import resolve_game
+    from envs.registry import resolve_env
     from graph.trace import read_ledger
 
     out = []
@@ -31,7 +31,7 @@ def suite_data(runs_dir: Path) -> list[dict]:
             continue
         game_name = cfg.get("game") or records[0].game
         try:
-            game = resolve_game(game_name)
+            game = resolve_env(game_name)
         except Exception:
             game = None
         curve, running = [], None

@@ -1,0 +1,10 @@
+"""Atari controller structures and the facts they are written from (facts.py).
+
+Tried in CONTROLLERS order: the first whose suits(facts) is true is chosen."""
+
+CONTROLLERS = {
+    "intercept": "agents.controllers.atari.intercept",
+    "shooter": "agents.controllers.atari.shooter",
+    "route": "agents.controllers.atari.route",
+}
+FACTS = "agents.controllers.atari.facts"  # facts_from_probe(report, obs_mode, protocol) -> AtariFacts

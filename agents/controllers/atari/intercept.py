@@ -6,8 +6,6 @@ The module follows the controller interface of agents/controllers/__init__.py.
 
 from __future__ import annotations
 
-import textwrap
-
 from agents.controllers.atari.intercept_detectors import DETECTOR_TEST, fixture_actions, pin_detectors, write_detectors
 
 __all__ = ["DETECTOR_TEST", "fixture_actions", "pin_detectors", "write_detectors"]  # the detector hooks
