@@ -124,6 +124,7 @@ def config_from_args(args) -> RunConfig:
                         max_cost_usd=args.max_cost_usd, **knobs)  # fmt: skip
     except ValueError as err:  # a bad HL_* knob
         raise UsageError(first_error(err)) from None
+    _check_family_support(game.family)
     if model and model.startswith("replay:"):
         if not Path(model.split(":", 1)[1]).expanduser().is_file():
             raise UsageError(f"no cassette at {model.split(':', 1)[1]}")
@@ -173,6 +174,18 @@ def open_model(ctx: RunContext, spent_usd: float = 0.0) -> None:
         from agents.llm.session import open_session
 
         ctx.llm = open_session(ctx.config.model, ctx.run_dir, ctx.config.record, ctx.config.max_cost_usd, spent_usd=spent_usd)
+
+
+def _check_family_support(family: str) -> None:
+    """The learning loop needs the family's probe and controllers (a family may have only
+    its envs: then tools.evaluate works, graph.run does not yet)."""
+    from agents.controllers import FAMILIES as CONTROLLER_FAMILIES
+    from probe import PROBES
+
+    missing = [what for what, known in (("probe", PROBES), ("controllers", CONTROLLER_FAMILIES)) if family not in known]
+    if missing:
+        raise UsageError(f"the learning loop does not support the {family} family yet (it has no {' and no '.join(missing)}; "
+                         "see docs/adding-an-environment-family.md); python -m tools.evaluate runs its policies")
 
 
 def _check_credentials(model: str) -> None:

@@ -115,3 +115,18 @@ def test_the_evaluate_command_takes_the_family_defaults(pendulum, tmp_path):
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert (summary["obs"], summary["protocol"], summary["env_steps"]) == ("state", "classic", 200)
+
+
+def test_the_learning_loop_refuses_a_family_without_probe_and_controllers(pendulum, tmp_path):
+    """One line, exit 2, and no run folder: graph.run needs the family's probe and controllers."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "graph.run", "--game", "pendulum", "--runs-dir", str(tmp_path / "runs")],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "error: the learning loop does not support the pendulum family yet (it has no probe and no controllers; "
+        "see docs/adding-an-environment-family.md); python -m tools.evaluate runs its policies"
+    ]
+    assert not (tmp_path / "runs").exists()
