@@ -84,15 +84,20 @@ class _EpisodeState:
 
 @dataclass
 class _Batch:
-    """The envs still playing: env ids, and each one's row in the last reset/step output."""
+    """The envs still playing: env ids, and each one's row in the last reset/step output
+    (rows None: row j is ids[j]'s, as right after a step)."""
 
     ids: np.ndarray
-    rows: np.ndarray
+    rows: np.ndarray | None = None
     obs: object = None
     info: dict = None
 
     def keep(self, positions) -> None:
-        self.ids, self.rows = self.ids[positions], self.rows[positions]
+        rows = np.arange(self.ids.size) if self.rows is None else self.rows
+        self.ids, self.rows = self.ids[positions], rows[positions]
+
+    def row(self, j: int) -> int:
+        return j if self.rows is None else int(self.rows[j])
 
 
 def run_episodes(
@@ -136,7 +141,7 @@ def run_episodes(
 
     obs, info = env.reset()
     states = _start_episodes(policy_cls, seeds, view, info, protocol, trace_dir, video_seeds, sheet_frames * sheet_stride)
-    batch = _Batch(ids=np.arange(len(seeds), dtype=np.int32), rows=np.arange(len(seeds)), obs=obs, info=info)
+    batch = _Batch(ids=np.arange(len(seeds), dtype=np.int32), obs=obs, info=info)
     finished: list[EpisodeResult] = []
     steps_taken = 0
     last_report = time.perf_counter()
@@ -156,7 +161,7 @@ def run_episodes(
 
         actions = space.batch(batch.ids.size)
         for j, env_id in enumerate(batch.ids):
-            state, row = states[int(env_id)], int(batch.rows[j])
+            state, row = states[int(env_id)], batch.row(j)
             observation = view.observation(batch.obs, batch.info, row, state.result.length, state.last_reward)
             try:
                 action = space.check(state.policy.act(observation))
@@ -179,7 +184,7 @@ def run_episodes(
         steps_taken += batch.ids.size
         if step_counter is not None:
             step_counter[0] = steps_taken
-        batch.obs, batch.info, batch.rows = obs, info, np.arange(batch.ids.size)
+        batch.obs, batch.info, batch.rows = obs, info, None
 
         done_rows = []
         for j, env_id in enumerate(batch.ids):
