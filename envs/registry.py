@@ -7,6 +7,7 @@ line in FAMILIES (see docs/adding-an-environment-family.md).
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 
@@ -21,8 +22,14 @@ FAMILIES = {
 def registered() -> dict[str, str]:
     """FAMILIES plus those named in HL_FAMILIES ("name=module:object,..."): a family kept
     outside this repository (its module importable), also seen by the evaluation workers."""
+    return _with_extra(os.environ.get("HL_FAMILIES", ""))
+
+
+@functools.cache
+def _with_extra(spec: str) -> dict[str, str]:
+    # Cached by the variable's value: every ledger row read looks its family up.
     extra = {}
-    for item in filter(None, (part.strip() for part in os.environ.get("HL_FAMILIES", "").split(","))):
+    for item in filter(None, (part.strip() for part in spec.split(","))):
         name, _, target = item.partition("=")
         if not name or ":" not in target:
             raise UnknownEnvError(f"HL_FAMILIES entry {item!r} is not name=module:object")
@@ -33,10 +40,14 @@ def registered() -> dict[str, str]:
 def get_family(name: str) -> EnvFamily:
     """The family object registered under `name`."""
     families_ = registered()
-    try:
-        module, attr = families_[name].split(":")
-    except KeyError:
-        raise UnknownEnvError(f"unknown environment family {name!r}; known: {', '.join(families_)}") from None
+    if name not in families_:
+        raise UnknownEnvError(f"unknown environment family {name!r}; known: {', '.join(families_)}")
+    return _load(families_[name])
+
+
+@functools.cache
+def _load(target: str) -> EnvFamily:
+    module, attr = target.split(":")
     return getattr(importlib.import_module(module), attr)
 
 

@@ -86,8 +86,9 @@ def evaluate(
     digest = policy_hash(policy_path)
     eval_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{digest[:8]}-{secrets.token_hex(2)}"
     trace_dir = run_dir / "traces" / eval_id
+    workers = workers or min(2, len(seeds))
     jobs = _jobs(policy_path, spec, proto, obs_mode, seeds, allowance, trace_dir, video_seeds, workers)
-    outcomes = _run(jobs, workers or min(2, len(seeds)), len(seeds), limits, on_progress)
+    outcomes = _run(jobs, workers, len(seeds), limits, on_progress)
 
     steps = sum(o.steps for o in outcomes)
     frames = steps * proto.frame_skip + proto.reset_frames * len(seeds)
@@ -116,10 +117,10 @@ def evaluate(
 
 
 def _jobs(policy_path: Path, spec: EnvSpec, protocol: EnvProtocol, obs_mode: str, seeds: list[int],
-          allowance: int | None, trace_dir: Path, video_seeds, workers: int | None) -> list[dict]:  # fmt: skip
+          allowance: int | None, trace_dir: Path, video_seeds, workers: int) -> list[dict]:  # fmt: skip
     """One worker job per group of seeds, each with its share of the step allowance."""
     groups = []
-    for group in _distribute(seeds, workers or min(2, len(seeds))):
+    for group in _distribute(seeds, workers):
         for i in range(0, len(group), MAX_EPISODES_PER_WORKER):
             groups.append(group[i : i + MAX_EPISODES_PER_WORKER])
     return [

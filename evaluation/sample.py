@@ -27,14 +27,13 @@ def play_random(spec: EnvSpec, protocol: EnvProtocol, obs_mode: str, seed: int, 
     rng = np.random.default_rng(seed)
     obs, info = env.reset()
     kept = []
-    action = actions[0]
+    batch = space.batch(1)  # the one env's action, as EnvPool takes it
+    batch[0] = actions[0]
     for t in range(steps):
         if t % EVERY == 0:
             kept.append(view.observation(obs, info, 0, t, 0.0))
         if t % HOLD == 0:
-            action = int(rng.choice(actions))
-        batch = space.batch(1)
-        batch[0] = action
+            batch[0] = int(rng.choice(actions))
         obs, _, terminated, truncated, info = env.step(batch)
         if terminated[0] or truncated[0]:
             obs, info = env.reset()
