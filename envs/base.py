@@ -168,6 +168,12 @@ class StepView(ABC):
         """Per-step data an episode trace keeps besides actions, rewards and failures."""
         return {}
 
+    def progress_state(self, obs, info, row: int) -> np.ndarray | None:
+        """The env's internal state as a flat array, for the harness's stall watch (a stall
+        rule's `watch` indexes it: Atari RAM bytes, a robot's state), or None. Never shown
+        to the policy."""
+        return None
+
 
 class EnvFamily(ABC):
     """One environment family. See the module docstring and docs/adding-an-environment-family.md."""

@@ -16,6 +16,7 @@ from typing import Callable
 from envs.base import EnvProtocol, EnvSpec
 from envs.registry import family_of, resolve_env
 from envs.seeds import require_tuning_split, split_of, split_seeds
+from evaluation.rollout import StallRule
 from evaluation.sandbox import SandboxLimits, WorkerOutcome, read_step_counter, run_jobs
 from record.ledger import Ledger, TrialRecord, plot_sample_efficiency, score_stats, write_summary
 from record.meter import StepMeter
@@ -52,6 +53,7 @@ def evaluate(
     for_tuning: bool = False,
     use_reserve: bool = False,
     limits: SandboxLimits = SandboxLimits(),
+    stall: StallRule | None = None,
     on_progress: Callable[[dict], None] | None = None,
     tokens: int = 0,
     cost_usd: float = 0.0,
@@ -64,6 +66,8 @@ def evaluate(
     charged to `meter`; when its budget runs out mid-evaluation, episodes are cut and the
     row says status "budget_stop". A policy that raises, hangs, returns a bad action or runs
     out of memory gives a row with status "failed" and the reason; nothing is raised for it.
+    With `stall`, an episode that makes no progress is cut (evaluation.rollout.StallRule);
+    the rule and each cut's evidence are in the row (`stall_rule`, `stalls`).
     on_progress receives {"steps", "episodes_done", "episodes", "scores"} as work proceeds.
     """
     started = time.perf_counter()
@@ -87,7 +91,7 @@ def evaluate(
     eval_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{digest[:8]}-{secrets.token_hex(2)}"
     trace_dir = run_dir / "traces" / eval_id
     workers = workers or min(2, len(seeds))
-    jobs = _jobs(policy_path, spec, proto, obs_mode, seeds, allowance, trace_dir, video_seeds, workers)
+    jobs = _jobs(policy_path, spec, proto, obs_mode, seeds, allowance, trace_dir, video_seeds, workers, stall)
     outcomes = _run(jobs, workers, len(seeds), limits, on_progress)
 
     steps = sum(o.steps for o in outcomes)
@@ -106,7 +110,8 @@ def evaluate(
         obs_mode=obs_mode, split=",".join(sorted({split_of(s) for s in seeds})), seeds=seeds, episodes=len(seeds),
         env_steps=steps, frames=frames, scores=[e["score"] for e in complete],
         lengths=[e["length"] for e in episodes_done], failures=[e["failures"] for e in episodes_done],
-        truncated=[e["truncated"] for e in episodes_done],
+        truncated=[e["truncated"] for e in episodes_done], stall_rule=stall.to_dict() if stall else None,
+        stalls=[e.get("stall") for e in episodes_done],
         episode_seconds=[round(e["wall_seconds"], 3) for e in episodes_done],
         wall_seconds=round(time.perf_counter() - started, 3), change_summary=change_summary, tokens=tokens,
         cost_usd=round(cost_usd, 6), artifacts=artifacts, **_failure_fields(first_failure),
@@ -117,7 +122,7 @@ def evaluate(
 
 
 def _jobs(policy_path: Path, spec: EnvSpec, protocol: EnvProtocol, obs_mode: str, seeds: list[int],
-          allowance: int | None, trace_dir: Path, video_seeds, workers: int) -> list[dict]:  # fmt: skip
+          allowance: int | None, trace_dir: Path, video_seeds, workers: int, stall: StallRule | None) -> list[dict]:  # fmt: skip
     """One worker job per group of seeds, each with its share of the step allowance."""
     groups = []
     for group in _distribute(seeds, workers):
@@ -135,6 +140,7 @@ def _jobs(policy_path: Path, spec: EnvSpec, protocol: EnvProtocol, obs_mode: str
             trace_dir=str(trace_dir),
             video_seeds=[s for s in video_seeds if s in group],
             counter_path=str(trace_dir / f"steps-{index}.counter"),
+            stall=stall.to_dict() if stall else None,
         )
         for index, group in enumerate(groups)
     ]

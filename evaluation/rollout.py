@@ -9,6 +9,11 @@ Each episode runs in its own EnvPool env seeded with its own seed (`env_seed`), 
 episode's result depends on its seed only, not on how episodes were batched. A finished env
 is never stepped again (EnvPool steps a subset of envs by id), so no steps are wasted and
 every step taken is a step of a reported episode.
+
+An episode that makes no progress is cut (a `StallRule`): a game waiting for a serve that
+never comes would otherwise play to the frame cap and eat the budget. Its result says
+`truncated="stall"` with the evidence (since when, what stood still, which actions were
+pressed), so the critic diagnoses what the trace shows.
 """
 
 from __future__ import annotations
@@ -38,7 +43,8 @@ class EpisodeResult:
     length: int = 0  # env steps
     frames: int = 0  # simulator frames, including those of the reset (Atari's fire reset)
     failures: int = 0  # the family's failures: lives lost (Atari), falls (a robot)
-    truncated: str | None = None  # "time_limit" | "budget" | None (game over)
+    truncated: str | None = None  # "time_limit" | "budget" | "stall" | None (game over)
+    stall: dict | None = None  # the evidence of a stall cut (StallRule): since_step, steps, watched, actions
     wall_seconds: float = 0.0
     trace: str | None = None  # npz file name, relative to the trace folder
     video: str | None = None
@@ -64,6 +70,24 @@ def load_policy_class(policy_path: str | Path):
     return cls
 
 
+@dataclass(frozen=True)
+class StallRule:
+    """When an episode that makes no progress is cut: `frames` emulator frames without a
+    reward while none of the `watch` entries of the family's progress state changed (Atari:
+    RAM bytes of the objects the probe tracks, e.g. the ball). An empty watch cuts on the
+    reward alone. Frames, not env steps, so the rule means the same game time under every
+    protocol."""
+
+    frames: int = 9000  # 150 s of play at 60 frames/s
+    watch: tuple[int, ...] = ()
+
+    def steps(self, frame_skip: int) -> int:
+        return max(1, -(-self.frames // frame_skip))
+
+    def to_dict(self) -> dict:
+        return {"frames": self.frames, "watch": list(self.watch)}
+
+
 @dataclass
 class _EpisodeState:
     """Per-env bookkeeping while its episode runs."""
@@ -73,6 +97,8 @@ class _EpisodeState:
     started: float
     last_reward: float = 0.0
     failures_left: int = 0
+    quiet_since: int = 0  # the step of the last reward or change of the watched state
+    watched: np.ndarray | None = None  # the watched state's values since then
     actions: list = field(default_factory=list)
     rewards: list = field(default_factory=list)
     failures_trace: list = field(default_factory=list)
@@ -115,6 +141,8 @@ def run_episodes(
     on_progress: Callable[[int, list[EpisodeResult]], None] | None = None,
     num_threads: int = 1,
     step_counter: np.ndarray | None = None,
+    on_ready: Callable[[], None] | None = None,
+    stall: StallRule | None = None,
 ) -> list[EpisodeResult]:
     """Play one episode per seed, all in one EnvPool batch, and return their results.
 
@@ -125,13 +153,18 @@ def run_episodes(
     `<seed>.npz`. Policy errors propagate as exceptions: the worker turns them into a failed
     trial. step_counter[0], if given, is kept equal to the steps taken so far (a
     memory-mapped file the sandbox reads if this process hangs or dies between progress
-    reports).
+    reports). on_ready() is called once the envs exist, before any policy code runs. With
+    `stall`, an episode without progress is cut and marked truncated="stall" (StallRule).
     """
     family = family_of(spec)
-    policy_cls = load_policy_class(policy_path)
     env = family.make_env(spec, protocol, seeds, num_threads=num_threads)
+    if on_ready:
+        on_ready()
+    policy_cls = load_policy_class(policy_path)  # the policy's own code: under the stall clock
     view = family.step_view(spec, protocol, obs_mode)
     space = ActionSpace.of(env.action_space)  # from the env itself: no emulator to load for it
+    stall_steps = stall.steps(protocol.frame_skip) if stall else None
+    action_names = family.action_meanings(spec) if stall and space.kind == "discrete" else None
     # At frame_skip 1 a life is often lost frames after the ball left the screen: space the
     # sheet frames out so they cover the lead-up (16 frames over 64 steps under hl).
     sheet_stride = sheet_stride or max(1, 4 // protocol.frame_skip)
@@ -191,7 +224,8 @@ def run_episodes(
             state = states[int(env_id)]
             _record_step(state, view, obs, info, j, float(rewards[j]), protocol, family.failure_name, sheet_frames,
                          sheet_stride, max_moments)  # fmt: skip
-            if terminated[j] or truncated[j]:
+            stalled = stall is not None and _stalled(state, view, info, j, float(rewards[j]), stall, stall_steps, action_names)
+            if terminated[j] or truncated[j] or stalled:
                 if truncated[j] and not terminated[j]:
                     state.result.truncated = "time_limit"
                 _episode_end(state, view, obs, info, j, sheet_frames, sheet_stride)
@@ -257,6 +291,40 @@ def _record_step(state: _EpisodeState, view: StepView, obs, info, row: int, rewa
     state.failures_left = left
 
 
+def _stalled(state: _EpisodeState, view: StepView, info, row: int, reward: float, rule: StallRule, stall_steps: int,
+             action_names: list[str] | None) -> bool:  # fmt: skip
+    """Book progress (a reward, a change of the watched state); on a stall, mark the episode
+    cut with its evidence and say so."""
+    watched = None
+    if rule.watch:
+        progress = view.progress_state(None, info, row)
+        if progress is not None:
+            watched = np.array([progress[i] for i in rule.watch if i < len(progress)])
+    changed = watched is not None and (state.watched is None or not np.array_equal(watched, state.watched))
+    if reward != 0 or changed:
+        state.quiet_since, state.watched = state.result.length, watched
+        return False
+    quiet = state.result.length - state.quiet_since
+    if quiet < stall_steps:
+        return False
+    state.result.truncated = "stall"
+    state.result.stall = dict(
+        frames=rule.frames, since_step=state.quiet_since, steps=quiet,
+        watched={str(i): int(v) for i, v in zip(rule.watch, watched)} if watched is not None else {},
+        actions=_action_counts(state.actions[state.quiet_since :], action_names),
+    )  # fmt: skip
+    return True
+
+
+def _action_counts(actions: list, names: list[str] | None, top: int = 3) -> dict[str, int]:
+    """The most pressed actions of a stretch, by name: what the policy kept doing."""
+    if names is None or not actions:
+        return {}
+    ids, counts = np.unique(np.asarray(actions, dtype=np.int64), return_counts=True)
+    order = np.argsort(-counts)[:top]
+    return {names[int(ids[k])] if int(ids[k]) < len(names) else str(int(ids[k])): int(counts[k]) for k in order}
+
+
 def _episode_end(state: _EpisodeState, view: StepView, obs, info, row: int, sheet_frames: int, sheet_stride: int) -> None:
     """The last frame: a moment of its own (unless a failure just showed it) and the video's end."""
     frame = view.frame(obs, info, row)
@@ -265,7 +333,9 @@ def _episode_end(state: _EpisodeState, view: StepView, obs, info, row: int, shee
     length = state.result.length
     already_shown = state.moments and state.moments[-1][1][-1] == length
     if state.recent is not None and not already_shown:
-        _add_moment(state, f"episode end at step {length}", length, frame, sheet_frames, sheet_stride)
+        stall = state.result.stall
+        label = f"stall: no progress since step {stall['since_step']}, cut at {length}" if stall else f"episode end at step {length}"
+        _add_moment(state, label, length, frame, sheet_frames, sheet_stride)
     if state.video is not None:
         state.video.append(np.ascontiguousarray(frame))
 

@@ -6,8 +6,11 @@ Each worker is a fresh `python -m evaluation.worker` process:
 - in a temporary working directory, removed afterwards;
 - under an address-space limit (a memory hog gets MemoryError, not the machine).
 
-A worker that raises, hangs (no progress for `stall_seconds`), exceeds its wall time or dies
-yields a failed `WorkerOutcome` with the reason; the caller carries on.
+A worker that raises, hangs (no progress for `stall_seconds` once it reported ready), takes
+longer than `startup_seconds` to start, exceeds its wall time or dies yields a failed
+`WorkerOutcome` with the reason; the caller carries on. Start-up (imports, env creation) has
+its own, longer limit: on a busy machine or a cluster node it can take longer than a healthy
+policy ever pauses, and a stall clock running during it would kill healthy policies.
 """
 
 from __future__ import annotations
@@ -38,7 +41,8 @@ _SECRET_PREFIXES = ("OPENAI_", "ANTHROPIC_", "LANGCHAIN_", "LANGSMITH_", "AWS_",
 class SandboxLimits:
     memory_mb: int = 4096  # address-space limit per worker
     file_mb: int = 4096  # largest file a worker may write
-    stall_seconds: float = 120.0  # no progress message for this long = hung policy
+    stall_seconds: float = 120.0  # no progress message for this long after "ready" = hung policy
+    startup_seconds: float = 600.0  # from launch to the worker's "ready" message
     wall_seconds: float | None = None  # hard cap on a worker's lifetime
 
 
@@ -100,6 +104,7 @@ class Worker:
             start_new_session=True,  # own process group: killpg reaches its children too
         )
         self.started = self.last_heard = time.monotonic()
+        self.ready = False  # the worker has imported its modules and made its envs
         self.last_message: dict | None = None
         self.outcome: WorkerOutcome | None = None
         self.proc.stdin.write(json.dumps(self.job).encode())
@@ -171,7 +176,10 @@ def run_jobs(
             for w in workers:
                 if w.outcome is not None:
                     continue
-                if now - w.last_heard > limits.stall_seconds:
+                if not w.ready:
+                    if now - w.started > limits.startup_seconds:
+                        _timed_out(w, f"worker not ready after {limits.startup_seconds:g} s (start-up too slow)")
+                elif now - w.last_heard > limits.stall_seconds:
                     _timed_out(w, f"no progress for {limits.stall_seconds:g} s (policy hung?)")
                 elif limits.wall_seconds and now - w.started > limits.wall_seconds:
                     _timed_out(w, f"exceeded the wall-time limit of {limits.wall_seconds:g} s")
@@ -184,7 +192,9 @@ def run_jobs(
 
 def _on_message(worker: Worker, message: dict, job_index: int, on_progress) -> None:
     kind = message.get("type")
-    if kind == "progress":
+    if kind == "ready":
+        worker.ready = True  # the stall clock starts now (last_heard was just set)
+    elif kind == "progress":
         if on_progress:
             on_progress(job_index, message)
     elif kind == "result":

@@ -6,6 +6,7 @@ environment and a temporary working directory. It sets its own resource limits b
 imports the policy, so the policy runs under them from its first line.
 
 Messages (one JSON object per line):
+    {"type": "ready"}  (modules imported and envs made: the sandbox's stall clock starts)
     {"type": "progress", "steps": int, "episodes": [EpisodeResult, ...]}
     {"type": "result", "steps": int, "episodes": [...]}
     {"type": "error", "kind": "exception" | "invalid_action" | "memory", "message": str,
@@ -54,7 +55,7 @@ def main() -> int:
     set_limits(job.get("memory_mb"), job.get("file_mb"))
 
     from envs.registry import get_family
-    from evaluation.rollout import PolicyError, run_episodes
+    from evaluation.rollout import PolicyError, StallRule, run_episodes
 
     import numpy as np
 
@@ -83,6 +84,8 @@ def main() -> int:
             on_progress=on_progress,
             num_threads=job.get("num_threads", 1),
             step_counter=counter,
+            on_ready=lambda: send({"type": "ready"}),
+            stall=StallRule(job["stall"]["frames"], tuple(job["stall"]["watch"])) if job.get("stall") else None,
         )
     except BaseException as err:  # the policy's failure is a result, not a crash
         kind = "exception"

@@ -55,6 +55,9 @@ def traced(name: str, fn, ctx: RunContext):
     def run(state: HLState) -> dict:
         if state.get("stop_reason") and name != "decide":
             return {}  # budget spent or stopping: pass through to decide, which ends the run
+        # What evaluations watch for stalls comes from the detector facts in the state (so a
+        # resumed run watches the same things).
+        ctx.progress_watch = tuple((state.get("detectors") or {}).get("progress_watch") or ())
         if ctx.display:
             ctx.display.node(name, state)
         steps_before, started = ctx.meter.used_steps, time.time()

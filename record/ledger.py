@@ -57,7 +57,11 @@ class TrialRecord(BaseModel):
     # The family's failures per episode: lives lost (Atari), falls (a robot). Rows written
     # before families existed call it lives_lost.
     failures: list[int] = Field(default_factory=list, validation_alias=AliasChoices("failures", "lives_lost"))
-    truncated: list[str | None] = Field(default_factory=list)
+    truncated: list[str | None] = Field(default_factory=list)  # time_limit | budget | stall | None
+    # The rule that cut episodes without progress ({"frames", "watch"}; None: none was
+    # applied) and, per episode, the evidence of a cut (since_step, steps, watched, actions).
+    stall_rule: dict | None = None
+    stalls: list[dict | None] = Field(default_factory=list)
     episode_seconds: list[float] = Field(default_factory=list)
     wall_seconds: float = Field(default=0.0, ge=0)
     tokens: int = Field(default=0, ge=0)

@@ -23,6 +23,7 @@ KNOBS: dict[str, tuple[str, int | None]] = {
     "search_steps": ("HL_SEARCH_STEPS", 500_000),
     "probe_budget": ("HL_PROBE_BUDGET", 30_000),
     "eval_max_frames": ("HL_EVAL_MAX_FRAMES", None),
+    "stall_frames": ("HL_STALL_FRAMES", 9000),
 }
 
 
@@ -66,6 +67,9 @@ class RunConfig(BaseModel):
     search_steps: int = Field(default_factory=lambda: _knob("search_steps"), ge=0)  # per route search
     probe_budget: int = Field(default_factory=lambda: _knob("probe_budget"), ge=1)
     eval_max_frames: int | None = Field(default_factory=lambda: _knob("eval_max_frames"), ge=1)
+    # An episode is cut when this many emulator frames pass with no reward and none of the
+    # tracked objects moving (evaluation.rollout.StallRule; 0: never cut).
+    stall_frames: int = Field(default_factory=lambda: _knob("stall_frames"), ge=0)
 
     def knob_overrides(self) -> dict[str, int]:
         """The HL_* variables whose values differ from the defaults (to reproduce the run)."""

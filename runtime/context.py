@@ -10,6 +10,7 @@ from typing import Any
 
 from envs.base import EnvFamily, EnvProtocol, EnvSpec
 from envs.registry import family_of
+from evaluation.rollout import StallRule
 from record.ledger import Ledger
 from record.meter import StepMeter
 from record.tracing import Tracer
@@ -27,6 +28,15 @@ class RunContext:
     display: Any | None = None  # graph.display.LiveDisplay, or None when quiet
     llm: Any | None = None  # agents.llm.session.LLMSession when a role has an LLM brain
     ceiling_raised: bool = False  # --resume raised --max-cost-usd: a run paused at the ceiling may go on
+    # What evaluations watch for a stall: the detector facts' `progress_watch` (any family's
+    # facts may name one), set from the state before each node runs (graph/build.py).
+    progress_watch: tuple[int, ...] = ()
+
+    def stall_rule(self) -> StallRule | None:
+        """The rule that cuts episodes without progress, when the run knows what to watch."""
+        if not self.progress_watch or not self.config.stall_frames:
+            return None
+        return StallRule(self.config.stall_frames, self.progress_watch)
 
     @property
     def family(self) -> EnvFamily:

@@ -76,7 +76,7 @@ def evaluate_candidate(ctx: RunContext, policy_path: str | Path, role: str, chan
     try:
         record = evaluate(
             policy_path, ctx.game, ctx.run_dir, obs_mode=ctx.config.obs_mode, protocol=ctx.config.protocol,
-            seeds=seeds, max_frames=ctx.config.eval_max_frames, meter=ctx.meter, role=role, kind=kind,
+            seeds=seeds, max_frames=ctx.config.eval_max_frames, meter=ctx.meter, role=role, kind=kind, stall=ctx.stall_rule(),
             change_summary=change_summary, for_tuning=True, video_seeds=(seeds[0],) if video else (),
             on_progress=ctx.display.progress if ctx.display else None,
             tokens=unbilled["tokens"], cost_usd=unbilled["cost_usd"],
@@ -102,7 +102,7 @@ def evaluate_holdout(ctx: RunContext, policy_path: str | Path, policy_hash_: str
         return evaluate(policy_path, ctx.game, ctx.run_dir, obs_mode=ctx.config.obs_mode, protocol=ctx.config.protocol,
                         seeds=seeds, max_frames=ctx.config.eval_max_frames, meter=ctx.meter, role="finish",
                         change_summary="final holdout evaluation of the best policy", video_seeds=(seeds[0],),
-                        use_reserve=True)  # fmt: skip
+                        use_reserve=True, stall=ctx.stall_rule())  # fmt: skip
     except BudgetExhausted:
         return None
 

@@ -54,6 +54,22 @@ def test_hanging_policy_is_killed_and_counted(run_dir):
     assert not [c for c in children if len(c) == 3 and int(c[1]) == os.getpid() and "evaluation.worker" in c[2]]
 
 
+def test_slow_worker_start_up_is_not_a_hang(run_dir, tmp_path, monkeypatch):
+    """A worker that takes longer to start (imports, env creation) than the stall limit, as
+    on a busy machine or a cluster node, is not killed: the stall clock starts at "ready"."""
+    slow = tmp_path / "slow_start"
+    slow.mkdir()
+    (slow / "sitecustomize.py").write_text("import time\ntime.sleep(6)\n")  # runs as the worker starts
+    monkeypatch.setenv("PYTHONPATH", str(slow))
+    record = _evaluate(run_dir, "noop", limits=SandboxLimits(stall_seconds=3))
+    assert record.status == "ok", record.failure
+    assert record.env_steps > 0 and record.score_mean is not None
+
+    too_slow = _evaluate(run_dir, "noop", limits=SandboxLimits(stall_seconds=3, startup_seconds=2))
+    assert too_slow.status == "failed" and too_slow.failure_kind == "timeout"
+    assert "not ready" in too_slow.failure and too_slow.env_steps == 0
+
+
 def test_api_keys_are_stripped_from_the_worker_environment(run_dir, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-secret")
     monkeypatch.setenv("SOME_SERVICE_TOKEN", "t0ken")

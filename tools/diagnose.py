@@ -15,7 +15,7 @@ from evaluation.rollout import load_trace
 
 
 class FailureMoment(BaseModel):
-    kind: str  # life_lost | point_lost | reward_stall | periodic_loop | timeout
+    kind: str  # life_lost | point_lost | reward_stall | periodic_loop | timeout | stall_cut | game_over
     step: int
     detail: str
 
@@ -31,6 +31,9 @@ class EpisodeFindings(BaseModel):
     loop_period: int | None  # RAM states repeat with this period at the end of the episode
     timeout: bool
     game_over_with_lives: bool = False  # the game ended while lives were left (e.g. invaders landed)
+    # The evaluation cut the episode for making no progress (evaluation.rollout.StallRule):
+    # since_step, steps, watched {state index: value that stood still}, actions {name: count}.
+    stall: dict | None = None
     moments: list[FailureMoment]
 
 
@@ -50,7 +53,27 @@ def find_loop_period(ram: np.ndarray, window: int = 4096, max_period: int = 2048
     return None
 
 
-def analyse_episode(trace_path: str | Path, seed: int, truncated: str | None) -> EpisodeFindings:
+def describe_stall(stall: dict) -> str:
+    """What a stall cut's evidence says, in words."""
+    what = f"no reward for {stall['steps']} steps from step {stall['since_step']}"
+    if stall.get("watched"):
+        values = ", ".join(f"{i}={v}" for i, v in stall["watched"].items())
+        what += f" and the tracked objects stood still (state bytes {values}): nothing in play"
+    if stall.get("actions"):
+        what += "; the policy kept pressing " + ", ".join(f"{a} ×{n}" for a, n in stall["actions"].items())
+    return what + "; the episode was cut there"
+
+
+def analyse_trial(run_dir: str | Path, row) -> list[EpisodeFindings]:
+    """Findings of each episode of a ledger row (record.ledger.TrialRecord) whose trace exists."""
+    trace_dir = Path(run_dir) / row.artifacts.get("traces", "")
+    stalls = row.stalls or [None] * len(row.seeds)
+    return [analyse_episode(trace_dir / f"{seed}.npz", seed, truncated, stall)
+            for seed, truncated, stall in zip(row.seeds, row.truncated, stalls)
+            if row.artifacts.get("traces") and (trace_dir / f"{seed}.npz").exists()]  # fmt: skip
+
+
+def analyse_episode(trace_path: str | Path, seed: int, truncated: str | None, stall: dict | None = None) -> EpisodeFindings:
     trace = load_trace(trace_path)
     rewards, lives = trace["rewards"], trace["lives"].astype(int)
     moments = []
@@ -72,6 +95,8 @@ def analyse_episode(trace_path: str | Path, seed: int, truncated: str | None) ->
                                      detail=f"RAM states repeat every {period} steps"))  # fmt: skip
     if truncated == "time_limit":
         moments.append(FailureMoment(kind="timeout", step=len(rewards), detail="episode hit the frame cap"))
+    if truncated == "stall" and stall:
+        moments.append(FailureMoment(kind="stall_cut", step=int(stall["since_step"]), detail=describe_stall(stall)))
     ended_early = truncated is None and len(lives) > 0 and lives[-1] > 0
     if ended_early:
         moments.append(FailureMoment(kind="game_over", step=len(rewards),
@@ -79,5 +104,6 @@ def analyse_episode(trace_path: str | Path, seed: int, truncated: str | None) ->
     return EpisodeFindings(
         seed=seed, length=len(rewards), score=float(rewards.sum()), lives_lost=len(lost_at),
         points_lost=len(negative), longest_stall=longest, stall_start=stall_start, loop_period=period,
-        timeout=truncated == "time_limit", game_over_with_lives=ended_early, moments=moments,
+        timeout=truncated == "time_limit", game_over_with_lives=ended_early,
+        stall=stall if truncated == "stall" else None, moments=moments,
     )  # fmt: skip

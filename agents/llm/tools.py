@@ -121,18 +121,12 @@ class Toolbox:
         return json.dumps(summary, indent=1)
 
     def _findings(self, evaluation: dict) -> list[dict]:
-        from tools.diagnose import analyse_episode
+        from tools.diagnose import analyse_trial
 
-        row = trial_row(self.ctx, evaluation["trial"])
-        trace_dir = self.ctx.run_dir / (evaluation.get("traces") or "")
-        out = []
-        for seed, trunc in zip(row.seeds, row.truncated):
-            if (trace_dir / f"{seed}.npz").exists():
-                f = analyse_episode(trace_dir / f"{seed}.npz", seed, trunc)
-                out.append(dict(seed=seed, score=f.score, length=f.length, lives_lost=f.lives_lost, points_lost=f.points_lost,
-                                longest_stall=f.longest_stall, loop_period=f.loop_period, timeout=f.timeout,
-                                moments=[m.model_dump() for m in f.moments[:8]]))  # fmt: skip
-        return out
+        return [dict(seed=f.seed, score=f.score, length=f.length, lives_lost=f.lives_lost, points_lost=f.points_lost,
+                     longest_stall=f.longest_stall, loop_period=f.loop_period, timeout=f.timeout, stall_cut=f.stall,
+                     moments=[m.model_dump() for m in f.moments[:8]])
+                for f in analyse_trial(self.ctx.run_dir, trial_row(self.ctx, evaluation["trial"]))]  # fmt: skip
 
     def diagnose_last_evaluation(self) -> str:
         """Failure moments of the last evaluation from its step traces: lives and points lost
@@ -163,14 +157,12 @@ class Toolbox:
             return f"trial {trial} has no contact sheet (no life was lost, or the trial failed)"
         path = self.ctx.run_dir / sheet
         self.images.append("data:image/png;base64," + base64.b64encode(path.read_bytes()).decode())
-        moments = []
-        for seed, trunc in zip(row.seeds, row.truncated):
-            trace = self.ctx.run_dir / row.artifacts.get("traces", "") / f"{seed}.npz"
-            if trace.exists():
-                from tools.diagnose import analyse_episode
+        from tools.diagnose import analyse_trial
 
-                f = analyse_episode(trace, seed, trunc)
-                moments += [f"seed {seed} step {m.step}: {m.kind} ({m.detail})" for m in f.moments if m.kind == "life_lost"][:8]
+        moments = []
+        for f in analyse_trial(self.ctx.run_dir, row):
+            moments += [f"seed {f.seed} step {m.step}: {m.kind} ({m.detail})" for m in f.moments
+                        if m.kind in ("life_lost", "stall_cut")][:8]  # fmt: skip
         return (f"contact sheet {sheet}: rows of 16 frames leading up to each life lost, oldest left; "
                 f"moments shown: {'; '.join(moments) or 'see the image'}")  # fmt: skip
 

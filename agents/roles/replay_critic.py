@@ -19,16 +19,19 @@ from agents.registry import register
 from runtime.context import RunContext
 from runtime.state import HLState, NodeUpdate
 from runtime.steps import trial_row
-from tools.diagnose import EpisodeFindings, analyse_episode
+from tools.diagnose import EpisodeFindings, analyse_trial, describe_stall
 
 
 def failure_kinds(f: EpisodeFindings, features: set[str]) -> list[tuple[str, str]]:
     """Every failure an episode shows, as (kind, what happened), the most telling first:
-    serve (nothing happens for most of a timed-out episode), stall (a periodic loop or a
-    long reward stall), lost (lives or points lost, or the game ended with lives left),
-    timeout (the frame cap was hit). ("none", ...) when there is nothing to say."""
+    serve (nothing happens for most of a timed-out episode, or the evaluation cut it because
+    the tracked objects stood still: nothing in play), stall (a periodic loop, a long reward
+    stall, or a cut on the reward alone), lost (lives or points lost, or the game ended with
+    lives left), timeout (the frame cap was hit). ("none", ...) when there is nothing to say."""
     kinds = []
     lost = f.lives_lost + f.points_lost
+    if f.stall:  # the evaluation's own evidence, from the watched state: what the trace shows
+        kinds.append(("serve" if f.stall.get("watched") else "stall", describe_stall(f.stall)))
     if f.timeout and f.longest_stall > 0.5 * f.length and lost == 0 and "fire_to_serve" not in features:
         kinds.append(("serve", f"nothing happens for {f.longest_stall} steps from step {f.stall_start}: no ball in play"))
     if f.loop_period is not None or (f.timeout and f.longest_stall > 2000):
@@ -99,12 +102,7 @@ def replay_critic(state: HLState, ctx: RunContext) -> NodeUpdate:
         return {"diagnosis": diagnosis, "trace_summary": diagnosis["what"]}
 
     row = trial_row(ctx, evaluation["trial"])
-    trace_dir = ctx.run_dir / evaluation["traces"]
-    findings = [
-        analyse_episode(trace_dir / f"{seed}.npz", seed, trunc)
-        for seed, trunc in zip(row.seeds, row.truncated)
-        if (trace_dir / f"{seed}.npz").exists()
-    ]
+    findings = analyse_trial(ctx.run_dir, row)
     if not findings:
         return {"diagnosis": None}
     # The worst episode says most (under hl they are all the same game).

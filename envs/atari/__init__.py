@@ -51,6 +51,9 @@ class AtariStepView(StepView):
     def trace_arrays(self, obs, info, row: int) -> dict[str, np.ndarray]:
         return {"ram": info["ram"][row]} if self.with_ram else {}
 
+    def progress_state(self, obs, info, row: int) -> np.ndarray:
+        return info["ram"][row]  # EnvPool reports RAM in every obs mode
+
 
 class AtariFamily(EnvFamily):
     name = "atari"

@@ -64,6 +64,9 @@ class AtariFacts(TypedDict, total=False):
     fire_acts: bool  # FIRE does something (spawns an object or differs from NOOP)
     objects: list[ObjectFacts]
     formation: list[str]  # object types seen several at a time away from the player's line
+    # RAM bytes of the moving things besides the player: while none changes and no reward
+    # comes, the game makes no progress (evaluation.rollout.StallRule's watch)
+    progress_watch: list[int]
     # intercept
     frame_skip: int  # emulator frames per env step (the motion model looks ahead in frames)
     ram: dict  # RAM readers: {"player", "ball_x", "ball_y"} (intercept, shooter) or the route's map
@@ -137,8 +140,16 @@ def base_facts(report: ProbeReport) -> AtariFacts:
                         for o in report.objects]  # fmt: skip
     facts["formation"] = [o["name"] for o in facts["objects"] if o["per_frame"] >= 1.5
                           and line_gap(o, axis, player_line) > (player.height if axis == 0 else player.width)]  # fmt: skip
+    facts["progress_watch"] = progress_watch(report)
     facts["controller"] = choose_controller(facts)
     return facts
+
+
+def progress_watch(report: ProbeReport) -> list[int]:
+    """RAM bytes that track a moving object other than the player. The player is left out:
+    a policy that jiggles it while the game waits (no ball in play) makes no progress."""
+    return sorted({fits[0].address for label, fits in report.ram_fits.items()
+                   if fits and not label.startswith("player") and ram_fit(report, label)})  # fmt: skip
 
 
 def facts_from_probe(report: ProbeReport, obs_mode: str, protocol: str | None = None) -> AtariFacts:
