@@ -23,6 +23,17 @@ def _holdout(ctx: RunContext, best: dict | None) -> dict | None:
     return _summary(r) if r is not None else None
 
 
+def _holdout_line(holdout: dict | None, best: dict | None) -> str:
+    """What became of the holdout, in words: a score, or why there is none."""
+    if not best:
+        return "none: no policy scored"
+    if holdout is None:
+        return "none: no budget was left for it"
+    if holdout["status"] == "budget_stop" or holdout["score_mean"] is None:
+        return f"none: cut by the budget ({holdout['status']}) before an episode finished"
+    return f"{_fmt_score(holdout['score_mean'])} over {len(holdout['scores'])} holdout episodes"
+
+
 def policy_logic(ctx: RunContext) -> str:
     """The policy's own docstring: the builtin policy-writer keeps it a plain-words account."""
     path = ctx.hs.path / "policy.py"
@@ -51,7 +62,7 @@ def finish_run(ctx: RunContext, state: dict, wall_seconds: float) -> dict:
         env_steps_to_best=min(reached) if reached else None, env_steps=ctx.meter.used_steps,
         frames=ctx.meter.used_frames, budget=ctx.config.budget, iterations=state.get("iteration", 0),
         accepted=sum(h["outcome"] == "accepted" for h in history), rejected=len(rejected),
-        holdout=(f"{_fmt_score(holdout['score_mean'])} over {len(holdout['scores'])} holdout episodes" if holdout and holdout["score_mean"] is not None else None),
+        holdout=_holdout_line(holdout, best),
         wall_seconds=round(wall_seconds, 1), stop_reason=state.get("stop_reason"),
         model=ctx.config.model, tokens=int((state.get("usage") or {}).get("tokens", 0)),
         cost_usd=round(float((state.get("usage") or {}).get("cost_usd", 0.0)), 6),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from memory.store import best_policy_key
 from runtime import steps
+from runtime.budget import MIN_DEV_EVALUATIONS, holdout_reserve
 from runtime.context import RunContext
 from runtime.state import HLState, NodeUpdate
 
@@ -17,7 +18,7 @@ def evaluate(state: HLState, ctx: RunContext) -> NodeUpdate:
                                       change_summary=candidate.get("direction", ""))  # fmt: skip
     usage = {"env_steps": ctx.meter.used_steps - before}
     if result is None:
-        return {"evaluation": None, "stop_reason": "budget spent", "usage": usage}
+        return {"evaluation": None, "stop_reason": _budget_spent(ctx, state.get("best")), "usage": usage}
     return {"evaluation": result, "usage": usage}
 
 
@@ -33,6 +34,21 @@ def remember_best_policy(ctx: RunContext, run_id: str, policy: dict, score: floa
             # The route is data the policy cannot run without (found by a search of this run).
             value["route_source"] = ctx.hs.read("route.py")
         ctx.memory.add_fact(ctx.game.name, ctx.config.obs_mode, run_id, key, value)
+
+
+def _budget_spent(ctx: RunContext, best: dict | None) -> str:
+    """The stop reason when the budget is spent, saying what the rest is for."""
+    if not best:
+        return "budget spent: no policy scored, so there is no holdout to run"
+    return f"budget spent: {ctx.meter.remaining:,} env steps left for the holdout of the best policy ({ctx.config.holdout_episodes} episodes)"
+
+
+def _can_afford_simplifying(ctx: RunContext, candidate: dict, evaluation: dict) -> bool:
+    """Simplifying evaluates the policy once per optional feature and never raises the score:
+    on a tight budget those steps go to improving it (a few more dev evaluations) instead."""
+    free = None if ctx.meter.remaining is None else ctx.meter.remaining - ctx.meter.reserved
+    evaluations = len(candidate.get("features") or ()) + MIN_DEV_EVALUATIONS
+    return free is None or free >= evaluations * evaluation["env_steps"]
 
 
 def _tuned_since_best(state: HLState, update: dict) -> bool:
@@ -95,18 +111,17 @@ def decide(state: HLState, ctx: RunContext) -> NodeUpdate:
                               score=evaluation["score_mean"] if evaluation else None)]  # fmt: skip
 
     best_now = update.get("best", best)
-    if best_now and evaluation and evaluation.get("scores"):
-        # Hold back enough steps to evaluate the best policy on holdout seeds at the end.
-        episode = evaluation["env_steps"] / max(1, len(evaluation["scores"]))
-        if update["new_best"]:
-            ctx.meter.reserved = int(cfg.holdout_episodes * episode * 1.1)
+    if update["new_best"]:
+        # Hold back what the holdout of this policy needs: its dev episodes say how long it plays.
+        row = steps.trial_row(ctx, evaluation["trial"])
+        ctx.meter.reserved = holdout_reserve(cfg, ctx.protocol, row.lengths if row else [])
     update["reserved"] = ctx.meter.reserved  # checkpointed, so --resume holds the same reserve
     stop = state.get("stop_reason")
     target = state.get("target_score")
     if stop:
         pass
     elif ctx.meter.exhausted or (ctx.meter.remaining is not None and ctx.meter.remaining <= ctx.meter.reserved):
-        stop = "budget spent" + (" (the rest is held for the holdout evaluation)" if ctx.meter.reserved else "")
+        stop = _budget_spent(ctx, best_now)
     elif target is not None and best_now and best_now["score"] >= target:
         stop = f"target {target:g} reached"
     elif update.get("plateau", state.get("plateau", 0)) >= cfg.plateau_patience and _tuned_since_best(state, update):
@@ -120,7 +135,7 @@ def decide(state: HLState, ctx: RunContext) -> NodeUpdate:
     accepted = state.get("accepted_count", 0) + (1 if update["new_best"] else 0)
     update["accepted_count"] = accepted
     # The simplifier re-evaluates every feature: do it after the first best and every few after.
-    simplify = update["new_best"] and (accepted - 1) % cfg.simplify_every == 0
+    simplify = update["new_best"] and (accepted - 1) % cfg.simplify_every == 0 and _can_afford_simplifying(ctx, candidate, evaluation)
     update["route"] = "end" if stop else ("simplify" if simplify else "revise")
     if ctx.display:
         ctx.display.decision(iteration, direction, outcome, best_now, stop)

@@ -17,10 +17,11 @@ import time
 from pathlib import Path
 
 from envs.base import UnknownEnvError, UnknownProtocolError
-from envs.registry import obs_mode_names, protocol_names, resolve_env
+from envs.registry import family_of, obs_mode_names, protocol_names, resolve_env
 from record.ledger import Ledger
 from record.meter import StepMeter
 from record.workspace import DEFAULT_RUNS_DIR, RunFolderError, create_run_dir, new_run_id
+from runtime.budget import BudgetTooSmall, plan_budget
 from runtime.config import KNOBS, RunConfig, first_error, write_config
 from runtime.context import RunContext
 from tools.cli import OneLineParser, env_steps, run_command, usd
@@ -137,11 +138,19 @@ def new_run(cfg: RunConfig, run_id: str | None = None) -> tuple[RunContext, dict
     """A fresh run folder for `cfg` (config.json written) and the graph's initial state.
     graph/studio.py starts its runs here too."""
     game = resolve_env(cfg.game)
+    protocol = family_of(game).get_protocol(cfg.protocol)
+    try:
+        plan = plan_budget(cfg, protocol)  # before a run folder exists: a budget too small leaves nothing behind
+    except BudgetTooSmall as err:
+        raise UsageError(str(err)) from None
+    if plan.capped:
+        cfg = cfg.model_copy(update={"eval_max_frames": plan.episode_frames})
     run_id = run_id or new_run_id()
     run_dir = create_run_dir(cfg.runs_dir, game.slug, cfg.obs_mode, run_id)
     write_config(run_dir, cfg)
-    ctx = RunContext(cfg, game, run_dir, StepMeter(cfg.budget))
-    return ctx, initial_state(ctx)
+    ctx = RunContext(cfg, game, run_dir, StepMeter(cfg.budget), budget_note=plan.note(protocol))
+    ctx.meter.reserved = plan.initial_reserve
+    return ctx, {**initial_state(ctx), "reserved": ctx.meter.reserved}
 
 
 def initial_state(ctx: RunContext) -> dict:
@@ -224,6 +233,8 @@ def _main(args) -> int:
     ctx.display = display
     cfg = ctx.config
     print(f"{_brains_line(cfg)} · run {run_id} · {ctx.run_dir}", flush=True)
+    if ctx.budget_note:
+        print(f"budget {cfg.budget:,} env steps: {ctx.budget_note}", flush=True)
     checkpointer = open_checkpointer(ctx.run_dir)
     graph = build_graph(ctx, checkpointer)
     config = {"configurable": {"thread_id": run_id}, "recursion_limit": 100_000}

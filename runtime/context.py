@@ -31,6 +31,7 @@ class RunContext:
     # What evaluations watch for a stall: the detector facts' `progress_watch` (any family's
     # facts may name one), set from the state before each node runs (graph/build.py).
     progress_watch: tuple[int, ...] = ()
+    budget_note: str = ""  # what the budget plan decided, said before a new run starts (runtime/budget.py)
 
     def stall_rule(self) -> StallRule | None:
         """The rule that cuts episodes without progress, when the run knows what to watch."""

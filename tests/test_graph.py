@@ -55,6 +55,8 @@ def test_all_roles_leave_their_records(first_run):
     assert roles["prober"] == 1 and roles["detector_writer"] == 1 and roles["evaluate"] >= 2
     assert roles["simplifier"] >= 1 and roles["finish"] == 1
     assert sum(r.env_steps for r in rows) == rows[-1].cumulative_env_steps == s["env_steps"] <= 150_000
+    # The holdout was paid for from the reserve and scored, as the summary says.
+    assert rows[-1].role == "finish" and rows[-1].status == "ok" and s["holdout"].endswith("over 1 holdout episodes")
     assert all(r.policy_hash for r in rows if r.kind in ("evaluation", "tuning"))
 
     entries, damage = read_trace(run_dir / "trace.jsonl")
@@ -186,6 +188,7 @@ def test_kill_and_resume_loses_and_duplicates_nothing(tmp_path):
         (["--game", "zork"], "unknown game 'zork'"),
         (["--game", "pong", "--budget", "lots"], "expected a number of env steps"),
         (["--game", "pong", "--budget", "0"], "positive whole number"),
+        (["--game", "pong", "--budget", "40000"], "is too small"),  # no holdout could be paid for
         (["--resume", "no-such-run"], "no run 'no-such-run'"),
         ([], "--game is required"),
     ],
@@ -195,6 +198,7 @@ def test_bad_input_is_one_line(tmp_path, args, message):
                           capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=60)  # fmt: skip
     assert proc.returncode == 2 and message in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+    assert not list(tmp_path.glob("*/*/*/config.json"))  # no run folder is left behind
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,82 @@
+"""The budget plan, made before a run starts: how long an episode may be and what is held
+back for the final holdout evaluation, so the run never promises a holdout it cannot pay.
+
+A run spends its budget on a probe, dev evaluations and, at the end, the best policy on
+holdout seeds. An episode can last the protocol's whole cap (Atari: 108,000 frames), so a
+small budget could go on one dev episode and leave nothing for the holdout. The plan:
+
+- the budget must afford the probe, `MIN_DEV_EVALUATIONS` dev evaluations and a holdout of
+  episodes of at least `MIN_EPISODE_FRAMES` frames; if not, the run is refused before it
+  starts, saying what budget would do;
+- if the protocol's cap is longer than that budget affords, episodes are capped for this
+  run (dev and holdout alike; the cap is in every trial's protocol settings and the run
+  says so before it starts);
+- from the start, a holdout of full-length episodes is held in reserve. Once a best policy
+  has scored, the reserve follows its longest dev episode (`holdout_reserve`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from envs.base import EnvProtocol
+from runtime.config import RunConfig
+
+MIN_DEV_EVALUATIONS = 4  # a run that cannot afford a few evaluations cannot learn anything
+MIN_EPISODE_FRAMES = 2_000  # half a minute of play: shorter episodes say little about a policy
+RESERVE_MARGIN = 1.25  # holdout seeds may play longer than the dev seeds did (sticky actions)
+
+
+class BudgetTooSmall(ValueError):
+    """The budget cannot pay for a probe, a few evaluations and a holdout (one line)."""
+
+
+@dataclass(frozen=True)
+class BudgetPlan:
+    episode_frames: int  # the longest episode evaluations play, in simulator frames
+    capped: bool  # shorter than the protocol's own cap, because of the budget
+    episode_steps: int  # the same in env steps
+    holdout_episodes: int
+
+    @property
+    def initial_reserve(self) -> int:
+        """Env steps held for the holdout before any policy has scored: full-length episodes."""
+        return self.holdout_episodes * self.episode_steps
+
+    def note(self, protocol: EnvProtocol) -> str:
+        """What the plan means, said before the run starts."""
+        held = f"{self.initial_reserve:,} env steps held for a holdout of {self.holdout_episodes} episodes"
+        if not self.capped:
+            return held
+        return (f"episodes capped at {self.episode_frames:,} frames (the {protocol.name} cap is "
+                f"{protocol.max_episode_frames:,}): the budget pays for {MIN_DEV_EVALUATIONS} dev evaluations and a "
+                f"holdout no longer; {held}")  # fmt: skip
+
+
+def plan_budget(config: RunConfig, protocol: EnvProtocol) -> BudgetPlan:
+    """The episode cap and holdout reserve `config.budget` affords (BudgetTooSmall if none)."""
+    frame_skip = protocol.frame_skip
+    cap_frames = min(protocol.max_episode_frames, config.eval_max_frames or protocol.max_episode_frames)
+    episodes = config.dev_episodes * MIN_DEV_EVALUATIONS + config.holdout_episodes
+    affordable_steps = max(0, config.budget - config.probe_budget) // episodes
+    affordable_frames = affordable_steps * frame_skip // 1000 * 1000  # a round number people can read
+    if affordable_frames < min(MIN_EPISODE_FRAMES, cap_frames):
+        needed = config.probe_budget + episodes * math.ceil(min(MIN_EPISODE_FRAMES, cap_frames) / frame_skip)
+        raise BudgetTooSmall(
+            f"--budget {config.budget:,} is too small: the probe takes up to {config.probe_budget:,} env steps and "
+            f"{MIN_DEV_EVALUATIONS} dev evaluations of {config.dev_episodes} episode(s) plus a holdout of "
+            f"{config.holdout_episodes} need episodes of at least {MIN_EPISODE_FRAMES:,} frames; use --budget {needed:,} or more"
+        )  # fmt: skip
+    frames = min(cap_frames, affordable_frames)
+    return BudgetPlan(episode_frames=frames, capped=frames < cap_frames, episode_steps=math.ceil(frames / frame_skip),
+                      holdout_episodes=config.holdout_episodes)  # fmt: skip
+
+
+def holdout_reserve(config: RunConfig, protocol: EnvProtocol, best_lengths: list[int]) -> int:
+    """Env steps to hold for the holdout of a best policy whose dev episodes had these lengths:
+    its longest, with a margin, never more than full-length episodes."""
+    cap_steps = math.ceil(min(protocol.max_episode_frames, config.eval_max_frames or protocol.max_episode_frames)
+                          / protocol.frame_skip)  # fmt: skip
+    longest = max(best_lengths, default=cap_steps)
+    return config.holdout_episodes * min(cap_steps, math.ceil(longest * RESERVE_MARGIN))
