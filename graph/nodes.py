@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from memory.store import best_policy_key
 from runtime import steps
-from runtime.budget import MIN_DEV_EVALUATIONS, holdout_reserve
+from runtime.budget import holdout_reserve
 from runtime.context import RunContext
 from runtime.state import HLState, NodeUpdate
 
@@ -41,14 +41,6 @@ def _budget_spent(ctx: RunContext, best: dict | None) -> str:
     if not best:
         return "budget spent: no policy scored, so there is no holdout to run"
     return f"budget spent: {ctx.meter.remaining:,} env steps left for the holdout of the best policy ({ctx.config.holdout_episodes} episodes)"
-
-
-def _can_afford_simplifying(ctx: RunContext, candidate: dict, evaluation: dict) -> bool:
-    """Simplifying evaluates the policy once per optional feature and never raises the score:
-    on a tight budget those steps go to improving it (a few more dev evaluations) instead."""
-    free = None if ctx.meter.remaining is None else ctx.meter.remaining - ctx.meter.reserved
-    evaluations = len(candidate.get("features") or ()) + MIN_DEV_EVALUATIONS
-    return free is None or free >= evaluations * evaluation["env_steps"]
 
 
 def _tuned_since_best(state: HLState, update: dict) -> bool:
@@ -135,7 +127,7 @@ def decide(state: HLState, ctx: RunContext) -> NodeUpdate:
     accepted = state.get("accepted_count", 0) + (1 if update["new_best"] else 0)
     update["accepted_count"] = accepted
     # The simplifier re-evaluates every feature: do it after the first best and every few after.
-    simplify = update["new_best"] and (accepted - 1) % cfg.simplify_every == 0 and _can_afford_simplifying(ctx, candidate, evaluation)
+    simplify = update["new_best"] and (accepted - 1) % cfg.simplify_every == 0
     update["route"] = "end" if stop else ("simplify" if simplify else "revise")
     if ctx.display:
         ctx.display.decision(iteration, direction, outcome, best_now, stop)

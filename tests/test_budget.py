@@ -83,16 +83,10 @@ def test_the_reserve_follows_the_best_policys_episodes():
 def test_the_stop_reason_says_what_the_rest_of_the_budget_is_for():
     from types import SimpleNamespace
 
-    from graph.nodes import _budget_spent, _can_afford_simplifying
+    from graph.nodes import _budget_spent
 
     meter = StepMeter(budget=120_000, used_steps=84_000)
     meter.reserved = 36_000
     ctx = SimpleNamespace(meter=meter, config=SimpleNamespace(holdout_episodes=3))
     assert _budget_spent(ctx, best=None) == "budget spent: no policy scored, so there is no holdout to run"
     assert "36,000 env steps left for the holdout of the best policy (3 episodes)" in _budget_spent(ctx, best={"score": 9})
-    # Simplifying (one evaluation per feature) waits when it would leave too few evaluations.
-    meter.used_steps = 22_000
-    tight = _can_afford_simplifying(ctx, {"features": ["a", "b"]}, {"env_steps": 12_000})
-    meter.budget = 1_000_000
-    roomy = _can_afford_simplifying(ctx, {"features": ["a", "b"]}, {"env_steps": 12_000})
-    assert (tight, roomy) == (False, True)
