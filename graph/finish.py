@@ -5,6 +5,8 @@ in words, the main failed directions, and why the run stopped."""
 from __future__ import annotations
 
 import ast
+import time
+from contextlib import contextmanager
 
 from evaluation.evaluate import refresh_reports
 from graph.report import write_report
@@ -45,9 +47,36 @@ def policy_logic(ctx: RunContext) -> str:
         return "(policy.py does not parse)"
 
 
-def finish_run(ctx: RunContext, state: dict, wall_seconds: float) -> dict:
+@contextmanager
+def _phase(ctx: RunContext, name: str, iteration: int, outcome: dict):
+    """One step of the finish, labelled on the live display and recorded in the trace like a
+    graph node (start/end with env steps), so `graph.trace` shows the holdout and the report."""
+    if ctx.display:
+        ctx.display.phase(name)
+    steps_before, started = ctx.meter.used_steps, time.time()
+    ctx.tracer.event("start", name, iteration=iteration, env_steps_total=steps_before)
+    try:
+        yield outcome
+    except Exception as err:
+        ctx.tracer.event("error", name, error=f"{type(err).__name__}: {err}", seconds=round(time.time() - started, 3))
+        raise
+    ctx.tracer.event("end", name, seconds=round(time.time() - started, 3), env_steps=ctx.meter.used_steps - steps_before,
+                     env_steps_total=ctx.meter.used_steps, summary=outcome.get("summary", ""))  # fmt: skip
+
+
+def finish_run(ctx: RunContext, state: dict, wall_seconds: float | None = None, started: float | None = None) -> dict:
+    """Holdout, reports and README. The wall time is the command's: `started` is when it began
+    (or `wall_seconds` as measured by the caller)."""
     best = state.get("best")
-    holdout = _holdout(ctx, best)
+    iteration = state.get("iteration", 0)
+    with _phase(ctx, "holdout", iteration, {}) as outcome:
+        holdout = _holdout(ctx, best)
+        outcome["summary"] = f"holdout {_holdout_line(holdout, best)}"
+    with _phase(ctx, "report", iteration, {"summary": "reports, README and report.html"}):
+        return _write_outputs(ctx, state, best, holdout, wall_seconds, started)
+
+
+def _write_outputs(ctx: RunContext, state: dict, best, holdout, wall_seconds, started) -> dict:
     refresh_reports(ctx.run_dir, title=f"{ctx.game.name} · {ctx.config.obs_mode} · {ctx.config.protocol}")
     history = state.get("history", [])
     rejected = [h for h in history if h["outcome"] == "rejected"]
@@ -63,7 +92,7 @@ def finish_run(ctx: RunContext, state: dict, wall_seconds: float) -> dict:
         frames=ctx.meter.used_frames, budget=ctx.config.budget, iterations=state.get("iteration", 0),
         accepted=sum(h["outcome"] == "accepted" for h in history), rejected=len(rejected),
         holdout=_holdout_line(holdout, best),
-        wall_seconds=round(wall_seconds, 1), stop_reason=state.get("stop_reason"),
+        wall_seconds=None, stop_reason=state.get("stop_reason"),
         model=ctx.config.model, tokens=int((state.get("usage") or {}).get("tokens", 0)),
         cost_usd=round(float((state.get("usage") or {}).get("cost_usd", 0.0)), 6),
         usage_by_node={node: {k: round(v, 6) if isinstance(v, float) else v for k, v in u.items()}
@@ -72,6 +101,7 @@ def finish_run(ctx: RunContext, state: dict, wall_seconds: float) -> dict:
         video=str(ctx.run_dir / holdout["video"]) if holdout and holdout.get("video") else None,
         curve=str(ctx.run_dir / "sample_efficiency.png"),
     )  # fmt: skip
+    summary["wall_seconds"] = round(time.time() - started if started is not None else (wall_seconds or 0.0), 1)
     _write_readme(ctx, summary, rejected)
     write_report(ctx.run_dir, on_error=lambda m: (ctx.tracer.event("warning", "report", message=m), ctx.say(m)))  # never crashes the run
     return summary

@@ -215,21 +215,22 @@ def _brains_line(cfg: RunConfig) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    started = time.time()  # the wall time a run reports is the command's, start-up and finish included
     args = build_parser().parse_args(argv)
     from agents.llm.session import ModelConfigError, ReplayError
 
-    return run_command(lambda: _main(args), usage_errors=(UsageError, UnknownEnvError, UnknownProtocolError, RunFolderError, ModelConfigError, ReplayError),
+    return run_command(lambda: _main(args, started), usage_errors=(UsageError, UnknownEnvError, UnknownProtocolError, RunFolderError, ModelConfigError, ReplayError),
                        interrupted="interrupted; continue with --resume")  # fmt: skip
 
 
-def _main(args) -> int:
+def _main(args, started: float) -> int:
     from graph.build import build_graph, open_checkpointer
-    from graph.display import LiveDisplay
+    from graph.display import make_display
     from graph.finish import finish_run
 
     ctx, state, run_id = prepare(args)
     open_memory(ctx)
-    display = None if args.quiet else LiveDisplay(ctx)
+    display = None if args.quiet else make_display(ctx)
     ctx.display = display
     cfg = ctx.config
     print(f"{_brains_line(cfg)} · run {run_id} · {ctx.run_dir}", flush=True)
@@ -252,19 +253,20 @@ def _main(args) -> int:
                 raise UsageError(f"run {run_id} stopped at its cost ceiling (${spent:.4f} spent); resume with a higher --max-cost-usd")
             graph.update_state(config, {"stop_reason": None, "route": saved["paused_at"], "paused_at": None}, as_node="decide")
     open_model(ctx, spent_usd=spent)
-    started = time.time()
     if display:
         display.start()
     try:
         final = graph.invoke(state, config) if state is not None else graph.invoke(None, config)
+        final = graph.get_state(config).values or final
+        summary = finish_run(ctx, final, started=started)  # holdout and report: labelled phases on the display
     finally:
         if display:
             display.stop()
-    final = graph.get_state(config).values or final
-    summary = finish_run(ctx, final, wall_seconds=time.time() - started)
-    print(json.dumps(summary) if args.quiet else "", end="\n" if args.quiet else "")
-    if not args.quiet:
-        LiveDisplay.print_summary(ctx, summary)
+    summary["wall_seconds"] = round(time.time() - started, 1)
+    if args.quiet:
+        print(json.dumps(summary))
+    else:
+        display.print_summary(ctx, summary)
     return 0
 
 
