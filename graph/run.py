@@ -33,22 +33,33 @@ class UsageError(ValueError):
 
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="python -m graph.run", description="Cultivate a heuristic system (a readable Python policy) for a game.")
-    p.add_argument("--game", help="montezuma, pong, space-invaders, Breakout-v5, ... (see python -m tools.evaluate --list)")
-    p.add_argument("--obs", choices=obs_mode_names(), default=None, help="the game's family default (Atari: ram) or vision")
-    p.add_argument("--budget", type=env_steps, default=None, help="env steps for the whole run (default 1e6)")
-    p.add_argument("--protocol", choices=protocol_names(), default=None, help="the family default (Atari: hl) or ale-v5")
-    p.add_argument("--runs-dir", type=Path, default=DEFAULT_RUNS_DIR)
-    p.add_argument("--resume", metavar="RUN_ID", help="continue a run from its checkpoint")
-    p.add_argument("--seed", type=int, default=None, help="default 0")
-    p.add_argument("--target", type=float, default=None, help="stop when the best dev score reaches this")
-    p.add_argument("--memory-url", default=os.environ.get("HL_MEMORY_URL"), help="Chroma server URL (default: local store in the runs folder)")
+    p.add_argument("--game", help="the game as you would type it: montezuma, pong, space-invaders, Breakout-v5, ... "
+                                   "(--list shows every game)")
+    p.add_argument("--list", action="store_true", help="list the games with their random and human scores and actions, and exit")
+    p.add_argument("--obs", choices=obs_mode_names(), default=None,
+                   help="what the policy sees: ram (RAM and RGB frames, the Atari default) or vision (RGB frames only)")
+    p.add_argument("--budget", type=env_steps, default=None,
+                   help="env steps for the whole run, every step counted: probe, evaluations, tuning, search, holdout "
+                        "(default 1e6; 2e6 and 120000 work too)")
+    p.add_argument("--protocol", choices=protocol_names(), default=None,
+                   help="evaluation protocol: the family default (Atari: hl, deterministic, no sticky actions) or ale-v5 "
+                        "(sticky actions 0.25, the standard ALE v5 settings)")
+    p.add_argument("--runs-dir", type=Path, default=DEFAULT_RUNS_DIR,
+                   help="where run folders go: RUNS_DIR/<game>/<obs>/<run_id>/ (default: runs); memory lives here too")
+    p.add_argument("--resume", metavar="RUN_ID", help="continue a killed or cost-stopped run from its checkpoint")
+    p.add_argument("--seed", type=int, default=None,
+                   help="seed of the run's own choices (probe episodes, tuning samples, search); dev evaluation seeds are "
+                        "fixed by the protocol, holdout seeds are never used for learning (default 0)")
+    p.add_argument("--target", type=float, default=None, help="stop when the best dev score reaches this (default: the game's maximum)")
+    p.add_argument("--memory-url", default=os.environ.get("HL_MEMORY_URL"),
+                   help="Chroma server URL for memory shared across machines (default: HL_MEMORY_URL, else a local store in RUNS_DIR)")
     p.add_argument("--model", default="auto",
                    help="chat model for the LLM brains (e.g. gpt-5.4), 'builtin', 'replay:CASSETTE', or 'auto' (default: "
                         "LLM when OPENAI_API_KEY or OPENAI_BASE_URL is set, builtin otherwise)")
-    p.add_argument("--brains", default=None, help="mix brains per role, e.g. policy_writer=llm,replay_critic=llm")
+    p.add_argument("--brains", default=None, help="mix brains per role, e.g. policy_writer=llm,replay_critic=llm (the rest builtin)")
     p.add_argument("--record", action="store_true", help="record every model request/response to the run's cassette.jsonl")
     p.add_argument("--max-cost-usd", type=usd, default=None, help="stop cleanly (resumable) before the model cost passes this")
-    p.add_argument("--quiet", action="store_true", help="no live display")
+    p.add_argument("--quiet", action="store_true", help="no live display; print the summary as one line of JSON")
     return p
 
 
@@ -62,23 +73,41 @@ def find_run(runs_dir: Path, run_id: str) -> Path:
     return run_dir
 
 
-def prepare(args) -> tuple[RunContext, dict | None, str]:
-    """Create or reopen the run folder; return the context, the initial state (None on
-    resume) and the run id."""
+def prepare(args) -> tuple[RunContext, dict | None, str, tuple[int, int]]:
+    """Create or reopen the run folder after checking the model server answers; return the
+    context, the initial state (None on resume), the run id and the check's (input, output)
+    tokens."""
     if args.resume:
-        return resume_run(args)
+        run_dir = find_run(args.runs_dir, args.resume)
+        tokens = check_model(_read_config(run_dir))
+        return (*resume_run(args, run_dir), tokens)
     cfg = config_from_args(args)
+    tokens = check_model(cfg)  # before a run folder exists: a bad setup leaves nothing behind
     ctx, state = new_run(cfg)
-    return ctx, state, ctx.run_dir.name
+    return ctx, state, ctx.run_dir.name, tokens
 
 
-def resume_run(args) -> tuple[RunContext, None, str]:
-    """Reopen a run folder; the meter starts from the ledger's totals."""
-    run_dir = find_run(args.runs_dir, args.resume)
+def check_model(cfg: RunConfig) -> tuple[int, int]:
+    """One tiny request to the model server when a role uses an LLM (none for a replayed
+    cassette): unreachable, bad key or unknown model is a one-line error within seconds."""
+    from agents.brains import LLM_ROLES
+    from agents.llm.session import preflight
+
+    if not cfg.model or cfg.model.startswith("replay:") or not any(cfg.brains.get(r) == "llm" for r in LLM_ROLES):
+        return 0, 0
+    return preflight(cfg.model)
+
+
+def _read_config(run_dir: Path) -> RunConfig:
     try:
-        cfg = RunConfig.model_validate_json((run_dir / "config.json").read_text())
+        return RunConfig.model_validate_json((run_dir / "config.json").read_text())
     except ValueError:
         raise UsageError(f"{run_dir / 'config.json'} is corrupt; cannot resume") from None
+
+
+def resume_run(args, run_dir: Path) -> tuple[RunContext, None, str]:
+    """Reopen a run folder; the meter starts from the ledger's totals."""
+    cfg = _read_config(run_dir)
     raised = args.max_cost_usd is not None and (cfg.max_cost_usd is None or args.max_cost_usd > cfg.max_cost_usd)
     if args.max_cost_usd is not None and args.max_cost_usd != cfg.max_cost_usd:
         cfg = cfg.model_copy(update={"max_cost_usd": args.max_cost_usd})  # raising the ceiling to go on
@@ -129,8 +158,6 @@ def config_from_args(args) -> RunConfig:
     if model and model.startswith("replay:"):
         if not Path(model.split(":", 1)[1]).expanduser().is_file():
             raise UsageError(f"no cassette at {model.split(':', 1)[1]}")
-    elif model:
-        _check_credentials(model)  # before a run folder exists: a bad setup leaves nothing behind
     return cfg
 
 
@@ -177,12 +204,25 @@ def open_memory(ctx: RunContext, strict: bool = True) -> None:
         ctx.memory = None
 
 
-def open_model(ctx: RunContext, spent_usd: float = 0.0) -> None:
-    """The model session of the LLM brains (none when every role is builtin)."""
-    if ctx.config.model:
-        from agents.llm.session import open_session
+def open_model(ctx: RunContext, spent_usd: float = 0.0, preflight_tokens: tuple[int, int] = (0, 0)) -> dict | None:
+    """The model session of the LLM brains (none when every role is builtin). The preflight
+    check's tokens are charged to it (traced, on a ledger row of their own); returns their
+    usage for the run's totals, or None."""
+    if not ctx.config.model:
+        return None
+    from agents.llm.session import open_session
 
-        ctx.llm = open_session(ctx.config.model, ctx.run_dir, ctx.config.record, ctx.config.max_cost_usd, spent_usd=spent_usd)
+    ctx.llm = open_session(ctx.config.model, ctx.run_dir, ctx.config.record, ctx.config.max_cost_usd, spent_usd=spent_usd)
+    if not any(preflight_tokens):
+        return None
+    from runtime.steps import record_llm_usage
+
+    tokens, cost = ctx.llm.charge(*preflight_tokens)
+    ctx.llm.take_unbilled()  # billed here, on a row of its own
+    record_llm_usage(ctx, "preflight", tokens, cost)
+    ctx.tracer.event("llm_call", "preflight", model=ctx.llm.model, tokens=tokens, input_tokens=preflight_tokens[0],
+                     output_tokens=preflight_tokens[1], cost_usd=round(cost, 6), tool_calls=[])  # fmt: skip
+    return {"tokens": tokens, "cost_usd": cost}
 
 
 def _check_family_support(family: str) -> None:
@@ -195,11 +235,6 @@ def _check_family_support(family: str) -> None:
     if missing:
         raise UsageError(f"the learning loop does not support the {family} family yet (it has no {' and no '.join(missing)}; "
                          "see docs/adding-an-environment-family.md); python -m tools.evaluate runs its policies")
-
-
-def _check_credentials(model: str) -> None:
-    if not (os.environ.get("OPENAI_API_KEY") or os.environ.get("OPENAI_BASE_URL")):
-        raise UsageError(f"--model {model} needs OPENAI_API_KEY (or OPENAI_BASE_URL for a local OpenAI-compatible server)")
 
 
 def _brains_line(cfg: RunConfig) -> str:
@@ -217,6 +252,13 @@ def _brains_line(cfg: RunConfig) -> str:
 def main(argv: list[str] | None = None) -> int:
     started = time.time()  # the wall time a run reports is the command's, start-up and finish included
     args = build_parser().parse_args(argv)
+    if args.list:
+        from rich.console import Console
+
+        from tools.evaluate import print_game_list
+
+        print_game_list(Console(soft_wrap=True))
+        return 0
     from agents.llm.session import ModelConfigError, ReplayError
 
     return run_command(lambda: _main(args, started), usage_errors=(UsageError, UnknownEnvError, UnknownProtocolError, RunFolderError, ModelConfigError, ReplayError),
@@ -228,7 +270,7 @@ def _main(args, started: float) -> int:
     from graph.display import make_display
     from graph.finish import finish_run
 
-    ctx, state, run_id = prepare(args)
+    ctx, state, run_id, preflight_tokens = prepare(args)
     open_memory(ctx)
     display = None if args.quiet else make_display(ctx)
     ctx.display = display
@@ -252,7 +294,13 @@ def _main(args, started: float) -> int:
             if not ctx.ceiling_raised:
                 raise UsageError(f"run {run_id} stopped at its cost ceiling (${spent:.4f} spent); resume with a higher --max-cost-usd")
             graph.update_state(config, {"stop_reason": None, "route": saved["paused_at"], "paused_at": None}, as_node="decide")
-    open_model(ctx, spent_usd=spent)
+    checked = open_model(ctx, spent_usd=spent, preflight_tokens=preflight_tokens)
+    if checked:  # the preflight's tokens belong in the run's totals like any node's
+        usage = {"usage": checked, "usage_by_node": {"preflight": checked}}
+        if state is not None:
+            state = {**state, **usage}
+        else:
+            graph.update_state(config, usage)
     if display:
         display.start()
     try:

@@ -183,7 +183,9 @@ def test_a_full_llm_iteration_accepts_then_rolls_back(tmp_path):
     assert frames["error"] is None and "frames at steps" in frames["result"]
     served = server.usage["prompt_tokens"] + server.usage["completion_tokens"]
     assert sum(e["tokens"] for e in llm_calls) == served
-    assert sum(e.get("tokens", 0) for e in entries if e["event"] == "end") == served
+    preflight = [e["tokens"] for e in llm_calls if e["node"] == "preflight"]
+    assert len(preflight) == 1  # the connection check before the run: traced and counted like any call
+    assert sum(e.get("tokens", 0) for e in entries if e["event"] == "end") + preflight[0] == served
     assert summary["tokens"] == served and summary["cost_usd"] > 0
     # ... and so do the ledger's rows (tokens of a role that made no evaluation get an "llm" row),
     # and the state's per-node totals.
@@ -215,7 +217,7 @@ def test_tool_refusals_and_malformed_arguments_go_back_to_the_model(tmp_path):
     ]
     script["replay_critic"] = script["replay_critic"][:2]
     with ScriptedServer(script) as server:
-        done = run_graph(tmp_path, server, "--game", "pong", "--model", MODEL, "--budget", "40000",
+        done = run_graph(tmp_path, server, "--game", "pong", "--model", MODEL, "--budget", "60000",
                          "--brains", "prober=builtin,policy_writer=llm,replay_critic=llm",
                          env_extra={"HL_MAX_ITERATIONS": "1", "HL_LLM_IMAGES": "off"})  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
@@ -242,7 +244,7 @@ def test_transient_errors_are_retried_and_a_storm_falls_back_to_builtin(tmp_path
     script["prober"] = [error(429, headers={"retry-after": "0"})] + script["prober"]  # retried, then fine
     script["policy_writer"] = [error(500)] * 12  # a storm: more failures than retries and the cap allow
     with ScriptedServer(script) as server:
-        done = run_graph(tmp_path, server, "--game", "pong", "--model", MODEL, "--budget", "40000",
+        done = run_graph(tmp_path, server, "--game", "pong", "--model", MODEL, "--budget", "60000",
                          "--brains", "prober=llm,policy_writer=llm", env_extra={"HL_MAX_ITERATIONS": "1", "HL_LLM_MAX_FAILURES": "2"})  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     run_dir = run_folder(tmp_path)
@@ -265,7 +267,7 @@ def test_transient_errors_are_retried_and_a_storm_falls_back_to_builtin(tmp_path
 ])  # fmt: skip
 def test_a_bad_key_or_model_stops_with_one_line_and_the_run_resumes_once_fixed(tmp_path, status, kind, message):
     with ScriptedServer({"prober": [error(status, message)]}) as server:
-        done = run_graph(tmp_path, server, "--game", "pong", "--model", MODEL, "--brains", "prober=llm", "--budget", "40000",
+        done = run_graph(tmp_path, server, "--game", "pong", "--model", MODEL, "--brains", "prober=llm", "--budget", "60000",
                          env_extra={"HL_MAX_ITERATIONS": "1"})  # fmt: skip
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and kind in done.stderr and "Traceback" not in done.stderr
@@ -286,6 +288,47 @@ def test_a_bad_key_or_model_stops_with_one_line_and_the_run_resumes_once_fixed(t
     assert [e["node"] for e in entries if e["event"] == "end"][0] == "prober"
 
 
+@pytest.mark.parametrize("setup, expected", [
+    ("unreachable", "cannot reach the model server at http://127.0.0.1:9/v1"),
+    ("silent", "did not answer within 2 s"),
+    (401, "refused the key (HTTP 401: Incorrect API key provided)"),
+    (404, "does not know model 'gpt-4o-mini' (HTTP 404: The model does not exist)"),
+])  # fmt: skip
+def test_a_model_server_that_cannot_serve_the_run_is_one_line_before_any_run_folder(tmp_path, setup, expected):
+    """The preflight request: no retries, no silent fallback to builtin brains, nothing left behind."""
+    import socket
+
+    env = {"HL_LLM_PREFLIGHT_TIMEOUT": "2"}
+    args = ("--game", "pong", "--model", "gpt-4o-mini", "--budget", "60000")
+    if setup in ("unreachable", "silent"):
+        with socket.socket() as silent:  # "silent": accepts connections (the kernel's backlog), never answers
+            silent.bind(("127.0.0.1", 0))
+            silent.listen(1)
+            port = 9 if setup == "unreachable" else silent.getsockname()[1]
+            env.update(OPENAI_BASE_URL=f"http://127.0.0.1:{port}/v1", OPENAI_API_KEY="sk-test")
+            done = run_graph(tmp_path, None, *args, env_extra=env)
+    else:
+        message = "Incorrect API key provided" if setup == 401 else "The model does not exist"
+        with ScriptedServer({"preflight": [error(setup, message)]}) as server:
+            done = run_graph(tmp_path, server, *args, env_extra=env)
+        assert [r["role"] for r in server.requests] == ["preflight"]  # one request, not retried, no role ran
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stderr.count("\n") == 1 and expected in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "runs" / "pong").exists()  # refused before a run folder was made
+
+
+def test_the_preflight_tokens_are_charged_to_the_run(tmp_path):
+    with ScriptedServer({"prober": scripts()["prober"]}) as server:
+        done = run_graph(tmp_path, server, "--game", "pong", "--model", MODEL, "--brains", "prober=llm", "--budget", "60000",
+                         env_extra={"HL_MAX_ITERATIONS": "1"})  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert server.preflights == 1
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert summary["tokens"] == server.usage["prompt_tokens"] + server.usage["completion_tokens"]
+    entries, _ = read_trace(run_folder(tmp_path) / "trace.jsonl")
+    assert [e["node"] for e in entries if e["event"] == "llm_call"][0] == "preflight"
+
+
 def test_cost_ceiling_stops_cleanly_and_resumes(tmp_path):
     # Output priced at $1000/1M tokens and capped at 1,024 tokens a reply: the check before each
     # call reserves ~$1.02 for it, so a $1.05 ceiling allows the first call and stops before
@@ -293,7 +336,7 @@ def test_cost_ceiling_stops_cleanly_and_resumes(tmp_path):
     prices = {"HL_PRICE_INPUT": "0.0001", "HL_PRICE_OUTPUT": "1000", "HL_MAX_ITERATIONS": "1", "HL_LLM_MAX_OUTPUT": "1024"}
     brains = ["--brains", "prober=llm,policy_writer=llm"]
     with ScriptedServer(scripts(policy_rounds=1)) as server:
-        done = run_graph(tmp_path, server, "--game", "pong", "--model", MODEL, "--budget", "40000", "--max-cost-usd", "1.05",
+        done = run_graph(tmp_path, server, "--game", "pong", "--model", MODEL, "--budget", "60000", "--max-cost-usd", "1.05",
                          *brains, env_extra=prices)  # fmt: skip
         assert done.returncode == 0, done.stderr[-2000:]
         summary = json.loads(done.stdout.strip().splitlines()[-1])
@@ -318,13 +361,13 @@ def test_cost_ceiling_stops_cleanly_and_resumes(tmp_path):
 
 def test_record_then_replay_without_the_server(tmp_path):
     with ScriptedServer(scripts(policy_rounds=1)) as server:
-        first = run_graph(tmp_path / "a", server, "--game", "pong", "--model", MODEL, "--budget", "40000", "--record",
+        first = run_graph(tmp_path / "a", server, "--game", "pong", "--model", MODEL, "--budget", "60000", "--record",
                           "--brains", "detector_writer=llm,policy_writer=llm,replay_critic=llm", env_extra={"HL_MAX_ITERATIONS": "1"})  # fmt: skip
     assert first.returncode == 0, first.stderr[-2000:]
     a = Path(json.loads(first.stdout.strip().splitlines()[-1])["run_dir"])
     cassette = a / "cassette.jsonl"
     lines = [json.loads(line) for line in cassette.read_text().splitlines()]
-    assert lines[0]["cassette"] == 1 and lines[0]["config"]["budget"] == 40000  # the run's settings first
+    assert lines[0]["cassette"] == 1 and lines[0]["config"]["budget"] == 60000  # the run's settings first
     assert len(lines) - 1 == len(server.requests)
 
     # No server now: OPENAI_* unset; the cassette answers. The cassette alone is enough: game,
@@ -337,7 +380,8 @@ def test_record_then_replay_without_the_server(tmp_path):
 
     def rows(run_dir):
         keep = ("role", "kind", "status", "policy_hash", "seeds", "env_steps", "scores", "lengths", "tokens", "cost_usd", "change_summary")
-        return [{k: getattr(r, k) for k in keep} for r in Ledger(run_dir / "trials.jsonl").records()]
+        # A replay makes no connection check: the recording's preflight row is the one difference.
+        return [{k: getattr(r, k) for k in keep} for r in Ledger(run_dir / "trials.jsonl").records() if r.role != "preflight"]
 
     assert rows(a) == rows(b)
 

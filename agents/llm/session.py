@@ -238,6 +238,63 @@ def open_session(model_arg: str, run_dir: Path, record: bool, max_cost_usd: floa
                       multimodal=images_for(model), max_output_tokens=max_output)  # fmt: skip
 
 
+PREFLIGHT_PROMPT = "# preflight\nA connection check before a run starts. Answer with one word."
+
+
+def preflight(model: str, timeout: float | None = None) -> tuple[int, int]:
+    """One tiny request before a run starts, so a server that cannot be reached, a key it
+    refuses or a model it does not know is one line and a non-zero exit within seconds (not
+    retries and a silent fallback to builtin brains). Returns the (input, output) tokens it
+    used, to be charged to the run. A server that is reachable but busy (429, 5xx) passes:
+    the run's own retries and fallback handle faults in the middle of a run."""
+    import openai
+    from langchain_core.messages import HumanMessage, SystemMessage
+    from langchain_openai import ChatOpenAI
+
+    timeout = timeout if timeout is not None else float(os.environ.get("HL_LLM_PREFLIGHT_TIMEOUT", 20))
+    base_url = os.environ.get("OPENAI_BASE_URL") or None
+    api_key = os.environ.get("OPENAI_API_KEY") or ("local" if base_url else None)
+    if not api_key:
+        raise ModelConfigError(f"--model {model} needs OPENAI_API_KEY (or OPENAI_BASE_URL for a local server)")
+    where = base_url or "api.openai.com"
+    chat = ChatOpenAI(model=model, base_url=base_url, api_key=api_key, timeout=timeout, max_retries=0, max_tokens=16)
+    try:
+        reply = chat.invoke([SystemMessage(PREFLIGHT_PROMPT), HumanMessage("ping")])
+    except openai.APITimeoutError:
+        raise ModelConfigError(f"the model server at {where} did not answer within {timeout:g} s "
+                               "(HL_LLM_PREFLIGHT_TIMEOUT sets the wait)") from None  # fmt: skip
+    except openai.APIConnectionError as err:
+        raise ModelConfigError(f"cannot reach the model server at {where}: {_cause(err)}; check OPENAI_BASE_URL") from None
+    except (openai.AuthenticationError, openai.PermissionDeniedError) as err:
+        raise ModelConfigError(f"the model server at {where} refused the key (HTTP {err.status_code}: "
+                               f"{_error_message(err)}); check OPENAI_API_KEY") from None  # fmt: skip
+    except openai.NotFoundError as err:
+        raise ModelConfigError(f"the model server at {where} does not know model {model!r} (HTTP 404: "
+                               f"{_error_message(err)}); check --model and OPENAI_BASE_URL") from None  # fmt: skip
+    except openai.BadRequestError as err:
+        if "model" in _error_message(err).lower():
+            raise ModelConfigError(f"the model server at {where} rejected model {model!r} (HTTP 400: "
+                                   f"{_error_message(err)}); check --model") from None  # fmt: skip
+        return 0, 0  # reached, key accepted, model known: only the tiny request was not to its liking
+    except (openai.RateLimitError, openai.InternalServerError, openai.APIStatusError):
+        return 0, 0  # reachable but busy: the run's retries and fallback deal with that
+    usage = getattr(reply, "usage_metadata", None) or {}
+    return int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0))
+
+
+def _cause(err: BaseException) -> str:
+    """The innermost reason of a connection error (e.g. "Connection refused"), in one line."""
+    while err.__cause__ is not None or err.__context__ is not None:
+        err = err.__cause__ or err.__context__
+    return " ".join(str(err).split())[:200] or type(err).__name__
+
+
+def _error_message(err) -> str:
+    body = err.body if isinstance(getattr(err, "body", None), dict) else {}
+    message = body.get("message") or (body.get("error") or {}).get("message") if body else None
+    return " ".join(str(message or err.message or err).split())[:200]
+
+
 def images_for(model: str, setting: str | None = None) -> bool:
     """Whether the model is shown images: HL_LLM_IMAGES=on|off, or by default for model names
     known to read them (a local multimodal model needs HL_LLM_IMAGES=on)."""
