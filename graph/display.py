@@ -108,10 +108,11 @@ class LiveDisplay:
     def decision(self, iteration, direction, outcome, best, stop) -> None:
         colour = {"accepted": "green", "rejected": "red"}.get(outcome, "yellow")
         self._update(best=_best_text(best))
-        self._bar.console.print(
-            f"[bold]#{iteration:<3}[/] [{colour}]{outcome:<9}[/] best {_best_text(best):<8} "
-            f"{self.ctx.meter.used_steps:>11,} steps  {direction}", highlight=False, soft_wrap=True,
-        )  # fmt: skip
+        if outcome != "stopped":
+            self._bar.console.print(
+                f"[bold]#{iteration:<3}[/] [{colour}]{outcome:<9}[/] best {_best_text(best):<8} "
+                f"{self.ctx.meter.used_steps:>11,} steps  {direction}", highlight=False, soft_wrap=True,
+            )  # fmt: skip
         if stop:
             self._bar.console.print(f"[bold]stopping:[/] {stop}", soft_wrap=True)
 
@@ -170,14 +171,16 @@ class PlainLog:
         score = fmt_number(record.score_mean)
         cut = [t for t in record.truncated if t]
         cuts = f"  cut: {', '.join(f'{cut.count(t)} {t}' for t in sorted(set(cut)))}" if cut else ""
+        episodes = f"{record.episodes} episode{'s' if record.episodes != 1 else ''}"
         self._line(f"trial {record.trial} {record.kind} by {record.role}: {record.status}, score {score} over "
-                   f"{record.episodes} episodes, {record.env_steps:,} env steps{cuts}  ({self._steps()})")  # fmt: skip
+                   f"{episodes}, {record.env_steps:,} env steps{cuts}  ({self._steps()})")  # fmt: skip
 
     def note(self, message: str) -> None:
         self._line(message)
 
     def decision(self, iteration, direction, outcome, best, stop) -> None:
-        self._line(f"#{iteration} {outcome}: {direction}  best {_best_text(best)}  {self._steps()}")
+        if outcome != "stopped":  # "stopped" is no decision on a direction: the stop line says it all
+            self._line(f"#{iteration} {outcome}: {direction}  best {_best_text(best)}  {self._steps()}")
         if stop:
             self._line(f"stopping: {stop}")
 
