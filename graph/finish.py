@@ -132,16 +132,25 @@ def _model_flags(ctx: RunContext) -> str:
 
 
 def _write_readme(ctx: RunContext, s: dict, rejected: list[dict]) -> None:
+    """README.md: its first lines say the score, what capped it (a stall, the episode cap, a
+    plateau) and why the run stopped; repeated directions are one line with their count."""
+    from graph.report.outcome import cap_headline, failed_direction_lines, score_caps
+
     cfg = ctx.config
-    failed = "\n".join(f"- {h['direction']} (score {h['score']}, trial {h['trial']})" for h in rejected[-10:]) or "- none"
+    records = ctx.ledger.records()
+    caps = score_caps(records, s["stop_reason"])
+    held = "\n".join(f"- {c}" for c in caps) or "- nothing found: no stall, episode cap or plateau (see why it stopped)"
+    failed = "\n".join(failed_direction_lines(rejected)) or "- no direction was rejected (what held the score back is above)"
+    to_best = f"{s['env_steps_to_best']:,}" if s["env_steps_to_best"] is not None else "no"
     text = f"""# {s['game']} · {s['obs_mode']} · {s['protocol']} · run {s['run_id']}
 
-- **Best dev score:** {_fmt_score(s['best_score'])} (HNS {s['best_hns']}), reached after {s['env_steps_to_best']} env steps
+- **Best dev score:** {_fmt_score(s['best_score'])} (HNS {s['best_hns']}), reached after {to_best} env steps
+- **What capped it:** {cap_headline(records, s['stop_reason'])}
+- **Why it stopped:** {s['stop_reason']}
 - **Holdout:** {s['holdout'] or 'not evaluated (no best policy or no budget left)'}
 - **Budget used:** {s['env_steps']:,} of {s['budget']:,} env steps ({s['frames']:,} emulator frames), {s['wall_seconds']} s
 - **Iterations:** {s['iterations']} ({s['accepted']} accepted, {s['rejected']} rejected)
 - **Brains:** {_brains(cfg)}; {s['tokens']:,} tokens, ${s['cost_usd']:.4f}
-- **Why it stopped:** {s['stop_reason']}
 
 ## Reproduce
 
@@ -152,15 +161,36 @@ def _write_readme(ctx: RunContext, s: dict, rejected: list[dict]) -> None:
 
 {policy_logic(ctx)}
 
+## What held the score back
+
+{held}
+
 ## Main failed directions
 
 {failed}
 
 ## Files
 
-`hs/` (git: one commit per accepted change), `trials.jsonl`, `summary.csv`,
-`sample_efficiency.png`, `trace.jsonl` (`python -m graph.trace {s['run_id']}`), `videos/`,
-`sheets/`, `probe/`.
+`hs/` (git: one commit per accepted change; `hs/NOTES.md` the changes in words), `trials.jsonl`, `summary.csv`,
+`sample_efficiency.png`, `report.html` (`python -m graph.report {s['run_id']}`), `trace.jsonl`
+(`python -m graph.trace {s['run_id']}`), `videos/`, `sheets/`, `probe/`.
 """
     path = ctx.run_dir / "README.md"
     path.write_text(text)  # regenerated from the ledger and state: safe to rewrite
+    _close_notes(ctx, s, caps)
+
+
+def _close_notes(ctx: RunContext, s: dict, caps: list[str]) -> None:
+    """hs/NOTES.md gets how the run ended (the builtin notes-keeper's notes; never a stub)."""
+    from agents.roles.notes_keeper import close_notes
+    from graph.report.outcome import failed_direction_lines
+    from graph.trace import final_state
+
+    history = final_state(ctx.run_dir).get("history") or []
+    rejected = [h for h in history if h.get("outcome") != "accepted"]
+    ending = [f"- Why it stopped: {s['stop_reason']}.", f"- Best dev score {_fmt_score(s['best_score'])}; holdout {s['holdout']}."]
+    if caps:
+        ending += ["- What capped the score:"] + [f"  - {c}" for c in caps]
+    if rejected:
+        ending += ["- Tried and rejected:"] + ["  " + line for line in failed_direction_lines(rejected)]
+    close_notes(ctx, history, ending)

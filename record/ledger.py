@@ -237,34 +237,51 @@ def write_summary(records: list[TrialRecord], path: str | Path) -> Path:
 
 
 def plot_sample_efficiency(records: list[TrialRecord], path: str | Path, title: str = "") -> Path:
-    """Score of each trial and the running best against cumulative env steps."""
+    """Score of each trial and the running best against cumulative env steps, from step 0 to
+    the run's last (a short run is not a close-up of its last steps); the holdout of the best
+    policy a diamond of its own, min-max bars only where a trial's episodes differed, grey
+    bands where the run probed or searched."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
 
     path = Path(path)
     ok = [r for r in records if r.status == "ok" and r.score_mean is not None]
+    dev = [r for r in ok if r.role != "finish"]
+    holdout = [r for r in ok if r.role == "finish"]
     failed = [r for r in records if r.status == "failed"]
+    end = max((r.cumulative_env_steps for r in records), default=0)
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
-    if ok:
-        xs = [r.cumulative_env_steps for r in ok]
-        ax.scatter(xs, [r.score_mean for r in ok], s=18, color="tab:blue", label="trial mean score", zorder=3)
-        ax.vlines(xs, [r.score_min for r in ok], [r.score_max for r in ok], color="tab:blue", alpha=0.35)
+    for r in records:
+        if r.kind in ("probe", "search") and r.env_steps:
+            ax.axvspan(r.cumulative_env_steps - r.env_steps, r.cumulative_env_steps, color="0.85", alpha=0.5, lw=0)
+    if dev:
+        xs = [r.cumulative_env_steps for r in dev]
+        bars = [r for r in dev if r.score_max is not None and r.score_min is not None and r.score_max > r.score_min]
+        if bars:
+            ax.vlines([r.cumulative_env_steps for r in bars], [r.score_min for r in bars], [r.score_max for r in bars],
+                      color="tab:blue", alpha=0.5, label="min-max over its episodes")  # fmt: skip
+        ax.scatter(xs, [r.score_mean for r in dev], s=18, color="tab:blue", label="trial mean score (dev seeds)", zorder=3)
         best, running = [], None
-        for r in ok:
+        for r in dev:
             running = r.score_mean if running is None else max(running, r.score_mean)
             best.append(running)
-        ax.step(xs, best, where="post", color="tab:orange", linewidth=2, label="running best")
+        ax.step(xs + [end], best + [best[-1]], where="post", color="tab:orange", linewidth=2, label="running best (dev)")
+    if holdout:
+        ax.scatter([r.cumulative_env_steps for r in holdout], [r.score_mean for r in holdout], s=70, marker="D",
+                   color="tab:green", label="best policy on holdout seeds", zorder=4)  # fmt: skip
     if failed:
-        floor = min((r.score_min for r in ok), default=0.0)
+        floor = min((r.score_min for r in ok if r.score_min is not None), default=0.0)
         ax.scatter([r.cumulative_env_steps for r in failed], [floor] * len(failed), marker="x",
                    color="tab:red", label="failed trial", zorder=4)  # fmt: skip
-    ax.set_xlabel("cumulative env steps")
+    ax.set_xlim(0, max(end, 1) * 1.03)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:,.0f}"))
+    ax.set_xlabel("cumulative env steps (grey: probing and searching)")
     ax.set_ylabel("episode score")
     ax.set_title(title or "sample efficiency")
     ax.grid(alpha=0.3)
-    ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 3))
     if ok or failed:
         ax.legend(loc="best", fontsize=8)
     fig.tight_layout()

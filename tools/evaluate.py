@@ -34,17 +34,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--game", help="game name as you would type it: pong, montezuma, space-invaders, Breakout-v5")
     p.add_argument("--policy", help="path to a policy file defining class Policy")
     p.add_argument("--obs", choices=obs_mode_names(), default=None, help="Atari: ram (RAM and RGB, the default) or vision (RGB only)")
-    p.add_argument("--episodes", type=positive_int, default=3)
-    p.add_argument("--split", choices=list(SPLIT_BASES), default="dev")
-    p.add_argument("--protocol", choices=protocol_names(), default=None, help="the family's default (Atari: hl) or another preset")
+    p.add_argument("--episodes", type=positive_int, default=3, help="episodes to play, one seed each (default 3)")
+    p.add_argument("--split", choices=list(SPLIT_BASES), default="dev",
+                   help="which seeds: dev (0, 1, ...), holdout (from 1,000,000) or audit (from 2,000,000); default dev")  # fmt: skip
+    p.add_argument("--protocol", choices=protocol_names(), default=None, help="evaluation protocol: the family's default (Atari: hl, single frames, no sticky actions) or another preset (Atari: ale-v5)")
     p.add_argument("--max-frames", type=positive_int, help="cap each episode at N emulator frames")
     p.add_argument("--budget", type=positive_int, help="stop after N env steps in total")
     p.add_argument("--workers", type=positive_int, help="worker processes (default: min(2, episodes))")
     p.add_argument("--video", nargs="?", const=True, type=Path, metavar="PATH",
                    help="record the first episode as an H.264 mp4 in the run folder's videos/ (and copy it to PATH)")
-    p.add_argument("--runs-dir", type=Path, default=DEFAULT_RUNS_DIR)
+    p.add_argument("--runs-dir", type=Path, default=DEFAULT_RUNS_DIR,
+                   help=f"where the evaluation's run folder (ledger, traces, sheets, video) is made (default: {DEFAULT_RUNS_DIR})")  # fmt: skip
     p.add_argument("--stall-timeout", type=positive_float, default=120.0, help="seconds without progress = hung")
-    p.add_argument("--json", action="store_true", help="print a JSON summary as the last line of stdout")
+    p.add_argument("--json", action="store_true", help="also print the results as one line of JSON, the last line of stdout (for scripts)")
     p.add_argument("--list", action="store_true", help="list the games (Atari57) with their action meanings")
     return p
 

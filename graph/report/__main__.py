@@ -8,7 +8,9 @@ run folder, also written at the end of every run); `--suite RUNS_DIR`: one page 
 
 from __future__ import annotations
 
+import argparse
 import sys
+import textwrap
 from pathlib import Path
 
 from graph.report.run_page import write_report
@@ -16,14 +18,20 @@ from graph.report.suite_page import write_suite
 from graph.trace import resolve_run
 from record.workspace import DEFAULT_RUNS_DIR
 
+DESCRIPTION = textwrap.fill("One self-contained HTML page for a run (report.html in the run folder, also written at the end of every run), "
+               "or with --suite one page for every run under a folder (suite.html there). The pages open from disk with no network.", 78)  # fmt: skip
+EXAMPLES = "examples:\n" + "\n".join(line.strip() and "  " + line.strip() for line in __doc__.split("\n\n", 1)[1].strip().splitlines())
+
 
 def main(argv: list[str] | None = None) -> int:
     from tools.cli import OneLineParser, run_command
 
-    parser = OneLineParser(prog="python -m graph.report", description=__doc__.splitlines()[0])
-    parser.add_argument("run", nargs="?", help="run id or run folder")
+    parser = OneLineParser(prog="python -m graph.report", description=DESCRIPTION, epilog=EXAMPLES,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("run", nargs="?", help="run id (looked up under --runs-dir) or run folder")
     parser.add_argument("--suite", type=Path, metavar="RUNS_DIR", help="one page for every run under RUNS_DIR")
-    parser.add_argument("--runs-dir", type=Path, default=DEFAULT_RUNS_DIR)
+    parser.add_argument("--runs-dir", type=Path, default=DEFAULT_RUNS_DIR, metavar="RUNS_DIR",
+                        help=f"where to look a run id up (default: {DEFAULT_RUNS_DIR})")  # fmt: skip
     parser.add_argument("-o", "--out", type=Path, help="where to write the page (default: report.html in the run folder, suite.html in RUNS_DIR)")
     args = parser.parse_args(argv)
 

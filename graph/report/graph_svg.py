@@ -9,7 +9,9 @@ from graph.report.html import esc
 
 _POS = {"__start__": (50, 150), "prober": (160, 150), "detector_writer": (300, 150), "policy_writer": (450, 150),
         "evaluate": (590, 150), "replay_critic": (730, 150), "decide": (870, 150), "__end__": (990, 150),
-        "notes_keeper": (730, 270), "simplifier": (590, 270)}  # fmt: skip
+        "notes_keeper": (730, 270), "simplifier": (590, 270), "holdout": (990, 250), "report": (990, 330)}  # fmt: skip
+# The finish's phases (graph/finish.py), traced like nodes: they run after the graph's END.
+FINISH_PHASES = ("holdout", "report")
 
 
 def graph_edges() -> list[tuple[str, str, str]]:
@@ -22,16 +24,23 @@ def graph_edges() -> list[tuple[str, str, str]]:
 
 
 def path_counts(rows: list[dict], finished: bool) -> tuple[dict, dict]:
+    """Executions per node and traversals per edge; the finish's phases hang off END."""
     seq = [r["node"] for r in rows if r["status"] in ("end", "error", "open")]
     nodes: dict[str, int] = {}
     edges: dict[tuple[str, str], int] = {}
     prev = "__start__"
-    for n in seq:
+    for n in (n for n in seq if n not in FINISH_PHASES):
         nodes[n] = nodes.get(n, 0) + 1
         edges[(prev, n)] = edges.get((prev, n), 0) + 1
         prev = n
-    if finished and seq:
+    phases = [n for n in seq if n in FINISH_PHASES]
+    if (finished or phases) and prev != "__start__":
         edges[(prev, "__end__")] = edges.get((prev, "__end__"), 0) + 1
+    prev = "__end__"
+    for n in phases:
+        nodes[n] = nodes.get(n, 0) + 1
+        edges[(prev, n)] = edges.get((prev, n), 0) + 1
+        prev = n
     return nodes, edges
 
 
@@ -43,7 +52,7 @@ def graph_svg(rows: list[dict], finished: bool) -> str:
     extra = sorted(n for n in names if n not in pos)
     for i, n in enumerate(extra):  # roles added later than this layout: a row of their own
         pos[n] = (160 + 140 * i, 350)
-    height = 340 if extra else 270
+    height = 340 if extra or "report" in node_counts else 270
     out = [f'<svg id="run-graph" viewBox="0 40 1060 {height}" width="100%" role="img" aria-label="graph of the run">',
            '<defs><marker id="arr" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="11" markerHeight="11" markerUnits="userSpaceOnUse" orient="auto-start-reverse">'
            '<path d="M0,0L10,5L0,10z" fill="context-stroke"/></marker></defs>']  # fmt: skip

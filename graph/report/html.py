@@ -24,6 +24,9 @@ img.sheet{max-width:100%;image-rendering:pixelated;border:1px solid #ddd;margin:
 video{image-rendering:pixelated;background:#000;max-width:100%}
 svg text{font-family:system-ui,sans-serif}
 .cards{display:flex;flex-wrap:wrap;gap:10px}.card{flex:1 1 160px;background:#f8f9fb;border:1px solid #e6e8ec;border-radius:6px;padding:8px 10px}
+.count{display:inline-block;background:#e0e7ff;color:#3730a3;border-radius:8px;padding:0 6px;font-size:.85em;font-weight:650}
+details.full summary{font-weight:400;color:#6b7280;font-size:.9em}details.full pre{max-height:300px;overflow:auto;font-size:11.5px;background:#fafbfc;padding:6px}
+.caps{margin:.4em 0 0 0;padding-left:1.2em}
 .card .v{font-size:1.35em;font-weight:650}.card .l{font-size:.8em;color:#6b7280}
 """
 

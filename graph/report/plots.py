@@ -5,7 +5,6 @@ steps next to the published reference curves."""
 from __future__ import annotations
 
 import csv
-import math
 import statistics
 from pathlib import Path
 
@@ -16,16 +15,53 @@ SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 # -- a run: sample efficiency ------------------------------------------------------------------------
 
 
-def sample_efficiency_plot(records: list, title: str) -> tuple[str, str]:
-    """(script, div) of an interactive Bokeh plot: each trial's score, the running best."""
-    from bokeh.embed import components
-    from bokeh.models import ColumnDataSource, HoverTool
-    from bokeh.plotting import figure
-
-    fig = figure(height=380, sizing_mode="stretch_width", title=title, x_axis_label="cumulative env steps",
-                 y_axis_label="episode score (mean over the trial's episodes)", tools="pan,wheel_zoom,box_zoom,reset,save")  # fmt: skip
+def _marks(records: list) -> dict:
+    """What the run's plot draws, chosen once so its caption names only what is drawn: dev
+    trials, their min-max bars (only where episodes differed), the holdout of the best policy,
+    failed trials, and the stretches spent probing or searching."""
     ok = [r for r in records if r.status == "ok" and r.score_mean is not None]
     dev = [r for r in ok if r.role != "finish"]
+    return dict(dev=dev, bars=[r for r in dev if r.score_min is not None and r.score_max is not None and r.score_max > r.score_min],
+                holdout=[r for r in ok if r.role == "finish"], failed=[r for r in records if r.status == "failed"],
+                spans=[(r.cumulative_env_steps - r.env_steps, r.cumulative_env_steps, r.kind) for r in records
+                       if r.kind in ("probe", "search") and r.env_steps],
+                end=max((r.cumulative_env_steps for r in records), default=0))  # fmt: skip
+
+
+def sample_efficiency_caption(records: list) -> str:
+    """The plot's caption, naming the marks the plot has (no holdout diamond when there is no
+    holdout score, no bars when every trial's episodes scored alike)."""
+    m = _marks(records)
+    if not (m["dev"] or m["holdout"] or m["failed"]):
+        return ""
+    parts = ["Each blue point a trial on dev seeds (its mean score)"]
+    parts.append("vertical bars: min–max over its episodes" if m["bars"] else
+                 "no bars: each trial's episodes scored alike (or it had one)")  # fmt: skip
+    if m["dev"]:
+        parts.append("orange: the running best")
+    parts.append("green diamond: the best policy on holdout seeds" if m["holdout"] else "no holdout score, so no diamond")
+    if m["failed"]:
+        parts.append("red x: a failed trial, at the bottom")
+    if m["spans"]:
+        parts.append("grey bands: env steps spent probing or searching")
+    return "; ".join(parts) + ". The x axis runs from env step 0 to the run's last. Hover for the change tried; drag to pan, wheel to zoom."
+
+
+def sample_efficiency_plot(records: list, title: str) -> tuple[str, str]:
+    """(script, div) of an interactive Bokeh plot: each trial's score, the running best, the
+    holdout, from env step 0 to the run's last. Nothing scored: no figure, a sentence (an
+    empty figure is Bokeh's MISSING_RENDERERS warning)."""
+    m = _marks(records)
+    if not (m["dev"] or m["holdout"] or m["failed"]):
+        return "", '<p class="muted">No trial has a score yet: nothing to plot.</p>'
+    from bokeh.embed import components
+    from bokeh.models import BoxAnnotation, ColumnDataSource, HoverTool, NumeralTickFormatter, Range1d
+    from bokeh.plotting import figure
+
+    end = max(m["end"], 1)
+    fig = figure(height=380, sizing_mode="stretch_width", title=title, x_axis_label="cumulative env steps",
+                 x_range=Range1d(0, end * 1.03, bounds=(0, end * 1.03)), y_axis_label="episode score (mean over the trial's episodes)",
+                 tools="pan,wheel_zoom,box_zoom,reset,save")  # fmt: skip
 
     def source(rows):
         return ColumnDataSource(dict(
@@ -35,35 +71,35 @@ def sample_efficiency_plot(records: list, title: str) -> tuple[str, str]:
             change=[(r.change_summary or "")[:90] for r in rows],
         ))  # fmt: skip
 
+    for lo, hi, _kind in m["spans"]:
+        fig.add_layout(BoxAnnotation(left=lo, right=hi, fill_color="#9ca3af", fill_alpha=0.15, line_alpha=0))
     renderers = []
+    dev = m["dev"]
     if dev:
         best, running = [], None
         for r in dev:
             running = r.score_mean if running is None else max(running, r.score_mean)
             best.append(running)
         xs = [r.cumulative_env_steps for r in dev]
-        fig.step(xs + [max(r.cumulative_env_steps for r in records)], best + [best[-1]], mode="after", line_width=2.5,
-                 color="#f97316", legend_label="running best (dev)")  # fmt: skip
-        src = source(dev)
-        fig.segment("x", "lo", "x", "hi", source=src, color="#2563eb", alpha=0.35)
-        renderers.append(fig.scatter("x", "y", source=src, size=8, color="#2563eb", legend_label="trial (dev seeds)"))
-    holdout = [r for r in ok if r.role == "finish"]
-    if holdout:
-        renderers.append(fig.scatter("x", "y", source=source(holdout), size=13, marker="diamond", color="#16a34a",
+        fig.step(xs + [end], best + [best[-1]], mode="after", line_width=2.5, color="#f97316", legend_label="running best (dev)")
+        if m["bars"]:
+            fig.segment("x", "lo", "x", "hi", source=source(m["bars"]), color="#2563eb", alpha=0.5, line_width=2,
+                        legend_label="min–max over its episodes")  # fmt: skip
+        renderers.append(fig.scatter("x", "y", source=source(dev), size=8, color="#2563eb", legend_label="trial (dev seeds)"))
+    if m["holdout"]:
+        renderers.append(fig.scatter("x", "y", source=source(m["holdout"]), size=14, marker="diamond", color="#16a34a",
                                      legend_label="best policy on holdout seeds"))  # fmt: skip
-    failed = [r for r in records if r.status == "failed"]
-    if failed:
-        floor = min((r.score_mean for r in ok), default=0.0)
-        src = source(failed)
-        src.data["y"] = [floor] * len(failed)
+    if m["failed"]:
+        floor = min((r.score_mean for r in dev + m["holdout"]), default=0.0)
+        src = source(m["failed"])
+        src.data["y"] = [floor] * len(m["failed"])
         renderers.append(fig.scatter("x", "y", source=src, size=10, marker="x", color="#dc2626", legend_label="failed trial"))
-    if renderers:
-        fig.add_tools(HoverTool(renderers=renderers, tooltips=[
-            ("trial", "@trial (@role, @kind, @split)"), ("env steps", "@x{0,0}"), ("score", "@y (min @lo, max @hi)"),
-            ("change", "@change")]))  # fmt: skip
-        fig.legend.location = "bottom_right"
-        fig.legend.click_policy = "hide"
-    fig.xaxis.formatter.use_scientific = False
+    fig.add_tools(HoverTool(renderers=renderers, tooltips=[
+        ("trial", "@trial (@role, @kind, @split)"), ("env steps", "@x{0,0}"), ("score", "@y (min @lo, max @hi)"),
+        ("change", "@change")]))  # fmt: skip
+    fig.legend.location = "bottom_right"
+    fig.legend.click_policy = "hide"
+    fig.xaxis.formatter = NumeralTickFormatter(format="0,0")
     return components(fig)
 
 
@@ -114,14 +150,14 @@ def suite_plot(runs: list[dict]) -> tuple[str, str]:
     _suite_medians(fig, runs)
     _reference_curves(fig)
     _each_run(fig, runs)
+    if not fig.renderers:  # no Atari57 score and no reference data: no empty figure (Bokeh's MISSING_RENDERERS)
+        return "", '<p class="muted">No run here has a score on an Atari57 game yet: no curve to draw.</p>'
     fig.legend.click_policy = "hide"
     fig.add_layout(fig.legend[0], "right")
     return components(fig)
 
 
 def _suite_medians(fig, runs: list[dict]) -> None:
-    top = max([r["steps"] for r in runs] + [1e7])
-    grid = [10 ** (3 + i * (math.log10(top) - 3) / 60) for i in range(61)]
     colours = {"ram": "#2563eb", "vision": "#9333ea", "all": "#111827"}
     # Scores under different protocols are not comparable: one median per obs mode and protocol
     # (hl first, the published curves' protocol), plus the best input mode under hl.
@@ -131,13 +167,18 @@ def _suite_medians(fig, runs: list[dict]) -> None:
     for protocol, obs in groups:
         subset = [r for r in runs if r["protocol"] == protocol and obs in ("all", r["obs"])]
         reach = max(r["steps"] for r in subset)  # past the longest run the median is unknown
-        xs = [x for x in grid if x < reach] + [reach]
-        med = median_hns_curve(subset, xs)
-        pts = [(x, y) for x, y in zip(xs, med) if y is not None]
+        # The median is a step function: it can change only where a run's best did.
+        xs = sorted({x for r in subset for x, _ in r["curve"] if x < reach} | {reach})
+        pts = [(max(x, 1), y) for x, y in zip(xs, median_hns_curve(subset, xs)) if y is not None]
         if pts:
             label = f"this suite, best input, {protocol}" if obs == "all" else f"this suite, {obs}, {protocol}"
-            fig.line([p[0] for p in pts], [p[1] for p in pts], line_width=3, color=colours.get(obs, "#111827"),
+            colour = colours.get(obs, "#111827")
+            fig.step([p[0] for p in pts], [p[1] for p in pts], mode="after", line_width=3, color=colour,
                      line_dash="solid" if protocol == "hl" else "dotdash", legend_label=label)  # fmt: skip
+            # A marker where the median changes and at its end, so a short run (a few pixels
+            # of a log axis) still shows where it got and how far it went.
+            marks = [p for i, p in enumerate(pts) if i == 0 or i == len(pts) - 1 or p[1] != pts[i - 1][1]]
+            fig.scatter([p[0] for p in marks], [p[1] for p in marks], size=9, color=colour, legend_label=label)
 
 
 def _reference_curves(fig) -> None:
@@ -162,5 +203,6 @@ def _each_run(fig, runs: list[dict]) -> None:
         if r["curve"] and r["game_spec"] is not None and r["game_spec"].in_atari57:
             xs = [max(p[0], 1) for p in r["curve"]] + [max(r["steps"], 1)]
             ys = [r["game_spec"].hns(p[1]) for p in r["curve"]] + [r["game_spec"].hns(r["curve"][-1][1])]
-            fig.step(xs, ys, mode="after", color=Category10_10[i % 10], alpha=0.35,
-                     legend_label=f"{r['game']} {r['obs']} {r['protocol']} (runs)")  # fmt: skip
+            label = f"{r['game']} {r['obs']} {r['protocol']} (runs)"
+            fig.step(xs, ys, mode="after", color=Category10_10[i % 10], alpha=0.6, line_width=2, legend_label=label)
+            fig.scatter(xs, ys, size=5, color=Category10_10[i % 10], alpha=0.6, legend_label=label)

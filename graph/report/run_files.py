@@ -42,17 +42,27 @@ def best_video(run_dir: Path, records: list) -> tuple[Path | None, str]:
 
 
 def failure_sheets(run_dir: Path, history: list[dict]) -> list[tuple[str, str]]:
-    """Contact sheets the critic pointed at when it found a failure (newest first), then the
-    holdout sheet: [(relative path, caption)]."""
-    found, seen = [], set()
+    """Contact sheets the critic pointed at when it found a failure, newest first, one per kind
+    of failure (its words with the numbers left out: a reward stall in iterations 0, 2 and 5 is
+    one sheet, the newest, whose caption names the others): [(relative path, caption)]."""
+    kinds: dict[str, list[tuple[str, str, str]]] = {}
     for path in sorted((run_dir / "diagnoses").glob("iteration-*.md"), reverse=True):
         text = path.read_text()
-        f = md_fields(text)
+        what = md_fields(text).get("what failed", "")
         m = re.search(r"(sheets/[\w.\-]+\.png)", text)
-        if not m or m.group(1) in seen or "no failure" in f.get("what failed", ""):
+        if not m or "no failure" in what:
             continue
-        seen.add(m.group(1))
-        found.append((m.group(1), f"{path.stem}: {f.get('what failed', '')}"))
+        kind = re.sub(r"\d[\d,.]*", "#", re.sub(r"\[[^\]]*\]", "[...]", what))
+        if not any(m.group(1) == sheet for sheet, _, _ in kinds.get(kind, [])):
+            kinds.setdefault(kind, []).append((m.group(1), path.stem, what))
+    found = []
+    for seen in kinds.values():
+        sheet, stem, what = seen[0]
+        caption = f"{stem}: {what}"
+        if len(seen) > 1:
+            earlier = "; ".join(f"{s} ({w})" for _, s, w in seen[1:7]) + ("; ..." if len(seen) > 7 else "")
+            caption += f" · the same kind of failure {len(seen) - 1} more time{'s' if len(seen) > 2 else ''}: {earlier}"
+        found.append((sheet, caption))
     return found[:MAX_SHEETS]
 
 
@@ -76,15 +86,47 @@ def memory_entries(run_dir: Path, cfg: dict, started: str | None) -> dict:
         run_id = run_dir.name
         for kind in (FAILURES, DIRECTIONS, FACTS):
             for e in mem._get(kind, _where(cfg.get("game", ""), cfg.get("obs_mode"))):
-                text = getattr(e, "reason", None) or getattr(e, "direction", None) or f"{e.key}: {json.dumps(e.value)[:160]}"
+                text = getattr(e, "reason", None) or getattr(e, "direction", None) or f"{e.key}: {readable(e.value)}"
+                full = json.dumps(e.value, indent=1, sort_keys=True, default=str) if kind == FACTS else ""
                 extra = f"{e.outcome} ({e.score_delta:+g})" if kind == DIRECTIONS else ""
-                row = dict(kind=kind.removeprefix("hl_"), text=text, extra=extra, run_id=e.run_id, trial=e.trial, timestamp=e.timestamp)
+                row = dict(kind=kind.removeprefix("hl_"), text=text, extra=extra, run_id=e.run_id, trial=e.trial, timestamp=e.timestamp,
+                           full=full if len(full) > len(text) else "")  # fmt: skip
                 if e.run_id == run_id:
                     out["written"].append(row)
                 elif started is None or e.timestamp <= started:
                     out["readable"].append(row)
     except Exception as err:  # memory is optional for a report
         out["error"] = f"{type(err).__name__}: {err}"
+    return out
+
+
+def readable(value, limit: int = 220) -> str:
+    """A memory fact's value for people: 'controller intercept · features fire_to_serve ·
+    params aim_offset 0, deadband 2, ...', nested values counted, cut at a whole item (…)."""
+
+    def short(v, depth: int = 0) -> str:
+        if isinstance(v, dict):
+            if depth >= 1 and len(v) > 10:
+                return f"({len(v)} fields)"
+            return ", ".join(f"{k} {short(x, depth + 1)}" for k, x in v.items()) if depth else ""
+        if isinstance(v, (list, tuple)):
+            if len(v) > 6 or any(isinstance(x, (dict, list)) for x in v):
+                return f"({len(v)} items)"
+            return ", ".join(short(x, depth + 1) for x in v) or "none"
+        if isinstance(v, float):
+            return f"{v:g}"
+        return "none" if v is None else str(v)
+
+    if not isinstance(value, dict):
+        items = [short(value, 1)]
+    else:
+        items = [f"{k} {short(v, 1)}" for k, v in value.items()]
+    out = ""
+    for i, item in enumerate(items):
+        piece = item if not out else f"{out} · {item}"
+        if len(piece) > limit:
+            return (out or item[: limit - 1].rsplit(" ", 1)[0]) + " …"
+        out = piece
     return out
 
 

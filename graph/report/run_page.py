@@ -14,7 +14,8 @@ from pathlib import Path
 
 from graph.report.graph_svg import graph_svg
 from graph.report.html import data_uri, esc, fmt_num, highlight, page, table, write_page
-from graph.report.plots import sample_efficiency_plot
+from graph.report.outcome import group_runs, score_caps
+from graph.report.plots import sample_efficiency_caption, sample_efficiency_plot
 from graph.report.run_files import best_video, candidate_params_diff, failure_sheets, md_fields, memory_entries, read_json
 from graph.trace import diagnosis_text, final_state, load_run, policy_versions
 
@@ -129,10 +130,14 @@ def summary_section(run: Run) -> str:
              ("holdout", f"{fmt_num(holdout[-1].score_mean)} over {len(holdout[-1].scores)} ep." if holdout else "–"),
              ("env steps to best", fmt_num(reached)), ("env steps used", f"{fmt_num(last.cumulative_env_steps) if last else 0} / {fmt_num(cfg.get('budget'))}"),
              ("iterations", f"{len(history)} ({sum(h['outcome'] == 'accepted' for h in history)} accepted)")]  # fmt: skip
+    caps = score_caps(records, state.get("stop_reason"))
+    capped = (f'<p id="what-capped"><b>What capped the score:</b> {esc(caps[0])}</p>' if len(caps) == 1 else
+              '<div id="what-capped"><b>What capped the score:</b><ul class="caps">' + "".join(f"<li>{esc(c)}</li>" for c in caps) + "</ul></div>"
+              if caps else "")  # fmt: skip
     return ('<section id="summary"><div class="cards">' + "".join(
         f'<div class="card"><div class="v">{esc(v)}</div><div class="l">{esc(k)}</div></div>' for k, v in cards) + "</div>"
         f'<p><b>Why it stopped:</b> {esc(state.get("stop_reason") or ("killed or still running" if not run.finished else "–"))} · '
-        f'<b>Brains:</b> {esc(cfg.get("model") or "builtin")}</p></section>')  # fmt: skip
+        f'<b>Brains:</b> {esc(cfg.get("model") or "builtin")}</p>{capped}</section>')  # fmt: skip
 
 
 def graph_section(run: Run) -> str:
@@ -143,22 +148,44 @@ def graph_section(run: Run) -> str:
 def sample_efficiency_section(run: Run) -> tuple[str, str]:
     """(script, html): the plot's script goes at the end of the page, its div here."""
     script, div = sample_efficiency_plot(run.records, f"{run.game_name} {run.obs}: score against env steps")
+    caption = sample_efficiency_caption(run.records)
     return script, (f'<h2>Sample efficiency</h2><section><div id="sample-efficiency">{div}</div>'
-                    '<p class="muted">Each point a trial (dev seeds; bars: min–max over its episodes); orange: running best; '
-                    'green diamond: the best policy on holdout seeds. Hover for the change tried; drag to pan, wheel to zoom.</p></section>')  # fmt: skip
+                    + (f'<p class="muted" id="sample-efficiency-caption">{esc(caption)}</p>' if caption else "") + "</section>")  # fmt: skip
 
 
 def iterations_section(run: Run) -> str:
     """One row per iteration: direction tried, outcome, score and delta, the critic's diagnosis,
     and a link to the code diff (hs/ commit) or, for a rejected candidate (rolled back, not in
-    hs/), to its parameter diff from the checkpoint, shown under the table."""
+    hs/), to its parameter diff from the checkpoint, shown under the table. Consecutive
+    iterations that repeat each other (same direction, outcome, score and diagnosis) are one
+    row with their count."""
+    items, cand_diffs = _iteration_items(run)
+    it_rows = []
+    for group in group_runs(items, lambda i: i["same"]):
+        first, last, n = group[0], group[-1], len(group)
+        its = esc(first["it"]) if n == 1 else f'{esc(first["it"])}–{esc(last["it"])}'
+        direction = esc(first["direction"]) + (f' <span class="count">×{n}</span>' if n > 1 else "")
+        trials = list(dict.fromkeys(str(i["trial"]) for i in group if i["trial"] is not None))
+        trial = esc(trials[0] if len(trials) == 1 else f"{trials[0]}–{trials[-1]}" if trials else "")
+        link = next((i["link"] for i in group if i["link"]), "")
+        it_rows.append([its, direction, f'<span class="{esc(first["outcome"])}">{esc(first["outcome"])}</span>', first["score"],
+                        first["delta"], trial, esc(first["what"]), esc(first["next"]), link])  # fmt: skip
+    return ("<h2>Iterations</h2><section id=\"iterations\">" + (table(
+        ["iter", "direction tried", "outcome", "dev score", "Δ best", "trial", "diagnosis of this evaluation", "next direction", "code diff"],
+        it_rows, num={0, 3, 4, 5}, table_id="iterations-table") if it_rows else '<p class="muted">No iteration was decided.</p>')
+        + "".join(cand_diffs) + "</section>")  # fmt: skip
+
+
+def _iteration_items(run: Run) -> tuple[list[dict], list[str]]:
+    """Each iteration's cells (escaped where they are HTML) and the folded parameter diffs of
+    rejected candidates (one per distinct diff)."""
     commit_of_trial = {}
     for v in run.versions:
         m = re.search(r"trial (\d+)", v["message"])
         if m:
             commit_of_trial[int(m.group(1))] = v["version"]
     by_trial = {r.trial: r for r in run.records}
-    it_rows, cand_diffs = [], []
+    items, cand_diffs, seen_diffs = [], [], {}
     for h in run.history:
         it = h.get("iteration")
         diag = md_fields(diagnosis_text(run.dir, it - 1 if isinstance(it, int) else None))
@@ -169,18 +196,25 @@ def iterations_section(run: Run) -> str:
             link = f'<a href="#v{v}">version {v}</a>'
         elif outcome != "accepted":
             diff = candidate_params_diff(run.rows, h.get("trial"), by_trial)
-            if diff:
+            if diff and _diff_body(diff) in seen_diffs:  # the same candidate again: one diff, linked twice
+                link = f'<a href="#cand-{seen_diffs[_diff_body(diff)]}">parameter diff</a>'
+            elif diff:
+                seen_diffs[_diff_body(diff)] = it
                 cand_diffs.append(f'<details id="cand-{it}"><summary>iteration {it}: rejected candidate (trial {h.get("trial")}), '
                                   f'parameters against the accepted version</summary>{highlight(diff, "diff")}</details>')  # fmt: skip
                 link = f'<a href="#cand-{it}">parameter diff</a>'
         delta = h.get("delta")
-        it_rows.append([esc(it), esc(h.get("direction")), f'<span class="{esc(outcome)}">{esc(outcome)}</span>',
-                        esc(fmt_num(h.get("score"))), esc(f"{delta:+g}" if isinstance(delta, (int, float)) else "–"),
-                        esc(h.get("trial")), esc(diag.get("what failed", "–")), esc(diag.get("direction", "–")), link])  # fmt: skip
-    return ("<h2>Iterations</h2><section id=\"iterations\">" + (table(
-        ["iter", "direction tried", "outcome", "dev score", "Δ best", "trial", "diagnosis of this evaluation", "next direction", "code diff"],
-        it_rows, num={0, 3, 4, 5}, table_id="iterations-table") if it_rows else '<p class="muted">No iteration was decided.</p>')
-        + "".join(cand_diffs) + "</section>")  # fmt: skip
+        item = dict(it=it, direction=h.get("direction"), outcome=outcome, score=esc(fmt_num(h.get("score"))),
+                    delta=esc(f"{delta:+g}" if isinstance(delta, (int, float)) else "–"), trial=h.get("trial"),
+                    what=diag.get("what failed", "–"), next=diag.get("direction", "–"), link=link)  # fmt: skip
+        item["same"] = (item["direction"], outcome, item["score"], item["delta"], item["what"], item["next"])
+        items.append(item)
+    return items, cand_diffs
+
+
+def _diff_body(diff: str) -> str:
+    """A parameter diff without its header lines (they name the trial)."""
+    return "".join(line for line in diff.splitlines(True) if not line.startswith(("---", "+++")))
 
 
 def policy_section(run: Run) -> str:
@@ -282,7 +316,12 @@ def memory_section(run: Run) -> str:
 
 
 def _memory_row(e: dict) -> list[str]:
-    return [esc(e["kind"]), esc(e["text"]), esc(e["extra"]), esc(e["trial"]), esc(e["run_id"]), esc(e["timestamp"])]
+    """A memory entry in words; a fact's whole value folded under it (JSON), the time to the second."""
+    text = esc(e["text"])
+    if e.get("full"):
+        text += f'<details class="full"><summary>whole value</summary><pre>{esc(e["full"])}</pre></details>'
+    when = str(e["timestamp"] or "")[:19].replace("T", " ")
+    return [esc(e["kind"]), text, esc(e["extra"]), esc(e["trial"]), esc(e["run_id"]), esc(when)]
 
 
 def costs_section(run: Run) -> str:
@@ -317,7 +356,7 @@ def _costs_per_node(rows: list[dict], records: list) -> dict[str, list[float]]:
         acc[4] += r.get("cost_usd") or 0.0
         acc[5] += sum(1 for e in r["events"] if e.get("event") == "llm_call")
     finish_rows = [r for r in records if r.role == "finish"]
-    if finish_rows:
+    if finish_rows and "holdout" not in per_node:  # runs whose trace has no holdout phase of its own
         per_node["finish (holdout)"] = [1, sum(r.wall_seconds for r in finish_rows), sum(r.env_steps for r in finish_rows), 0, 0.0, 0]
     return per_node
 

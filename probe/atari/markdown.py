@@ -51,7 +51,7 @@ def write_markdown(report: ProbeReport, path: Path) -> Path:
             f"{o.mean_speed:.2f} / {o.speed_p95:.2f} | {o.x_range[0]:g}..{o.x_range[1]:g} | {o.y_range[0]:g}..{o.y_range[1]:g} |"
         )
     if r.player:
-        lines.append(f"\nThe player moves along x: {r.player_moves_x}, along y: {r.player_moves_y}.")
+        lines.append(f"\n{_player_axes(r.player_moves_x, r.player_moves_y)}")
     lines += ["", "## RAM", ""]
     if not r.ram_analysis:
         lines.append("Vision mode: RAM analysis skipped (no RAM was read).")
@@ -76,7 +76,7 @@ def write_markdown(report: ProbeReport, path: Path) -> Path:
             for c in r.room_candidates:
                 lines.append(
                     f"- ram[{c.address}]: {c.n_values} values, {c.changes} changes, "
-                    f"screen-change agreement {c.screen_change_agreement}, layout redrawn when perturbed {c.layout_change}"
+                    f"screen-change agreement {_share(c.screen_change_agreement)}, layout redrawn when perturbed {_share(c.layout_change)}"
                 )
         else:
             lines.append("\nRoom/level candidates: none.")
@@ -86,3 +86,17 @@ def write_markdown(report: ProbeReport, path: Path) -> Path:
         lines += ["", "## Pictures", ""] + [f"![{name}]({name})" for name in r.images]
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def _player_axes(moves_x: bool, moves_y: bool) -> str:
+    """'The player moves along y (up and down), not along x.' in words, not Python booleans."""
+    axes = [a for a, moves in (("x (left and right)", moves_x), ("y (up and down)", moves_y)) if moves]
+    if not axes:
+        return "The player did not move along x or y under any action."
+    if len(axes) == 2:
+        return "The player moves along both x (left and right) and y (up and down)."
+    return f"The player moves along {axes[0]}, not along {'y' if moves_x else 'x'}."
+
+
+def _share(value: float | None) -> str:
+    return "unknown" if value is None else f"{value:.0%}"
