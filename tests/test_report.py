@@ -15,6 +15,10 @@ import pytest
 from conftest import PROJECT_ROOT
 from net_recorder import NetRecorder
 
+# HL_UPDATE_SCREENSHOTS=1: the Chromium tests also save their screenshots as docs/img/run-report.png
+# and docs/img/suite-page.png (the pictures in README.md come from this test path).
+SCREENSHOTS = PROJECT_ROOT / "docs" / "img"
+
 SMALL = {"HL_EVAL_MAX_FRAMES": "3000", "HL_MAX_ITERATIONS": "3", "HL_TUNE_TRIALS": "3", "HL_HOLDOUT_EPISODES": "1",
          "HL_PROBE_BUDGET": "10000"}  # fmt: skip
 
@@ -206,6 +210,20 @@ def open_in_chromium(page_path: Path, screenshot: Path, plot: str, wait_ms: int 
     return info
 
 
+def keep_screenshot(png: Path, name: str, max_height: int | None = None) -> None:
+    """Save a test's screenshot under docs/img/ when HL_UPDATE_SCREENSHOTS=1 (the top
+    `max_height` pixels of a long page)."""
+    if os.environ.get("HL_UPDATE_SCREENSHOTS") != "1":
+        return
+    from PIL import Image
+
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with Image.open(png) as im:
+        if max_height and im.height > max_height:
+            im = im.crop((0, 0, im.width, max_height))
+        im.convert("RGB").save(SCREENSHOTS / name, optimize=True)
+
+
 def test_run_report_in_headless_chromium(small_run, tmp_path):
     runs, run_dir, _ = small_run
     report = run_dir / "report.html"
@@ -219,6 +237,7 @@ def test_run_report_in_headless_chromium(small_run, tmp_path):
                     'id="best-replay"', 'id="sheets"', 'id="memory"', 'id="cost-table"'):  # fmt: skip
         assert section in text, section
     info = open_in_chromium(report, tmp_path / "run.png", "#sample-efficiency")
+    keep_screenshot(tmp_path / "run.png", "run-report.png", max_height=1800)
     assert info["refused"] == [], info["refused"]  # the page asked the network for nothing
     assert info["errors"] == [], info["errors"]
     assert info["bokeh_docs"] == 1 and info["canvases"] >= 1 and info["graph"]
@@ -243,9 +262,17 @@ def test_suite_report_in_headless_chromium(small_run, tmp_path):
     runs, run_dir, summary = small_run
     from graph.report import write_suite
 
-    page = write_suite(runs)
+    # A suite of two: the learning run and a tools.evaluate run of a random Breakout policy
+    # (a run folder with a ledger and no report: the page gives the command that writes one).
+    suite = tmp_path / "suite"
+    shutil.copytree(run_dir, suite / run_dir.relative_to(runs))
+    proc = subprocess.run([sys.executable, "-m", "tools.evaluate", "--game", "breakout", "--policy", str(PROJECT_ROOT / "tests" / "policies" / "random_policy.py"),
+                           "--episodes", "1", "--max-frames", "2000", "--runs-dir", str(suite)],
+                          capture_output=True, text=True, timeout=300, env=clean_env(), cwd=PROJECT_ROOT)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    page = write_suite(suite)
     text = page.read_text()
-    assert "Pong" in text and run_dir.name in text
+    assert "Pong" in text and run_dir.name in text and "Breakout" in text and "2 runs" in text
     # The reference curves from the shared data are drawn next to this suite's (legend labels in the plot's JSON).
     for label in ("published HL, ram", "CleanRL EnvPool PPO at 10M", "Pong ram hl (runs)", "this suite, ram, hl"):
         assert label in text, label
@@ -255,9 +282,35 @@ def test_suite_report_in_headless_chromium(small_run, tmp_path):
     hns = resolve_game("pong").hns(summary["best_score"])
     assert f"{hns:.2f}" in text or f"{hns:.3f}" in text
     info = open_in_chromium(page, tmp_path / "suite.png", "#suite-curve")
+    keep_screenshot(tmp_path / "suite.png", "suite-page.png")
     assert info["refused"] == [] and info["errors"] == [], info
     assert info["bokeh_docs"] == 1 and info["canvases"] >= 1
     assert info["pixel_std"] > 20 and info["plot_pixel_std"] > 10
+
+
+def test_what_a_person_reads_of_a_real_run(small_run):
+    """The run's README says in its first lines what capped the score and why it stopped, each
+    failed direction once; hs/NOTES.md is more than its first line; probe.md is in words; the
+    report's plot caption names the marks the plot has."""
+    runs, run_dir, summary = small_run
+    readme = (run_dir / "README.md").read_text()
+    head = readme.splitlines()[:6]
+    capped = next(line for line in head if line.startswith("- **What capped it:**"))
+    assert "3,000-frame episode cap" in capped  # HL_EVAL_MAX_FRAMES=3000: every episode is cut there
+    assert any(line.startswith("- **Why it stopped:**") for line in head)
+    failed = readme.split("## Main failed directions")[1].split("##")[0].strip().splitlines()
+    assert failed and len(failed) == len(set(failed))
+    notes = (run_dir / "hs" / "NOTES.md").read_text()
+    assert "## Iteration 1:" in notes and "## How the run ended" in notes and "Why it stopped:" in notes
+    probe = (run_dir / "probe" / "probe.md").read_text()
+    assert "The player moves along y (up and down), not along x." in probe and "True" not in probe and "False" not in probe
+    import re
+
+    report = (run_dir / "report.html").read_text()
+    assert 'id="what-capped"' in report
+    caption = re.search(r'id="sample-efficiency-caption">([^<]*)<', report).group(1)
+    holdout_scored = summary["holdout"].split()[0] not in ("none", "none:")
+    assert ("green diamond" in caption) == holdout_scored and ("no diamond" in caption) != holdout_scored
 
 
 def test_report_cli(small_run, tmp_path):

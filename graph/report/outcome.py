@@ -66,11 +66,13 @@ def score_caps(records: list, stop_reason: str | None) -> list[str]:
     caps = []
     best = best_dev_row(records)
     holdout = next((r for r in reversed(records) if r.role == "finish" and r.status == "ok"), None)
-    rows = ([(f"dev seeds, trial {best.trial}", best)] if best else []) + ([("holdout seeds", holdout)] if holdout else [])
+    first = f"dev seeds, trial {best.trial} (the first to score {_num(best.score_mean)})" if best else ""
+    rows = ([(first, best)] if best else []) + ([("holdout seeds", holdout)] if holdout else [])
     for where, row in rows:
         words = _stall_words(row)
         if words:
-            caps.append(f"the best policy on {where} (score {_num(row.score_mean)}): {words}")
+            caps.append(f"the best policy on {where}: {words}" if row is best else
+                        f"the best policy on {where} (score {_num(row.score_mean)}): {words}")  # fmt: skip
     cap = _episode_cap(rows)
     if cap:
         caps.append(cap)

@@ -55,8 +55,8 @@ def render_suite(runs_dir: Path, out_path: Path | None = None) -> str:
     runs = suite_data(runs_dir)
     base = (out_path or runs_dir / "suite.html").resolve().parent  # run report links are relative to the page
     title = f"suite · {runs_dir}"
-    parts = [f"<h1>Suite report: {esc(runs_dir)}</h1>",
-             f'<p class="muted">{len(runs)} runs · written {datetime.now().isoformat(timespec="seconds")} · '
+    parts = [f"<h1>Suite report: {esc(runs_dir.resolve().name)}</h1>",
+             f'<p class="muted">{len(runs)} runs under <code>{esc(runs_dir)}</code> · written {datetime.now().isoformat(timespec="seconds")} · '
              "HNS = (score − random) / (human − random), Atari57 reference scores.</p>"]  # fmt: skip
     if not runs:
         parts.append(f'<section><p>No runs under {esc(runs_dir)} (expected &lt;game&gt;/&lt;obs&gt;/&lt;run_id&gt;/trials.jsonl).</p></section>')
@@ -101,7 +101,8 @@ def curve_section(div: str) -> str:
             '<p class="muted">Solid: median over this suite\'s Atari57 games of each game\'s best running-best HNS '
             '(a game with no score yet counts as 0); dashed and squares: the published Heuristic Learning median '
             'curves and the PPO references at 10M steps (PPO steps are usually 4 frames each, HL steps single frames). '
-            "Faint: each run's own running best. Click a legend entry to hide it.</p></section>")  # fmt: skip
+            "Thin lines with small dots: each run's own running best. A dot on the suite's median where it changes and "
+            "where its longest run ends. Click a legend entry to hide it.</p></section>")  # fmt: skip
 
 
 def runs_section(runs: list[dict], base: Path) -> str:
