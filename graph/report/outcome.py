@@ -66,7 +66,7 @@ def score_caps(records: list, stop_reason: str | None) -> list[str]:
     caps = []
     best = best_dev_row(records)
     holdout = next((r for r in reversed(records) if r.role == "finish" and r.status == "ok"), None)
-    first = f"dev seeds, trial {best.trial} (the first to score {_num(best.score_mean)})" if best else ""
+    first = f"dev seeds in trial {best.trial}, the first to score {_num(best.score_mean)}" if best else ""
     rows = ([(first, best)] if best else []) + ([("holdout seeds", holdout)] if holdout else [])
     for where, row in rows:
         words = _stall_words(row)
