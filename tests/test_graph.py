@@ -64,7 +64,9 @@ def test_all_roles_leave_their_records(first_run):
     ended = Counter(e["node"] for e in entries if e["event"] == "end")
     for node in ("prober", "detector_writer", "policy_writer", "evaluate", "replay_critic", "decide", "notes_keeper", "simplifier"):
         assert ended[node] >= 1, node
-    assert sum(e["env_steps"] for e in entries if e["event"] == "end") == s["env_steps"] - rows[-1].env_steps  # all but the holdout
+    ends = [e for e in entries if e["event"] == "end"]
+    assert sum(e["env_steps"] for e in ends) == s["env_steps"]  # the finish phases are traced like nodes
+    assert [(e["node"], e["env_steps"]) for e in ends[-2:]] == [("holdout", rows[-1].env_steps), ("report", 0)]
     assert [e["decision"] for e in entries if e["event"] == "end" and e["node"] == "decide"][-1] == "end"
 
     log = git_log(run_dir / "hs")

@@ -65,6 +65,8 @@ def close_notes(ctx: RunContext, history: list[dict], ending: list[str]) -> str 
     (`ending`: lines in words, from the finish: why it stopped, what capped the score, what was
     tried and rejected), committed in hs/. Notes an LLM notes-keeper wrote are its own and
     are left as they are; a rewrite (a resumed run finishing again) replaces the ending."""
+    if not (ctx.hs.path / ".git").exists():
+        return None  # the run stopped before hs/ was started (e.g. at its cost ceiling in the prober)
     notes = ctx.hs.read("NOTES.md") if (ctx.hs.path / "NOTES.md").exists() else ""
     written = "\n## " in notes
     if written and ctx.config.brains.get("notes_keeper") == "llm":
