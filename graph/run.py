@@ -93,8 +93,12 @@ def check_model(cfg: RunConfig) -> tuple[int, int]:
     from agents.brains import LLM_ROLES
     from agents.llm.session import preflight
 
-    if not cfg.model or cfg.model.startswith("replay:") or not any(cfg.brains.get(r) == "llm" for r in LLM_ROLES):
+    if not cfg.model or not any(cfg.brains.get(r) == "llm" for r in LLM_ROLES):
         return 0, 0
+    if cfg.model.startswith("replay:"):
+        from agents.llm.session import cassette_preflight
+
+        return cassette_preflight(Path(cfg.model.split(":", 1)[1]))  # what the recording's check used, no network
     return preflight(cfg.model)
 
 
@@ -212,7 +216,8 @@ def open_model(ctx: RunContext, spent_usd: float = 0.0, preflight_tokens: tuple[
         return None
     from agents.llm.session import open_session
 
-    ctx.llm = open_session(ctx.config.model, ctx.run_dir, ctx.config.record, ctx.config.max_cost_usd, spent_usd=spent_usd)
+    ctx.llm = open_session(ctx.config.model, ctx.run_dir, ctx.config.record, ctx.config.max_cost_usd, spent_usd=spent_usd,
+                           header={"preflight": list(preflight_tokens)})  # fmt: skip
     if not any(preflight_tokens):
         return None
     from runtime.steps import record_llm_usage

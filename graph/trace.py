@@ -159,8 +159,9 @@ def _trials_for(row: dict, records: list) -> list:
     lo = row.get("env_steps_start")
     hi = row.get("env_steps_total")
     found = []
+    role = {"holdout": "finish"}.get(row["node"], row["node"])  # the holdout's ledger row is the finish's
     for r in records:
-        if r.role != row["node"]:
+        if r.role != role:
             continue
         if r.env_steps > 0 and lo is not None:
             if lo < r.cumulative_env_steps and (hi is None or r.cumulative_env_steps <= hi):
@@ -168,11 +169,6 @@ def _trials_for(row: dict, records: list) -> list:
         elif r.env_steps == 0 and row.get("start") and row["start"] <= r.timestamp and (row.get("end") is None or r.timestamp <= row["end"]):
             found.append(r)
     return found
-
-
-def _short(value, width: int = 160) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, default=str)
-    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def load_run(run_dir: Path) -> dict:
@@ -227,10 +223,19 @@ def policy_versions(run_dir: Path) -> list[dict]:
     return versions
 
 
-def _rev(spec: str, versions: list[dict]) -> str:
-    if spec.isdigit() and int(spec) < len(versions):
+def _rev(spec: str, versions: list[dict], hs: Path) -> str:
+    """A version number from the listing, or a git revision that names a commit in hs/."""
+    import subprocess
+
+    listing = f"versions 0..{len(versions) - 1}" if versions else "no versions"
+    if spec.isdigit() and len(spec) < 7:
+        if int(spec) >= len(versions):
+            raise ValueError(f"no policy version {spec} in {hs} ({listing}; python -m graph.trace RUN --json lists them)")
         return versions[int(spec)]["commit"]
-    return spec
+    found = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{spec}^{{commit}}"], cwd=hs, capture_output=True, text=True)
+    if found.returncode != 0 or spec.startswith("-"):
+        raise ValueError(f"{spec!r} is neither a policy version ({listing}) nor a git revision in {hs}")
+    return found.stdout.strip()
 
 
 def policy_diff(run_dir: Path, a: str, b: str) -> dict:
@@ -240,7 +245,7 @@ def policy_diff(run_dir: Path, a: str, b: str) -> dict:
     versions = policy_versions(run_dir)
     if not versions:
         raise ValueError(f"{run_dir / 'hs'} is not a git repository (no policy versions)")
-    ra, rb = _rev(a, versions), _rev(b, versions)
+    ra, rb = _rev(a, versions, run_dir / "hs"), _rev(b, versions, run_dir / "hs")
     proc = subprocess.run(["git", "diff", ra, rb], cwd=run_dir / "hs", capture_output=True, text=True)
     if proc.returncode != 0:
         raise ValueError(f"cannot diff {a} and {b} in hs/: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else 'git failed'}")
@@ -268,8 +273,8 @@ def node_details(run: dict, node: str, iteration: int | None = None) -> list[dic
     for row in run["rows"]:
         if row["node"] != node or (iteration is not None and row["iteration"] != iteration):
             continue
-        inputs = {k: _short(v) for k, v in (row["inputs"] or {}).items() if k not in _QUIET_CHANNELS}
-        writes = {k: _short(v, 400) for k, v in (row["writes"] or {}).items()}
+        inputs = {k: v for k, v in (row["inputs"] or {}).items() if k not in _QUIET_CHANNELS}
+        writes = dict(row["writes"] or {})
         trials = [dict(trial=t, kind=records[t].kind, status=records[t].status, score_mean=records[t].score_mean,
                        env_steps=records[t].env_steps, change_summary=records[t].change_summary,
                        artifacts=records[t].artifacts) for t in row["trials"]]  # fmt: skip
@@ -287,28 +292,55 @@ def node_details(run: dict, node: str, iteration: int | None = None) -> list[dic
 
 # -- command ----------------------------------------------------------------------------------------
 
+# The finish of a run is traced like nodes (graph/finish.py): the holdout evaluation, then the reports.
+FINISH_PHASES = ("holdout", "report")
+
 
 def _json_rows(rows: list[dict]) -> list[dict]:
     return [{k: v for k, v in r.items() if k not in ("inputs", "writes")} for r in rows]
 
 
+def node_names() -> list[str]:
+    """Every node a run can have: the graph's (graph/build.py LAYOUT) and the finish phases."""
+    from graph.build import LAYOUT
+
+    names = {LAYOUT["start"]} | {n for edge in LAYOUT["edges"] for n in edge} | {"evaluate", "decide"}
+    names |= {n for n in LAYOUT["routes"].values() if isinstance(n, str) and not n.startswith("__")}
+    return sorted(names) + list(FINISH_PHASES)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from tools.cli import OneLineParser
+
+    parser = OneLineParser(prog="python -m graph.trace", description=__doc__.split("\n\n")[0].replace("\n", " "),
+                           formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n", 2)[2])  # fmt: skip
+    parser.add_argument("run", help="run id (looked up under --runs-dir) or run folder")
+    parser.add_argument("--runs-dir", type=Path, default=DEFAULT_RUNS_DIR, metavar="RUNS_DIR",
+                        help="where run ids are looked up (default: runs)")
+    parser.add_argument("--node", help="details of this node's executions: its inputs, model and tool calls, outputs, trials "
+                                       "(a graph node such as replay_critic, or a finish phase: holdout, report)")
+    parser.add_argument("--iteration", type=int, help="only the rows (or --node executions) of this iteration")
+    parser.add_argument("--diff", nargs=2, metavar=("A", "B"),
+                        help="diff two policy versions in hs/: version numbers from the listing, or git revisions")
+    parser.add_argument("--json", action="store_true", help="print the same as one JSON document, for scripts")
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m graph.trace", description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n", 2)[2])  # fmt: skip
-    parser.add_argument("run", help="run id or run folder")
-    parser.add_argument("--runs-dir", type=Path, default=DEFAULT_RUNS_DIR)
-    parser.add_argument("--node", help="details of this node's executions (e.g. replay_critic)")
-    parser.add_argument("--iteration", type=int, help="only this iteration")
-    parser.add_argument("--diff", nargs=2, metavar=("A", "B"), help="diff two policy versions in hs/")
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args(argv)
-    try:
-        run_dir = resolve_run(args.run, args.runs_dir)
-    except FileNotFoundError as err:
-        sys.stderr.write(f"error: {err}\n")
-        return 2
+    from tools.cli import run_command
+
+    args = build_parser().parse_args(argv)
+    return run_command(lambda: _main(args), usage_errors=(FileNotFoundError, ValueError))
+
+
+def _main(args) -> int:
+    from graph import trace_view
+
+    run_dir = resolve_run(args.run, args.runs_dir)
     if args.diff:
         return _print_diff(run_dir, args)
+    if args.node and args.node not in node_names():
+        raise ValueError(f"unknown node {args.node!r}; nodes: {', '.join(node_names())}")
     run = load_run(run_dir)
     rows = run["rows"]
     if args.node:
@@ -316,114 +348,56 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:
             print(json.dumps({"run_dir": str(run_dir), "node": args.node, "executions": details, "damage": run["damage"]}, default=str))
             return 0
-        return _print_details(run, args.node, details)
+        width = trace_view.terminal_width() or trace_view.PIPED_WIDTH
+        if not details:
+            ran = sorted({r["node"] for r in run["rows"]})
+            print(f"no execution of {args.node!r} recorded" + (f" in iteration {args.iteration}" if args.iteration is not None else "")
+                  + (f"; nodes in this run: {', '.join(ran)}" if ran else ""))  # fmt: skip
+        for d in details:
+            print("\n".join(trace_view.details_lines(d, width)))
+        _print_damage(run["damage"])
+        return 0
     if args.iteration is not None:
         rows = [r for r in rows if r["iteration"] == args.iteration]
     if args.json:
         print(json.dumps({"run_dir": str(run_dir), "rows": _json_rows(rows), "damage": run["damage"]}, default=str))
         return 0
-    from rich.table import Table
+    width = trace_view.terminal_width()
+    if width is None:  # piped: one full line per row
+        print(f"trace of {run_dir}")
+        print("\n".join(trace_view.timeline_lines(rows)))
+    else:
+        from rich.console import Console
 
-    console = _console()
-    table = Table(title=f"trace of {run_dir}")
-    right = ("#", "iter", "seconds", "env steps", "total steps", "tokens", "cost $")
-    for col in ("#", "iter", "node", "start", "seconds", "env steps", "total steps", "tokens", "cost $", "decision", "summary", "artifacts"):
-        table.add_column(col, justify="right" if col in right else "left")
-    for r in rows:
-        table.add_row(
-            str(r["index"]), str(r["iteration"] if r["iteration"] is not None else ""), r["node"],
-            (r["start"] or "")[11:19], f"{r['seconds']:.1f}" if r["seconds"] is not None else "-",
-            f"{r['env_steps']:,}" if r["env_steps"] is not None else "-",
-            f"{r['env_steps_total']:,}" if r["env_steps_total"] is not None else "-",
-            str(r["tokens"]), f"{r['cost_usd']:.4f}" if r.get("cost_usd") else "",
-            r["decision"] or "", (r["summary"] or "")[:80], _artifacts_cell(r),
-        )  # fmt: skip
-    console.print(table)
+        Console().print(trace_view.timeline_table(rows, f"trace of {run_dir}", width))
     if not rows:
-        console.print("no node executions recorded" + (f" in iteration {args.iteration}" if args.iteration is not None else ""))
-    for d in run["damage"]:
-        console.print(f"[yellow]damage:[/] {d}")
+        print("no node executions recorded" + (f" in iteration {args.iteration}" if args.iteration is not None else ""))
+    _print_damage(run["damage"])
     return 0
 
 
-def _console():
-    from rich.console import Console
-
-    return Console() if sys.stdout.isatty() else Console(width=200)  # piped: wide rows, not wrapped cells
-
-
-def _artifacts_cell(row: dict) -> str:
-    parts = [f"trial {', '.join(map(str, row['trials']))}"] if row["trials"] else []
-    kinds = sorted({k.split()[-1] for k in row["artifacts"]})
-    return " ".join(parts + kinds)
-
-
-def _print_details(run: dict, node: str, details: list[dict]) -> int:
-    from rich.markdown import Markdown
-
-    console = _console()
-    if not details:
-        known = sorted({r["node"] for r in run["rows"]})
-        console.print(f"no execution of {node!r} recorded" + (f"; nodes in this run: {', '.join(known)}" if known else ""))
-    for d in details:
-        console.rule(f"#{d['index']} {d['node']} · iteration {d['iteration']} · {d['status']}")
-        console.print(f"start {d['start']} · {d['seconds']} s · {d['env_steps']} env steps (total {d['env_steps_total']}) · "
-                      f"{d['tokens']} tokens · ${d['cost_usd'] or 0:.4f} · decision {d['decision'] or '-'}")  # fmt: skip
-        console.print(f"[bold]summary:[/] {d['summary']}")
-        if d["inputs"]:
-            console.print("[bold]inputs[/] (state before the node):")
-            for k, v in d["inputs"].items():
-                console.print(f"  {k}: {v}", markup=False, highlight=False)
-        for e in d["llm_calls"]:
-            if e["event"] == "llm_call":
-                console.print(f"  [cyan]llm[/] {e.get('model')} · {e.get('input_tokens')} in / {e.get('output_tokens')} out · "
-                              f"${e.get('cost_usd', 0):.4f} · calls {', '.join(e.get('tool_calls') or []) or '(final answer)'}")  # fmt: skip
-            else:
-                console.print(f"  [red]llm error[/] {e.get('error')}", highlight=False)
-        for e in d["tool_calls"]:
-            status = f"error: {e['error']}" if e.get("error") else "ok"
-            console.print(f"  [magenta]tool[/] {e.get('tool')}({_short(e.get('args') or {}, 100)}) · {e.get('seconds', '-')} s · {status}",
-                          markup=True, highlight=False)  # fmt: skip
-            if e.get("result"):
-                console.print(f"      → {_short(e['result'], 160)}", markup=False, highlight=False)
-        for e in d["other_events"]:
-            console.print(f"  [yellow]{e['event']}[/] {_short({k: v for k, v in e.items() if k not in ('ts', 't', 'event')})}", highlight=False)
-        if d["outputs"]:
-            console.print("[bold]outputs[/] (what the node wrote to the state):")
-            for k, v in d["outputs"].items():
-                console.print(f"  {k}: {v}", markup=False, highlight=False)
-        for t in d["trials"]:
-            console.print(f"  [green]trial {t['trial']}[/] {t['kind']} {t['status']} score {t['score_mean']} · {t['env_steps']:,} steps · "
-                          f"{t['change_summary'][:80]} · {', '.join(f'{k}={v}' for k, v in t['artifacts'].items())}", highlight=False)  # fmt: skip
-        if d["diagnosis"]:
-            console.print(Markdown(d["diagnosis"]))
-    for dmg in run["damage"]:
-        console.print(f"[yellow]damage:[/] {dmg}")
-    return 0
+def _print_damage(damage: list[str]) -> None:
+    for d in damage:
+        print(f"damage: {d}")
 
 
 def _print_diff(run_dir: Path, args) -> int:
-    try:
-        result = policy_diff(run_dir, *args.diff)
-    except ValueError as err:
-        sys.stderr.write(f"error: {err}\n")
-        versions = policy_versions(run_dir)
-        if versions:
-            sys.stderr.write("versions: " + "; ".join(f"{v['version']} {v['commit'][:8]} {v['subject'][:50]}" for v in versions) + "\n")
-        return 2
+    result = policy_diff(run_dir, *args.diff)  # ValueError: one line, exit 2
     if args.json:
         print(json.dumps(result))
         return 0
-    from rich.syntax import Syntax
-
-    console = _console()
     for side in ("a", "b"):
         s = result[side]
-        console.print(f"{side}: version {s['version']} {s['commit'][:10]} {s['subject'] or ''}", highlight=False, markup=False)
-    if result["diff"]:
-        console.print(Syntax(result["diff"], "diff", theme="ansi_dark", word_wrap=True))
+        print(f"{side}: version {s['version']} {s['commit'][:10]} {s['subject'] or ''}")
+    if not result["diff"]:
+        print("(no difference)")
+    elif sys.stdout.isatty():
+        from rich.console import Console
+        from rich.syntax import Syntax
+
+        Console().print(Syntax(result["diff"], "diff", theme="ansi_dark", word_wrap=True))
     else:
-        console.print("(no difference)")
+        print(result["diff"], end="")
     return 0
 
 

@@ -18,9 +18,15 @@ class OneLineParser(argparse.ArgumentParser):
 
 def run_command(body: Callable[[], int], usage_errors: tuple[type[BaseException], ...] = (),
                 interrupted: str = "interrupted") -> int:  # fmt: skip
-    """Run a command's body; usage errors exit 2, anything unexpected exits 1, each one line."""
+    """Run a command's body; usage errors exit 2, anything unexpected exits 1, each one line; a
+    closed pipe ends it quietly."""
     try:
         return body()
+    except BrokenPipeError:
+        # The reader went away (`... --json | head -1`): stop quietly like any Unix tool, and
+        # point stdout at nothing so the interpreter's last flush cannot raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a command its pipe stopped
     except usage_errors as err:
         sys.stderr.write(f"error: {err}\n")
         return 2

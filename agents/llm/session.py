@@ -148,6 +148,13 @@ def cassette_config(path: Path) -> dict:
     return ReplayTransport(Path(path).expanduser()).header.get("config") or {}
 
 
+def cassette_preflight(path: Path) -> tuple[int, int]:
+    """The (input, output) tokens of the recorded run's preflight check: a replay charges them
+    as it charges every recorded reply, so its ledger matches the recording's."""
+    tokens = ReplayTransport(Path(path).expanduser()).header.get("preflight") or (0, 0)
+    return int(tokens[0]), int(tokens[1])
+
+
 def _json_or_text(content: bytes):
     try:
         return json.loads(content or b"null")
@@ -210,9 +217,10 @@ class LLMSession:
         return taken
 
 
-def open_session(model_arg: str, run_dir: Path, record: bool, max_cost_usd: float | None,
-                 spent_usd: float = 0.0, timeout: float | None = None, max_retries: int | None = None) -> LLMSession:  # fmt: skip
-    """Build the chat model for `--model` (a model name, or replay:CASSETTE)."""
+def open_session(model_arg: str, run_dir: Path, record: bool, max_cost_usd: float | None, spent_usd: float = 0.0,
+                 timeout: float | None = None, max_retries: int | None = None, header: dict | None = None) -> LLMSession:  # fmt: skip
+    """Build the chat model for `--model` (a model name, or replay:CASSETTE). `header`: more
+    for a new cassette's first line (the preflight's tokens)."""
     from langchain_openai import ChatOpenAI
 
     timeout = timeout if timeout is not None else float(os.environ.get("HL_LLM_TIMEOUT", 120))
@@ -230,8 +238,8 @@ def open_session(model_arg: str, run_dir: Path, record: bool, max_cost_usd: floa
         transport = httpx.HTTPTransport()
         if record:
             config = run_dir / "config.json"
-            header = {"config": json.loads(config.read_text())} if config.exists() else {}
-            transport = RecordingTransport(run_dir / "cassette.jsonl", transport, header=header)
+            first = {"config": json.loads(config.read_text())} if config.exists() else {}
+            transport = RecordingTransport(run_dir / "cassette.jsonl", transport, header={**first, **(header or {})})
     chat = ChatOpenAI(model=model, base_url=base_url, api_key=api_key, timeout=timeout, max_retries=max_retries,
                       max_tokens=max_output, http_client=httpx.Client(transport=transport, timeout=timeout))  # fmt: skip
     return LLMSession(model=model, chat=chat, max_cost_usd=max_cost_usd, spent_usd=spent_usd,
