@@ -230,7 +230,7 @@ def _rev(spec: str, versions: list[dict], hs: Path) -> str:
     listing = f"versions 0..{len(versions) - 1}" if versions else "no versions"
     if spec.isdigit() and len(spec) < 7:
         if int(spec) >= len(versions):
-            raise ValueError(f"no policy version {spec} in {hs} ({listing}; python -m graph.trace RUN --json lists them)")
+            raise ValueError(f"no policy version {spec} in {hs} ({listing}, its commits oldest first: git -C {hs} log --reverse --oneline)")
         return versions[int(spec)]["commit"]
     found = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{spec}^{{commit}}"], cwd=hs, capture_output=True, text=True)
     if found.returncode != 0 or spec.startswith("-"):
@@ -294,6 +294,8 @@ def node_details(run: dict, node: str, iteration: int | None = None) -> list[dic
 
 # The finish of a run is traced like nodes (graph/finish.py): the holdout evaluation, then the reports.
 FINISH_PHASES = ("holdout", "report")
+# Below this many columns the timeline table would cut words: plain lines then (the terminal wraps them).
+TABLE_WIDTH = 80
 
 
 def _json_rows(rows: list[dict]) -> list[dict]:
@@ -330,7 +332,13 @@ def main(argv: list[str] | None = None) -> int:
     from tools.cli import run_command
 
     args = build_parser().parse_args(argv)
-    return run_command(lambda: _main(args), usage_errors=(FileNotFoundError, ValueError))
+
+    def body() -> int:
+        code = _main(args)
+        sys.stdout.flush()  # here, not at exit: a reader that went away (`| head -1`) ends it quietly
+        return code
+
+    return run_command(body, usage_errors=(FileNotFoundError, ValueError))
 
 
 def _main(args) -> int:
@@ -363,13 +371,13 @@ def _main(args) -> int:
         print(json.dumps({"run_dir": str(run_dir), "rows": _json_rows(rows), "damage": run["damage"]}, default=str))
         return 0
     width = trace_view.terminal_width()
-    if width is None:  # piped: one full line per row
-        print(f"trace of {run_dir}")
+    print(f"trace of {run_dir}")  # a line of its own: the folder whole, to copy
+    if width is None or width < TABLE_WIDTH:  # piped, or a terminal too narrow for the table: one full line per row
         print("\n".join(trace_view.timeline_lines(rows)))
     else:
         from rich.console import Console
 
-        Console().print(trace_view.timeline_table(rows, f"trace of {run_dir}", width))
+        Console(width=width).print(trace_view.timeline_table(rows, None, width))
     if not rows:
         print("no node executions recorded" + (f" in iteration {args.iteration}" if args.iteration is not None else ""))
     _print_damage(run["damage"])

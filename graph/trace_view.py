@@ -5,9 +5,8 @@ module only lays it out).
   node's name is never cut, the summary wraps at word boundaries, and the columns that
   matter less (start time, tokens and cost, the running total) are left out when narrow.
 - The timeline piped to a file or another program: one full line per node execution.
-- A node's details: every value wrapped at word boundaries, never cut mid-word; a large
-  value (the run's history, the detector facts) is shown item by item up to a limit, with
-  how many items are left out (`--json` has everything).
+- A node's details: every value whole (however large: the run's history, the detector
+  facts), wrapped at word boundaries, never cut mid-word nor shortened.
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ import sys
 import textwrap
 
 PIPED_WIDTH = 100  # details written to a file or a pipe wrap here
-VALUE_CHARS = 900  # a value longer than this is shown item by item up to it
 
 
 def terminal_width() -> int | None:
@@ -53,7 +51,7 @@ def timeline_lines(rows: list[dict]) -> list[str]:
     return lines
 
 
-def timeline_table(rows: list[dict], title: str, width: int):
+def timeline_table(rows: list[dict], title: str | None, width: int):
     """The timeline as a rich table that fits `width` columns without cutting a word."""
     from rich import box
     from rich.table import Table
@@ -95,28 +93,9 @@ def wrap(text: str, width: int, indent: str = "  ") -> list[str]:
     return out
 
 
-def value_text(value, limit: int = VALUE_CHARS) -> str:
-    """A state value in one readable string: whole when short; otherwise its items in order
-    up to `limit` characters, then how many were left out. Never cut inside an item's word."""
-    if isinstance(value, str):
-        return value
-    text = json.dumps(value, default=str)
-    if len(text) <= limit or not isinstance(value, (dict, list)):
-        return text
-    items = [f"{k}: {json.dumps(v, default=str)}" for k, v in value.items()] if isinstance(value, dict) else \
-        [json.dumps(v, default=str) for v in value]  # fmt: skip
-    shown, used = [], 0
-    for item in items:
-        if used and used + len(item) > limit:
-            break
-        if len(item) > limit:  # one huge item: its first fields, cut between them
-            item = item[: item.rfind(", ", 0, limit)] + ", …"
-        shown.append(item)
-        used += len(item) + 2
-    rest = len(items) - len(shown)
-    kind = "entries" if isinstance(value, dict) else "items"
-    more = f" … and {rest} more {kind} of {len(items)} (--json shows all)" if rest else ""
-    return "; ".join(shown) + more
+def value_text(value) -> str:
+    """A state value as one string, whole: a string as it is, anything else as its JSON."""
+    return value if isinstance(value, str) else json.dumps(value, default=str)
 
 
 def details_lines(d: dict, width: int) -> list[str]:
@@ -138,9 +117,9 @@ def details_lines(d: dict, width: int) -> list[str]:
             lines += wrap(f"llm error {e.get('error')}", width)
     for e in d["tool_calls"]:
         status = f"error: {e['error']}" if e.get("error") else "ok"
-        lines += wrap(f"tool {e.get('tool')}({value_text(e.get('args') or {}, 300)}) · {e.get('seconds', '-')} s · {status}", width)
+        lines += wrap(f"tool {e.get('tool')}({value_text(e.get('args') or {})}) · {e.get('seconds', '-')} s · {status}", width)
         if e.get("result"):
-            lines += wrap(f"→ {value_text(e['result'], 400)}", width, "      ")
+            lines += wrap(f"→ {value_text(e['result'])}", width, "      ")
     for e in d["other_events"]:
         lines += wrap(f"{e['event']} {value_text({k: v for k, v in e.items() if k not in ('ts', 't', 'event')})}", width)
     if d["outputs"]:
