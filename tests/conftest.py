@@ -20,3 +20,36 @@ def run_dir(tmp_path):
 
 def policy(name: str) -> Path:
     return POLICIES / f"{name}.py"
+
+
+# The shared small run's knobs: short episodes, three iterations.
+SMALL_RUN_KNOBS = {"HL_EVAL_MAX_FRAMES": "3000", "HL_MAX_ITERATIONS": "3", "HL_TUNE_TRIALS": "3", "HL_HOLDOUT_EPISODES": "1",
+                   "HL_PROBE_BUDGET": "10000"}  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def small_run(tmp_path_factory):
+    """One small run of the real loop (Pong, builtin brains, 60,000 env steps, about a minute),
+    shared by the tests that read a finished run folder: (runs folder, run folder, summary)."""
+    import json
+    import os
+    import subprocess
+
+    from net_recorder import NetRecorder
+
+    def clean_env(**extra) -> dict:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "LANGSMITH_", "LANGCHAIN_", "HL_"))}
+        env.pop("COLUMNS", None)
+        return {**env, **extra, "PYTHONPATH": str(PROJECT_ROOT)}
+
+    runs = tmp_path_factory.mktemp("runs")
+    # Every outbound HTTP(S) request of the run (telemetry, tracing, downloads) would reach
+    # this proxy: a run with no LangSmith variables must send nothing anywhere.
+    with NetRecorder() as proxy:
+        proc = subprocess.run([sys.executable, "-m", "graph.run", "--game", "pong", "--budget", "60000", "--runs-dir", str(runs), "--quiet"],
+                              capture_output=True, text=True, timeout=600, env=clean_env(**SMALL_RUN_KNOBS, **proxy.proxy_env()), cwd=PROJECT_ROOT)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "langsmith" not in proc.stderr.lower()  # tracing is off and silent without its variables
+    assert proxy.requests == [], proxy.requests[:5]
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    return runs, Path(summary["run_dir"]), summary

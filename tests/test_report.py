@@ -13,14 +13,11 @@ import numpy as np
 import pytest
 
 from conftest import PROJECT_ROOT
-from net_recorder import NetRecorder
 
 # HL_UPDATE_SCREENSHOTS=1: the Chromium tests also save their screenshots as docs/img/run-report.png
 # and docs/img/suite-page.png (the pictures in README.md come from this test path).
 SCREENSHOTS = PROJECT_ROOT / "docs" / "img"
 
-SMALL = {"HL_EVAL_MAX_FRAMES": "3000", "HL_MAX_ITERATIONS": "3", "HL_TUNE_TRIALS": "3", "HL_HOLDOUT_EPISODES": "1",
-         "HL_PROBE_BUDGET": "10000"}  # fmt: skip
 
 
 def chromium() -> str:
@@ -40,21 +37,6 @@ def chromium() -> str:
 def clean_env(**extra) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "LANGSMITH_", "LANGCHAIN_"))}
     return {**env, **extra, "PYTHONPATH": str(PROJECT_ROOT)}
-
-
-@pytest.fixture(scope="module")
-def small_run(tmp_path_factory):
-    runs = tmp_path_factory.mktemp("runs")
-    # Every outbound HTTP(S) request of the run (telemetry, tracing, downloads) would reach
-    # this proxy: a run with no LangSmith variables must send nothing anywhere.
-    with NetRecorder() as proxy:
-        proc = subprocess.run([sys.executable, "-m", "graph.run", "--game", "pong", "--budget", "60000", "--runs-dir", str(runs), "--quiet"],
-                              capture_output=True, text=True, timeout=600, env=clean_env(**SMALL, **proxy.proxy_env()), cwd=PROJECT_ROOT)  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "langsmith" not in proc.stderr.lower()  # tracing is off and silent without its variables
-    assert proxy.requests == [], proxy.requests[:5]
-    summary = json.loads(proc.stdout.strip().splitlines()[-1])
-    return runs, Path(summary["run_dir"]), summary
 
 
 def trace_cli(*args) -> subprocess.CompletedProcess:

@@ -30,14 +30,9 @@ def clean_env(**extra) -> dict:
 
 
 @pytest.fixture(scope="module")
-def trace_run(tmp_path_factory) -> Path:
-    """One small run of the real loop (builtin brains, no model), about a minute."""
-    runs = tmp_path_factory.mktemp("runs")
-    proc = subprocess.run([sys.executable, "-m", "graph.run", "--game", "pong", "--budget", "60000", "--quiet",
-                           "--runs-dir", str(runs)], capture_output=True, text=True, timeout=900, env=clean_env(),
-                          cwd=PROJECT_ROOT)  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return Path(json.loads(proc.stdout.strip().splitlines()[-1])["run_dir"])
+def trace_run(small_run) -> Path:
+    """The shared small run of the real loop (tests/conftest.py)."""
+    return small_run[1]
 
 
 def trace(*args) -> subprocess.CompletedProcess:
@@ -91,7 +86,7 @@ def test_timeline_has_the_finish_holdout_and_report(trace_run):
     holdout, report = rows[-2:]
     assert rows[-3]["node"] == "decide" and rows[-3]["decision"] == "end"
     assert holdout["status"] == report["status"] == "end"
-    assert holdout["iteration"] == report["iteration"] == rows[-3]["iteration"]
+    assert holdout["iteration"] == report["iteration"] >= rows[-3]["iteration"]  # the run's last iteration
     assert holdout["env_steps"] > 0 and holdout["env_steps_total"] == report["env_steps_total"]
     assert holdout["trials"], "the holdout trial belongs to the holdout row"
     piped = trace(trace_run).stdout
