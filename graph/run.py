@@ -79,7 +79,9 @@ def prepare(args) -> tuple[RunContext, dict | None, str, tuple[int, int]]:
     tokens."""
     if args.resume:
         run_dir = find_run(args.runs_dir, args.resume)
-        tokens = check_model(_read_config(run_dir))
+        cfg = _read_config(run_dir)
+        # A resumed replay asks nothing of a server: the recording's check was charged at its start.
+        tokens = (0, 0) if (cfg.model or "").startswith("replay:") else check_model(cfg)
         return (*resume_run(args, run_dir), tokens)
     cfg = config_from_args(args)
     tokens = check_model(cfg)  # before a run folder exists: a bad setup leaves nothing behind
@@ -88,8 +90,9 @@ def prepare(args) -> tuple[RunContext, dict | None, str, tuple[int, int]]:
 
 
 def check_model(cfg: RunConfig) -> tuple[int, int]:
-    """One tiny request to the model server when a role uses an LLM (none for a replayed
-    cassette): unreachable, bad key or unknown model is a one-line error within seconds."""
+    """One tiny request to the model server when a role uses an LLM: unreachable, bad key or
+    unknown model is a one-line error within seconds. A replayed cassette makes no request
+    and charges the tokens its recording's check used (from the cassette's header)."""
     from agents.brains import LLM_ROLES
     from agents.llm.session import preflight
 
