@@ -64,25 +64,24 @@ def _phase(ctx: RunContext, name: str, iteration: int, outcome: dict):
                      env_steps_total=ctx.meter.used_steps, summary=outcome.get("summary", ""))  # fmt: skip
 
 
-def finish_run(ctx: RunContext, state: dict, wall_seconds: float | None = None, started: float | None = None) -> dict:
-    """Holdout, reports and README. The wall time is the command's: `started` is when it began
-    (or `wall_seconds` as measured by the caller)."""
+def finish_run(ctx: RunContext, state: dict, started: float) -> dict:
+    """Holdout, reports and README. The wall time is the command's: `started` is when it began."""
     best = state.get("best")
     iteration = state.get("iteration", 0)
     with _phase(ctx, "holdout", iteration, {}) as outcome:
         holdout = _holdout(ctx, best)
         outcome["summary"] = f"holdout {_holdout_line(holdout, best)}"
     with _phase(ctx, "report", iteration, {"summary": "reports, README and report.html"}):
-        return _write_outputs(ctx, state, best, holdout, wall_seconds, started)
+        return _write_outputs(ctx, state, best, holdout, started)
 
 
-def _write_outputs(ctx: RunContext, state: dict, best, holdout, wall_seconds, started) -> dict:
+def _write_outputs(ctx: RunContext, state: dict, best, holdout, started: float) -> dict:
     refresh_reports(ctx.run_dir, title=f"{ctx.game.name} · {ctx.config.obs_mode} · {ctx.config.protocol}")
     history = state.get("history", [])
-    rejected = [h for h in history if h["outcome"] == "rejected"]
     # From the ledger, not the state: the first dev evaluation (by any role) that reached the
     # best score, so a best found by the simplifier or a tuning trial is dated correctly.
-    reached = [r.cumulative_env_steps for r in ctx.ledger.records()
+    records = ctx.ledger.records()
+    reached = [r.cumulative_env_steps for r in records
                if best and r.role != "finish" and r.status == "ok" and r.score_mean is not None and r.score_mean >= best["score"]]  # fmt: skip
     summary = dict(
         run_id=state.get("run_id", ctx.run_dir.name), game=ctx.game.name, obs_mode=ctx.config.obs_mode,
@@ -90,9 +89,9 @@ def _write_outputs(ctx: RunContext, state: dict, best, holdout, wall_seconds, st
         best_hns=round(ctx.game.hns(best["score"]), 3) if best and ctx.game.hns(best["score"]) is not None else None,
         env_steps_to_best=min(reached) if reached else None, env_steps=ctx.meter.used_steps,
         frames=ctx.meter.used_frames, budget=ctx.config.budget, iterations=state.get("iteration", 0),
-        accepted=sum(h["outcome"] == "accepted" for h in history), rejected=len(rejected),
+        accepted=sum(h["outcome"] == "accepted" for h in history), rejected=sum(h["outcome"] == "rejected" for h in history),
         holdout=_holdout_line(holdout, best),
-        wall_seconds=None, stop_reason=state.get("stop_reason"),
+        wall_seconds=round(time.time() - started, 1), stop_reason=state.get("stop_reason"),
         model=ctx.config.model, tokens=int((state.get("usage") or {}).get("tokens", 0)),
         cost_usd=round(float((state.get("usage") or {}).get("cost_usd", 0.0)), 6),
         usage_by_node={node: {k: round(v, 6) if isinstance(v, float) else v for k, v in u.items()}
@@ -101,8 +100,7 @@ def _write_outputs(ctx: RunContext, state: dict, best, holdout, wall_seconds, st
         video=str(ctx.run_dir / holdout["video"]) if holdout and holdout.get("video") else None,
         curve=str(ctx.run_dir / "sample_efficiency.png"),
     )  # fmt: skip
-    summary["wall_seconds"] = round(time.time() - started if started is not None else (wall_seconds or 0.0), 1)
-    _write_readme(ctx, summary, rejected)
+    _write_readme(ctx, summary, history, records)
     write_report(ctx.run_dir, on_error=lambda m: (ctx.tracer.event("warning", "report", message=m), ctx.say(m)))  # never crashes the run
     return summary
 
@@ -131,13 +129,15 @@ def _model_flags(ctx: RunContext) -> str:
     return f" --model {cfg.model} --brains {brains}"
 
 
-def _write_readme(ctx: RunContext, s: dict, rejected: list[dict]) -> None:
+def _write_readme(ctx: RunContext, s: dict, history: list[dict], records: list | None = None) -> None:
     """README.md: its first lines say the score, what capped it (a stall, the episode cap, a
-    plateau) and why the run stopped; repeated directions are one line with their count."""
+    plateau) and why the run stopped; repeated directions are one line with their count.
+    `history`: the run's iterations (the state's); `records`: the ledger's rows (read if not given)."""
     from graph.report.outcome import cap_headline, failed_direction_lines, score_caps
 
     cfg = ctx.config
-    records = ctx.ledger.records()
+    records = ctx.ledger.records() if records is None else records
+    rejected = [h for h in history if h["outcome"] == "rejected"]
     caps = score_caps(records, s["stop_reason"])
     held = "\n".join(f"- {c}" for c in caps) or "- nothing found: no stall, episode cap or plateau (see why it stopped)"
     failed = "\n".join(failed_direction_lines(rejected)) or "- no direction was rejected (what held the score back is above)"
@@ -177,16 +177,14 @@ def _write_readme(ctx: RunContext, s: dict, rejected: list[dict]) -> None:
 """
     path = ctx.run_dir / "README.md"
     path.write_text(text)  # regenerated from the ledger and state: safe to rewrite
-    _close_notes(ctx, s, caps)
+    _close_notes(ctx, s, caps, history)
 
 
-def _close_notes(ctx: RunContext, s: dict, caps: list[str]) -> None:
+def _close_notes(ctx: RunContext, s: dict, caps: list[str], history: list[dict]) -> None:
     """hs/NOTES.md gets how the run ended (the builtin notes-keeper's notes; never a stub)."""
     from agents.roles.notes_keeper import close_notes
     from graph.report.outcome import failed_direction_lines
-    from graph.trace import final_state
 
-    history = final_state(ctx.run_dir).get("history") or []
     rejected = [h for h in history if h.get("outcome") != "accepted"]
     ending = [f"- Why it stopped: {s['stop_reason']}.", f"- Best dev score {_fmt_score(s['best_score'])}; holdout {s['holdout']}."]
     if caps:

@@ -65,10 +65,10 @@ def summary(stop_reason: str, best=15.0) -> dict:
                 cost_usd=0.0)  # fmt: skip
 
 
-def readme(ctx, s: dict, rejected: list[dict]) -> str:
+def readme(ctx, s: dict, history: list[dict]) -> str:
     from graph.finish import _write_readme
 
-    _write_readme(ctx, s, rejected)
+    _write_readme(ctx, s, history)
     return (ctx.run_dir / "README.md").read_text()
 
 
