@@ -232,8 +232,9 @@ def _rev(spec: str, versions: list[dict], hs: Path) -> str:
         if int(spec) >= len(versions):
             raise ValueError(f"no policy version {spec} in {hs} ({listing}, its commits oldest first: git -C {hs} log --reverse --oneline)")
         return versions[int(spec)]["commit"]
-    found = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{spec}^{{commit}}"], cwd=hs, capture_output=True, text=True)
-    if found.returncode != 0 or spec.startswith("-"):
+    found = None if spec.startswith("-") else subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{spec}^{{commit}}"],
+                                                             cwd=hs, capture_output=True, text=True)  # fmt: skip
+    if found is None or found.returncode != 0:
         raise ValueError(f"{spec!r} is neither a policy version ({listing}) nor a git revision in {hs}")
     return found.stdout.strip()
 
@@ -251,10 +252,9 @@ def policy_diff(run_dir: Path, a: str, b: str) -> dict:
         raise ValueError(f"cannot diff {a} and {b} in hs/: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else 'git failed'}")
     subjects = {v["commit"]: v for v in versions}
 
-    def describe(rev: str) -> dict:
-        full = subprocess.run(["git", "rev-parse", rev], cwd=run_dir / "hs", capture_output=True, text=True).stdout.strip()
-        v = subjects.get(full, {})
-        return dict(rev=rev, commit=full, version=v.get("version"), subject=v.get("subject"))
+    def describe(commit: str) -> dict:  # _rev gave the full commit hash
+        v = subjects.get(commit, {})
+        return dict(rev=commit, commit=commit, version=v.get("version"), subject=v.get("subject"))
 
     return dict(a=describe(ra), b=describe(rb), diff=proc.stdout)
 
