@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -31,6 +32,12 @@ class UsageError(ValueError):
     """Bad input: printed as one line, exit code 2."""
 
 
+def run_id_arg(text: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", text):
+        raise argparse.ArgumentTypeError(f"a run id is letters, digits, '.', '_' and '-', got {text!r}")
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="python -m graph.run", description="Cultivate a heuristic system (a readable Python policy) for a game.")
     p.add_argument("--game", help="the game as you would type it: montezuma, pong, space-invaders, Breakout-v5, ... "
@@ -47,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs-dir", type=Path, default=DEFAULT_RUNS_DIR,
                    help="where run folders go: RUNS_DIR/<game>/<obs>/<run_id>/ (default: runs); memory lives here too")
     p.add_argument("--resume", metavar="RUN_ID", help="continue a killed or cost-stopped run from its checkpoint")
+    p.add_argument("--run-id", type=run_id_arg, default=None,
+                   help="name of the new run folder (letters, digits, '.', '_', '-'; default: the start time); graph.batch names "
+                        "each cell's run this way")
     p.add_argument("--seed", type=int, default=None,
                    help="seed of the run's own choices (probe episodes, tuning samples, search); dev evaluation seeds are "
                         "fixed by the protocol, holdout seeds are never used for learning (default 0)")
@@ -85,7 +95,7 @@ def prepare(args) -> tuple[RunContext, dict | None, str, tuple[int, int]]:
         return (*resume_run(args, run_dir), tokens)
     cfg = config_from_args(args)
     tokens = check_model(cfg)  # before a run folder exists: a bad setup leaves nothing behind
-    ctx, state = new_run(cfg)
+    ctx, state = new_run(cfg, run_id=args.run_id)
     return ctx, state, ctx.run_dir.name, tokens
 
 
@@ -245,6 +255,14 @@ def _check_family_support(family: str) -> None:
                          "see docs/adding-an-environment-family.md); python -m tools.evaluate runs its policies")
 
 
+def write_summary(run_dir: Path, summary: dict) -> None:
+    """summary.json: the finished run's numbers (what --quiet prints), written last and
+    atomically, so its presence means the run finished (graph.batch relies on it)."""
+    tmp = run_dir / "summary.json.tmp"
+    tmp.write_text(json.dumps(summary, indent=1))
+    tmp.replace(run_dir / "summary.json")
+
+
 def _brains_line(cfg: RunConfig) -> str:
     from agents.brains import LLM_ROLES
 
@@ -280,6 +298,8 @@ def _main(args, started: float) -> int:
 
     ctx, state, run_id, preflight_tokens = prepare(args)
     open_memory(ctx)
+    if state is not None:  # what this run could learn from: 0 makes it a first run on its game
+        state["memory_at_start"] = sum((ctx.memory.count(ctx.game.name) or {}).values()) if ctx.memory else 0
     display = None if args.quiet else make_display(ctx)
     ctx.display = display
     cfg = ctx.config
@@ -319,6 +339,7 @@ def _main(args, started: float) -> int:
         if display:
             display.stop()
     summary["wall_seconds"] = round(time.time() - started, 1)
+    write_summary(ctx.run_dir, summary)
     if args.quiet:
         print(json.dumps(summary))
     else:

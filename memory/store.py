@@ -9,7 +9,14 @@ Three Chroma collections, every entry tagged with game and obs mode:
 
 The default store is a persistent folder, `<runs_dir>/memory`, so a second run on a game
 starts from what the first one learned; `Memory.open(url="http://host:port")` uses a Chroma
-server instead. Texts are embedded by `HashingEmbedding`, which needs no model download:
+server instead.
+
+Several processes share one local store (two `graph.run` on one runs folder, the cells of a
+`graph.batch`). Chroma's local client is not safe across processes: two creating the store
+at once fail ("table collections already exists"), and a client kept open serves an index
+that other processes' writes have made stale ("Error finding id"). So every operation on a
+local store takes a file lock, opens the client, works and closes it (about 0.1 s), and sees
+every write made before it. A server needs none of this. Texts are embedded by `HashingEmbedding`, which needs no model download:
 the machines this runs on may have no internet, and Chroma's default embedding fetches one.
 """
 
@@ -22,6 +29,8 @@ import re
 import socket
 import uuid
 from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import lru_cache
 from itertools import pairwise
@@ -31,6 +40,7 @@ from urllib.parse import urlsplit
 
 import chromadb
 import numpy as np
+from filelock import FileLock, Timeout
 from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
 from chromadb.config import Settings
 from chromadb.utils.embedding_functions import register_embedding_function
@@ -40,6 +50,7 @@ from record.workspace import DEFAULT_RUNS_DIR
 
 FAILURES, DIRECTIONS, FACTS = "hl_failures", "hl_directions", "hl_facts"
 DEFAULT_PORT = 8000  # `chroma run`'s default
+LOCK_TIMEOUT_S = 300  # a local store's lock is held for well under a second per operation
 Outcome = Literal["accepted", "rejected"]
 
 
@@ -214,16 +225,17 @@ def _parse_url(url: str) -> tuple[str, int, bool]:
 class Memory:
     """What earlier runs learned about each game, filtered by game and obs mode."""
 
-    def __init__(self, client: chromadb.api.ClientAPI, where: str) -> None:
-        self.client = client
+    def __init__(self, connect: Callable[[], chromadb.api.ClientAPI], where: str, lock: FileLock | None = None) -> None:
+        """`connect` makes a client. With a `lock` (a local store) each operation connects
+        afresh under the lock; without one (a server) one client serves every operation."""
         self.where = where  # the folder or URL, for messages
+        self._connect, self._lock = connect, lock
+        self._client = None if lock else connect()
         # Always pass our embedding function, on create and on reopen: Chroma's default would
         # download a model, which fails offline.
         self.embedding = HashingEmbedding()
-        self.collections = {
-            name: client.get_or_create_collection(name, embedding_function=self.embedding)
-            for name in (FAILURES, DIRECTIONS, FACTS)
-        }
+        with self.session():  # create the collections now, so a store that cannot open fails here
+            pass
 
     @classmethod
     def open(cls, runs_dir: Path | str | None = None, url: str | None = None) -> Memory:
@@ -239,19 +251,47 @@ class Memory:
             try:
                 client = chromadb.HttpClient(host=host, port=port, ssl=ssl, settings=settings)
                 client.heartbeat()
-                return cls(client, url)
+                return cls(lambda: client, url)
             except Exception as e:
                 raise MemoryUnavailable(f"Chroma server at {url} did not answer: {_one_line(e)}") from None
         path = Path(runs_dir if runs_dir is not None else DEFAULT_RUNS_DIR) / "memory"
         try:
             path.mkdir(parents=True, exist_ok=True)
-            return cls(chromadb.PersistentClient(path=str(path), settings=settings), str(path))
+            lock = FileLock(path.with_name("memory.lock"), timeout=LOCK_TIMEOUT_S)
+            return cls(lambda: chromadb.PersistentClient(path=str(path), settings=settings), str(path), lock)
+        except MemoryUnavailable:
+            raise
         except Exception as e:
             raise MemoryUnavailable(f"cannot open memory store at {path}: {_one_line(e)}") from None
 
+    @contextmanager
+    def session(self) -> Iterator[dict[str, chromadb.Collection]]:
+        """The three collections, ready for one operation (a local store: under its lock, with
+        a client opened for it and closed after)."""
+        if self._lock is None:
+            yield self._collections(self._client)
+            return
+        try:
+            self._lock.acquire()
+        except Timeout:
+            raise MemoryUnavailable(f"memory store at {self.where} stayed locked for {LOCK_TIMEOUT_S} s") from None
+        try:
+            client = self._connect()
+            try:
+                yield self._collections(client)
+            finally:
+                client.close()
+        finally:
+            self._lock.release()
+
+    def _collections(self, client) -> dict[str, chromadb.Collection]:
+        return {name: client.get_or_create_collection(name, embedding_function=self.embedding)
+                for name in (FAILURES, DIRECTIONS, FACTS)}  # fmt: skip
+
     def close(self) -> None:
         """Release the client (and the store's files)."""
-        self.client.close()
+        if self._client is not None:
+            self._client.close()
 
     def __enter__(self) -> Memory:
         return self
@@ -282,7 +322,8 @@ class Memory:
         shots"), with optional evidence (scores, frames, log lines). Returns the entry id."""
         entry_id = f"failure-{uuid.uuid4().hex}"
         meta = self._meta(game, obs_mode, run_id, trial) | {"evidence": evidence}
-        self.collections[FAILURES].add(ids=[entry_id], documents=[reason], metadatas=[meta])
+        with self.session() as cols:
+            cols[FAILURES].add(ids=[entry_id], documents=[reason], metadatas=[meta])
         return entry_id
 
     def add_direction(
@@ -306,7 +347,8 @@ class Memory:
             "score_delta": float(score_delta),
             "evidence": evidence,
         }
-        self.collections[DIRECTIONS].add(ids=[entry_id], documents=[direction], metadatas=[meta])
+        with self.session() as cols:
+            cols[DIRECTIONS].add(ids=[entry_id], documents=[direction], metadatas=[meta])
         return entry_id
 
     def add_fact(
@@ -320,7 +362,8 @@ class Memory:
         value_json = json.dumps(value, sort_keys=True)  # metadata values must be scalars
         text = value if isinstance(value, str) else value_json
         meta |= {"key": key, "value_json": value_json, "confidence": float(confidence)}
-        self.collections[FACTS].upsert(ids=[entry_id], documents=[f"{key}: {text}"], metadatas=[meta])
+        with self.session() as cols:
+            cols[FACTS].upsert(ids=[entry_id], documents=[f"{key}: {text}"], metadatas=[meta])
         return entry_id
 
     # --- reading --------------------------------------------------------------------------
@@ -344,14 +387,14 @@ class Memory:
         )
 
     def _get(self, kind: str, where: dict[str, Any]) -> list:
-        got = self.collections[kind].get(where=where, include=["documents", "metadatas"])
+        with self.session() as cols:
+            got = cols[kind].get(where=where, include=["documents", "metadatas"])
         entries = [self._entry(kind, *row) for row in zip(got["ids"], got["documents"], got["metadatas"])]
         return sorted(entries, key=lambda e: e.timestamp)
 
     def _query(self, kind: str, where: dict[str, Any], text: str, k: int) -> list:
-        got = self.collections[kind].query(
-            query_texts=[text], n_results=k, where=where, include=["documents", "metadatas", "distances"]
-        )
+        with self.session() as cols:
+            got = cols[kind].query(query_texts=[text], n_results=k, where=where, include=["documents", "metadatas", "distances"])
         rows = zip(got["ids"][0], got["documents"][0], got["metadatas"][0], got["distances"][0])
         # Cosine space: distance = 1 - cosine similarity.
         return [self._entry(kind, i, doc, meta, 1.0 - dist) for i, doc, meta, dist in rows]
@@ -378,9 +421,8 @@ class Memory:
         """The rejected direction most like `direction` (cosine similarity >= threshold) for this
         game and obs mode, or None. Check before proposing a direction: a rejected one should
         come back only with new evidence."""
-        got = self.collections[DIRECTIONS].get(
-            where=_where(game, obs_mode, outcome="rejected"), include=["documents", "metadatas", "embeddings"]
-        )
+        with self.session() as cols:
+            got = cols[DIRECTIONS].get(where=_where(game, obs_mode, outcome="rejected"), include=["documents", "metadatas", "embeddings"])
         if not got["ids"]:
             return None
         # Exact cosine over this game's rejected directions (few), not the approximate index.
@@ -397,7 +439,6 @@ class Memory:
 
     def count(self, game: str | None = None) -> dict[str, int]:
         """Number of entries per collection, for one game or for all."""
-        counts = {}
-        for name, col in self.collections.items():
-            counts[name] = col.count() if game is None else len(col.get(where=_where(game), include=[])["ids"])
-        return counts
+        with self.session() as cols:
+            return {name: col.count() if game is None else len(col.get(where=_where(game), include=[])["ids"])
+                    for name, col in cols.items()}  # fmt: skip

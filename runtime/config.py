@@ -24,6 +24,7 @@ KNOBS: dict[str, tuple[str, int | None]] = {
     "probe_budget": ("HL_PROBE_BUDGET", 30_000),
     "eval_max_frames": ("HL_EVAL_MAX_FRAMES", None),
     "stall_frames": ("HL_STALL_FRAMES", 9000),
+    "eval_workers": ("HL_EVAL_WORKERS", 2),
 }
 
 
@@ -70,6 +71,9 @@ class RunConfig(BaseModel):
     # An episode is cut when this many emulator frames pass with no reward and none of the
     # tracked objects moving (evaluation.rollout.StallRule; 0: never cut).
     stall_frames: int = Field(default_factory=lambda: _knob("stall_frames"), ge=0)
+    # Sandboxed worker processes an evaluation runs its episodes in (at most one per episode);
+    # graph.batch sets it to the CPUs each cell is given.
+    eval_workers: int = Field(default_factory=lambda: _knob("eval_workers"), ge=1)
 
     def knob_overrides(self) -> dict[str, int]:
         """The HL_* variables whose values differ from the defaults (to reproduce the run)."""

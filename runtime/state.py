@@ -84,6 +84,7 @@ class HLState(TypedDict, total=False):
     # Set once at the start of a run.
     run_id: str
     target_score: float | None  # stop when the best reaches it (the game's maximum if known)
+    memory_at_start: int  # memory entries about the game when the run began (0: a first run)
 
     # Progress.
     iteration: int

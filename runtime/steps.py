@@ -77,6 +77,7 @@ def evaluate_candidate(ctx: RunContext, policy_path: str | Path, role: str, chan
         record = evaluate(
             policy_path, ctx.game, ctx.run_dir, obs_mode=ctx.config.obs_mode, protocol=ctx.config.protocol,
             seeds=seeds, max_frames=ctx.config.eval_max_frames, meter=ctx.meter, role=role, kind=kind, stall=ctx.stall_rule(),
+            workers=min(ctx.config.eval_workers, len(seeds)),
             change_summary=change_summary, for_tuning=True, video_seeds=(seeds[0],) if video else (),
             on_progress=ctx.display.progress if ctx.display else None,
             tokens=unbilled["tokens"], cost_usd=unbilled["cost_usd"],
@@ -101,6 +102,7 @@ def evaluate_holdout(ctx: RunContext, policy_path: str | Path, policy_hash_: str
     try:
         return evaluate(policy_path, ctx.game, ctx.run_dir, obs_mode=ctx.config.obs_mode, protocol=ctx.config.protocol,
                         seeds=seeds, max_frames=ctx.config.eval_max_frames, meter=ctx.meter, role="finish",
+                        workers=min(ctx.config.eval_workers, len(seeds)),
                         change_summary="final holdout evaluation of the best policy", video_seeds=(seeds[0],),
                         use_reserve=True, stall=ctx.stall_rule())  # fmt: skip
     except BudgetExhausted:

@@ -14,6 +14,9 @@ import numpy as np
 import pytest
 
 from memory import (
+    DIRECTIONS,
+    FACTS,
+    FAILURES,
     DirectionEntry,
     FactEntry,
     FailureEntry,
@@ -133,9 +136,10 @@ with warnings.catch_warnings(record=True) as caught:
         fact=m.facts("Pong")["ram.ball_y"].value,
         counts=m.count(),
         raw_hit=raw_hit,
-        ours=[type(c._embedding_function).__name__ for c in m.collections.values()],
-        persisted=[type(c.configuration["embedding_function"]).__name__ for c in m.collections.values()],
     )
+    with m.session() as cols:
+        out["ours"] = [type(c._embedding_function).__name__ for c in cols.values()]
+        out["persisted"] = [type(c.configuration["embedding_function"]).__name__ for c in cols.values()]
     m.close()
 out["warnings"] = [str(w.message) for w in caught]
 print(json.dumps(out))
@@ -268,7 +272,8 @@ def test_http_client_round_trip_against_a_real_server(tmp_path, monkeypatch):
             assert m.was_rejected("Pong", "ram", PREDICT).score_delta == -2.0
             assert m.facts("Pong")["ram.ball_y"].value == {"address": 54}
             assert m.facts("Breakout") == {}
-            assert all(type(c.configuration["embedding_function"]) is HashingEmbedding for c in m.collections.values())
+            with m.session() as cols:
+                assert all(type(c.configuration["embedding_function"]) is HashingEmbedding for c in cols.values())
     finally:
         proc.terminate()
         try:
@@ -309,3 +314,40 @@ def test_a_failing_store_degrades_to_no_memory():
     assert memory.facts("Pong", "ram") == {}
     assert memory.add_fact("Pong", "ram", "r", "k", "v") is None
     assert seen == ["facts", "add_fact"] and "hnsw" in memory.errors[0]
+
+
+WRITER = """
+import json, sys, time
+from pathlib import Path
+from memory import Memory
+runs, who, n, go = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+time.sleep(max(0.0, go - time.time()))  # every writer opens the fresh store at the same moment
+m = Memory.open(runs)
+for i in range(n):
+    m.add_failure("Pong", "ram", who, f"{who} failure {i}: the ball passes the paddle", trial=i)
+    m.add_direction("Pong", "ram", who, f"{who} direction {i}", "rejected" if i % 2 else "accepted", -1.0)
+    m.add_fact("Pong", "ram", who, f"{who}.fact", {"i": i})
+    if i == n // 2:  # reading while the others write
+        m.similar_failures("Pong", "ram", "ball passes the paddle", k=3)
+print(json.dumps(dict(who=who, seen=len(m.directions("Pong", "ram")))))
+"""
+
+
+def test_concurrent_runs_create_and_write_one_local_store_without_loss(tmp_path):
+    """Six processes open a fresh local store at the same instant and write at once: none
+    fails (Chroma alone: "table collections already exists" for one of them) and no entry is
+    lost; afterwards every entry is found by its words."""
+    writers, n = 6, 30
+    go = time.time() + 4  # past every child's imports
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), f"w{k}", str(n), str(go)], env=offline_env(),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for k in range(writers)]  # fmt: skip
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0] * writers, [err[-500:] for _, err in outs]
+    assert all(json.loads(out)["seen"] >= n for out, _ in outs)  # each saw at least its own directions
+    with Memory.open(tmp_path) as m:
+        assert m.count() == {FAILURES: writers * n, DIRECTIONS: writers * n, FACTS: writers}
+        for k in range(writers):
+            for i in (0, n // 2, n - 1):
+                hits = m.similar_failures("pong", "ram", f"w{k} failure {i}: the ball passes the paddle", k=1)
+                assert hits[0].reason.startswith(f"w{k} failure {i}:")
+            assert m.facts("pong")[f"w{k}.fact"].value == {"i": n - 1}
