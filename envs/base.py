@@ -198,6 +198,10 @@ class EnvFamily(ABC):
     def specs(self) -> list[EnvSpec]:
         """The envs this family lists (`--list`)."""
 
+    def suites(self) -> dict[str, list[str]]:
+        """Named sets of its envs that `graph.batch --games NAME` runs (e.g. atari57)."""
+        return {}
+
     # -- protocols
     def get_protocol(self, name: str | None) -> EnvProtocol:
         name = name or self.default_protocol

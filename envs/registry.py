@@ -70,6 +70,33 @@ def resolve_env(name: str) -> EnvSpec:
     raise UnknownEnvError(f"unknown game {name!r}" + (f"; closest: {', '.join(close)}" if close else "") + " (see --list)")
 
 
+def suite_names() -> list[str]:
+    """Every family's named suites (graph.batch --games NAME)."""
+    return [name for family in families() for name in family.suites()]
+
+
+def resolve_games(text: str) -> tuple[list[EnvSpec], str | None]:
+    """The envs `--games` means: a suite name ("atari57") or names separated by commas
+    ("pong,breakout"); with the suite's name, if it was one. UnknownEnvError (one line) when
+    a name resolves to nothing."""
+    key = text.strip().lower()
+    for family in families():
+        if key in family.suites():
+            return [resolve_env(name) for name in family.suites()[key]], key
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if not names:
+        raise UnknownEnvError(f"no games in {text!r}; give a suite ({', '.join(suite_names())}) or names like pong,breakout")
+    specs = []
+    for name in names:
+        try:
+            spec = resolve_env(name)
+        except UnknownEnvError as err:
+            raise UnknownEnvError(f"{err}; suites: {', '.join(suite_names())}") from None
+        if spec not in specs:
+            specs.append(spec)
+    return specs, None
+
+
 def obs_mode_names() -> list[str]:
     """Every family's observation modes (the CLI's choices; a family checks its own)."""
     return list(dict.fromkeys(mode for family in families() for mode in family.obs_modes))

@@ -2,17 +2,16 @@
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import free_port
 from memory import (
     DIRECTIONS,
     FACTS,
@@ -44,12 +43,6 @@ def run_python(code: str) -> dict:
     )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -228,59 +221,19 @@ def test_was_rejected_finds_paraphrase_only_of_rejected_same_game(mem):
 # --- server -------------------------------------------------------------------------------------
 
 
-def chroma_executable() -> str:
-    beside = Path(sys.executable).with_name("chroma")
-    exe = str(beside) if beside.exists() else shutil.which("chroma")
-    if exe is None:
-        pytest.fail("the `chroma` executable is missing: install chromadb (it provides the CLI)")
-    return exe
-
-
-def wait_for_heartbeat(url: str, proc: subprocess.Popen, timeout: float = 60.0) -> None:
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never through a proxy
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"chroma server exited with {proc.returncode}: {proc.stdout.read()[-2000:]}")
-        try:
-            with opener.open(f"{url}/api/v2/heartbeat", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    pytest.fail(f"chroma server at {url} did not answer within {timeout:.0f}s")
-
-
-def test_http_client_round_trip_against_a_real_server(tmp_path, monkeypatch):
-    for key in [k for k in os.environ if "proxy" in k.lower()]:
-        monkeypatch.delenv(key)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen(
-        [chroma_executable(), "run", "--path", str(tmp_path / "db"), "--host", "127.0.0.1", "--port", str(port)],
-        cwd=tmp_path, env=offline_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    try:
-        wait_for_heartbeat(url, proc)
-        with Memory.open(url=url) as m:
-            m.add_failure("Pong", "ram", "r1", LOW_SHOTS, trial=1)
-            m.add_direction("Pong", "ram", "r1", PREDICT, "rejected", -2.0)
-            m.add_fact("Pong", "ram", "r1", "ram.ball_y", {"address": 54})
-        with Memory.open(url=url) as m:  # reopen: config and entries come back from the server
-            assert [f.reason for f in m.similar_failures("Pong", "ram", "paddle misses fast low balls")] == [LOW_SHOTS]
-            assert m.was_rejected("Pong", "ram", PREDICT).score_delta == -2.0
-            assert m.facts("Pong")["ram.ball_y"].value == {"address": 54}
-            assert m.facts("Breakout") == {}
-            with m.session() as cols:
-                assert all(type(c.configuration["embedding_function"]) is HashingEmbedding for c in cols.values())
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+def test_http_client_round_trip_against_a_real_server(chroma_server):
+    url = chroma_server
+    with Memory.open(url=url) as m:
+        m.add_failure("Pong", "ram", "r1", LOW_SHOTS, trial=1)
+        m.add_direction("Pong", "ram", "r1", PREDICT, "rejected", -2.0)
+        m.add_fact("Pong", "ram", "r1", "ram.ball_y", {"address": 54})
+    with Memory.open(url=url) as m:  # reopen: config and entries come back from the server
+        assert [f.reason for f in m.similar_failures("Pong", "ram", "paddle misses fast low balls")] == [LOW_SHOTS]
+        assert m.was_rejected("Pong", "ram", PREDICT).score_delta == -2.0
+        assert m.facts("Pong")["ram.ball_y"].value == {"address": 54}
+        assert m.facts("Breakout") == {}
+        with m.session() as cols:
+            assert all(type(c.configuration["embedding_function"]) is HashingEmbedding for c in cols.values())
 
 
 def test_unreachable_server_fails_fast_with_one_line():

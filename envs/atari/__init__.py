@@ -55,6 +55,15 @@ class AtariStepView(StepView):
         return info["ram"][row]  # EnvPool reports RAM in every obs mode
 
 
+# Subsets of Atari57 that predict its median score (Aitchison, Sweetser and Hutter, "Atari-5",
+# ICML 2023): five games, and ten with five more.
+SUBSETS = {
+    "atari5": ["BattleZone", "DoubleDunk", "NameThisGame", "Phoenix", "Qbert"],
+    "atari10": ["BattleZone", "DoubleDunk", "NameThisGame", "Phoenix", "Qbert",
+                "Amidar", "Bowling", "Frostbite", "KungFuMaster", "Riverraid"],
+}  # fmt: skip
+
+
 class AtariFamily(EnvFamily):
     name = "atari"
     obs_modes = OBS_MODES
@@ -71,6 +80,9 @@ class AtariFamily(EnvFamily):
 
     def specs(self) -> list[EnvSpec]:
         return sorted(atari57().values(), key=lambda s: s.name)
+
+    def suites(self) -> dict[str, list[str]]:
+        return {"atari57": [spec.name for spec in self.specs()], **SUBSETS}
 
     def protocol_from_settings(self, settings: dict) -> Protocol:
         return Protocol(**settings)
