@@ -104,3 +104,18 @@ def chroma_server(tmp_path, monkeypatch):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def evaluation_in_progress(run_dir: Path) -> bool:
+    """An evaluation of the run is stepping (its step counter moves) and has no ledger row yet:
+    the moment a kill -9 tests resuming at its worst."""
+    from evaluation.sandbox import read_step_counter
+    from record.ledger import Ledger
+
+    ledger = run_dir / "trials.jsonl"
+    named = {r.artifacts.get("traces") for r in Ledger(ledger).records()} if ledger.exists() else set()
+    for counter in run_dir.glob("traces/*/steps-*.counter"):
+        folder = str(counter.parent.relative_to(run_dir))
+        if folder not in named and read_step_counter(counter) > 1000:
+            return True
+    return False

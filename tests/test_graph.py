@@ -12,10 +12,9 @@ from collections import Counter
 
 import pytest
 
-from conftest import PROJECT_ROOT
+from conftest import PROJECT_ROOT, evaluation_in_progress
 from record.tracing import read_trace
 from record.ledger import Ledger
-from evaluation.sandbox import read_step_counter
 
 # Short episodes and a short search keep each run under a minute here.
 SMALL = {"HL_EVAL_MAX_FRAMES": "6000", "HL_TUNE_TRIALS": "3", "HL_PLATEAU_PATIENCE": "3", "HL_HOLDOUT_EPISODES": "1"}
@@ -140,16 +139,6 @@ def test_montezuma_route_run_and_a_second_run_from_its_memory(tmp_path):
     assert second["env_steps_to_best"] < first["env_steps_to_best"]
 
 
-def _evaluation_in_progress(run_dir) -> bool:
-    ledger = run_dir / "trials.jsonl"
-    named = {r.artifacts.get("traces") for r in Ledger(ledger).records()} if ledger.exists() else set()
-    for counter in run_dir.glob("traces/*/steps-*.counter"):
-        folder = str(counter.parent.relative_to(run_dir))
-        if folder not in named and read_step_counter(counter) > 1000:
-            return True
-    return False
-
-
 def test_kill_and_resume_loses_and_duplicates_nothing(tmp_path):
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}, **SMALL, "HL_EVAL_MAX_FRAMES": "30000",
            "PYTHONPATH": str(PROJECT_ROOT)}
@@ -162,7 +151,7 @@ def test_kill_and_resume_loses_and_duplicates_nothing(tmp_path):
         found = list(tmp_path.glob("*/*/*/trace.jsonl"))
         if found:
             trace = found[0]
-            if _evaluation_in_progress(trace.parent):
+            if evaluation_in_progress(trace.parent):
                 break
         time.sleep(0.1)
     assert trace is not None, "the run never started"

@@ -166,11 +166,13 @@ def main(argv: list[str] | None = None) -> int:
 def _main(args) -> int:
     from filelock import FileLock, Timeout
 
-    from graph.batch.executors import make_executor
+    from graph.batch.executors import check_ray, make_executor
     from graph.batch.progress import BatchStatus, make_view
     from graph.batch.runner import run_batch
 
     started = time.time()
+    if args.ray:
+        check_ray(args.ray)
     batch_dir, manifest = open_batch(args)
     lock = FileLock(batch_dir / "batch.lock")
     try:

@@ -53,12 +53,9 @@ class LocalPool:
 
 class RayPool:
     def __init__(self, address: str, cpus_per_cell: int) -> None:
-        try:
-            import ray
-        except ImportError:
-            raise ExecutorError("--ray needs Ray: pip install -c constraints.txt -e '.[ray]'") from None
-        if address != "auto":
-            _check_reachable(address)
+        check_ray(address)
+        import ray
+
         # auto: a cluster this machine belongs to (RAY_ADDRESS, or `ray start` here), else a
         # local instance with this machine's CPUs.
         try:
@@ -72,7 +69,7 @@ class RayPool:
             ray.shutdown()
             raise ExecutorError(f"the Ray cluster has {cpus} CPUs, fewer than --cpus-per-cell {cpus_per_cell}")
         self.slots = max(1, cpus // cpus_per_cell)
-        self.name = f"Ray ({cpus} CPUs, {ray.get_runtime_context().gcs_address})"
+        self.name = f"Ray cluster at {ray.get_runtime_context().gcs_address} ({cpus} CPUs)"
         # No retries: a retried cell would start a second graph.run on the same run folder.
         self._remote = ray.remote(num_cpus=cpus_per_cell, max_retries=0)(run_cell)
         self._running: dict = {}
@@ -110,6 +107,16 @@ def _check_reachable(address: str) -> None:
         socket.create_connection((host, port), timeout=3).close()
     except OSError as err:
         raise ExecutorError(f"Ray at {address} is unreachable: {' '.join(str(err).split())}") from None
+
+
+def check_ray(address: str) -> None:
+    """Before the batch folder is made: Ray is installed, and an address answers."""
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        raise ExecutorError("--ray needs Ray: pip install -c constraints.txt -e '.[ray]'") from None
+    if address != "auto":
+        _check_reachable(address)
 
 
 def make_executor(ray: str | None, workers: int, cpus_per_cell: int):
