@@ -16,6 +16,7 @@ import pytest
 from conftest import PROJECT_ROOT, evaluation_in_progress
 from graph.batch.manifest import BatchSettings, Manifest, read_manifest, write_manifest
 from record.ledger import Ledger
+from record.tracing import read_trace
 
 # Short episodes, one or two iterations: each cell is a whole run in about half a minute.
 TINY = {"HL_EVAL_MAX_FRAMES": "3000", "HL_MAX_ITERATIONS": "2", "HL_TUNE_TRIALS": "2", "HL_HOLDOUT_EPISODES": "1",
@@ -122,8 +123,12 @@ def test_kill_9_of_the_batch_loses_no_finished_cell_and_duplicates_no_trial(tmp_
     assert log.count("=== ") == 2 and "--resume pong-ram-hl-1" in log  # resumed from its checkpoint, not restarted
     rows = Ledger(second / "trials.jsonl").records()
     assert [r.model_dump() for r in rows[: len(before)]] == [r.model_dump() for r in before]  # nothing rewritten
-    assert [r.failure_kind for r in rows].count("interrupted") == 1  # the killed evaluation's steps still count
+    interrupted = [r for r in rows if r.failure_kind == "interrupted"]
+    assert len(interrupted) == 1 and interrupted[0].env_steps > 0  # the killed evaluation's steps still count
     check_ledgers(batch_dir, manifest, 60_000)
+    assert manifest.cells[1].result.best_score is not None and manifest.cells[1].result.stop_reason
+    entries, _ = read_trace(second / "trace.jsonl")
+    assert sum(e["node"] == "prober" and e["event"] == "end" for e in entries) == 1  # not probed again
 
 
 def test_two_concurrent_runs_share_a_chroma_server(tmp_path, chroma_server):

@@ -4,7 +4,6 @@ mid-run resumes without lost or duplicated trials; a second run starts from memo
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -12,7 +11,7 @@ from collections import Counter
 
 import pytest
 
-from conftest import PROJECT_ROOT, evaluation_in_progress
+from conftest import PROJECT_ROOT
 from record.tracing import read_trace
 from record.ledger import Ledger
 
@@ -139,38 +138,8 @@ def test_montezuma_route_run_and_a_second_run_from_its_memory(tmp_path):
     assert second["env_steps_to_best"] < first["env_steps_to_best"]
 
 
-def test_kill_and_resume_loses_and_duplicates_nothing(tmp_path):
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}, **SMALL, "HL_EVAL_MAX_FRAMES": "30000",
-           "PYTHONPATH": str(PROJECT_ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "graph.run", "--game", "breakout", "--budget", "200000",
-                             "--runs-dir", str(tmp_path), "--quiet"], cwd=PROJECT_ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)  # fmt: skip
-    trace = None
-    deadline = time.time() + 240
-    while time.time() < deadline:  # kill while an evaluation is stepping (its counter moves, no row yet)
-        found = list(tmp_path.glob("*/*/*/trace.jsonl"))
-        if found:
-            trace = found[0]
-            if evaluation_in_progress(trace.parent):
-                break
-        time.sleep(0.1)
-    assert trace is not None, "the run never started"
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    run_dir = trace.parent
-    before = Ledger(run_dir / "trials.jsonl").records()
-
-    summary = graph_run(tmp_path, "--resume", run_dir.name, env_extra={"HL_EVAL_MAX_FRAMES": "30000"})
-    rows = Ledger(run_dir / "trials.jsonl").records()
-    assert [r.model_dump() for r in rows[: len(before)]] == [r.model_dump() for r in before]  # nothing rewritten
-    evaluations = Counter((r.policy_hash, tuple(r.seeds), r.role) for r in rows if r.kind == "evaluation" and r.status == "ok")
-    assert max(evaluations.values()) == 1  # no trial was run twice
-    interrupted = [r for r in rows if r.failure_kind == "interrupted"]
-    assert len(interrupted) == 1 and interrupted[0].env_steps > 0  # the killed evaluation's steps still count
-    assert sum(r.env_steps for r in rows) == rows[-1].cumulative_env_steps == summary["env_steps"] <= 200_000
-    assert summary["best_score"] is not None and summary["stop_reason"]
-    entries, _ = read_trace(run_dir / "trace.jsonl")
-    assert sum(e["node"] == "prober" and e["event"] == "end" for e in entries) == 1  # not probed again
+# Killing a run mid-evaluation and resuming it: tests/test_batch.py kills a batch (and so its
+# running graph.run) and checks the resumed run's ledger and trace.
 
 
 @pytest.mark.parametrize(
