@@ -50,6 +50,8 @@ def test_a_suite_on_the_local_pool_and_on_ray_gives_the_same_manifest_and_scoreb
         proc = run_batch(*args, "--runs-dir", batch_dir, *extra)
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
         assert ("Ray cluster at" in proc.stdout) == bool(extra)
+        assert "cell pong-ram-hl-1 started (attempt 1)" in proc.stdout  # not a terminal: one plain line per event
+        assert "cell breakout-ram-hl-2 done: best" in proc.stdout
         manifest = read_manifest(batch_dir)
         assert [(c.id, c.state, c.attempts) for c in manifest.cells] == [
             ("pong-ram-hl-1", "done", 1), ("breakout-ram-hl-1", "done", 1), ("pong-ram-hl-2", "done", 1), ("breakout-ram-hl-2", "done", 1)]  # fmt: skip
@@ -201,3 +203,29 @@ def test_resume_of_a_folder_that_is_not_a_batch_is_one_line(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "graph.batch", "--resume", str(tmp_path)], capture_output=True, text=True,
                           cwd=PROJECT_ROOT, env=batch_env(), timeout=120)  # fmt: skip
     assert proc.returncode == 2 and proc.stderr.strip() == f"error: {tmp_path} is not a batch folder (no batch.json)"
+
+
+def test_the_live_view_shows_counts_steps_and_each_running_cell(tmp_path):
+    from rich.console import Console
+
+    from graph.batch.manifest import Cell, CellResult
+    from graph.batch.progress import BatchStatus, LiveBatchView
+
+    cells = [Cell(id="pong-ram-hl-1", game="Pong", obs="ram", protocol="hl", repeat=1, run_dir="pong/ram/pong-ram-hl-1",
+                  state="done", result=CellResult(best_score=21.0, env_steps=400_000)),
+             Cell(id="breakout-ram-hl-1", game="Breakout", obs="ram", protocol="hl", repeat=1, run_dir="breakout/ram/breakout-ram-hl-1",
+                  state="running", attempts=2),
+             Cell(id="qbert-ram-hl-1", game="Qbert", obs="ram", protocol="hl", repeat=1, run_dir="qbert/ram/qbert-ram-hl-1")]  # fmt: skip
+    manifest = Manifest(settings=BatchSettings(games=["Pong", "Breakout", "Qbert"], obs=["ram"], protocols=["hl"]), cells=cells)
+    status = BatchStatus(tmp_path, manifest, 1_000_000, time.time() - 60)
+    status.progress["breakout-ram-hl-1"] = (120_000, 36.0)  # as read from its ledger
+    status.progress["pong-ram-hl-1"] = (400_000, 21.0)
+    view = LiveBatchView(status)
+    console = Console(record=True, width=120)
+    console.print(view._render())
+    text = console.export_text()
+    assert "1 done · 1 running · 0 failed · 1 pending · env steps 520,000 of 3,000,000" in text
+    assert "ETA" in text
+    row = next(line for line in text.splitlines() if "breakout-ram-hl-1" in line)
+    assert row.split() == ["breakout-ram-hl-1", "2", "120,000", "36"]
+    assert "qbert" not in text  # pending cells are counted, not listed
