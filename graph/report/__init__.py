@@ -19,12 +19,17 @@ contact sheets are data: URIs. What a run page shows:
 
 The modules, read top to bottom: html.py (what every page shares), graph_svg.py (the graph
 picture), plots.py (the Bokeh plots), run_files.py (what a run page reads from the run folder),
-run_page.py (the run report, one function per section), suite_page.py (the suite page).
+run_page.py (the run report, one function per section), stats.py (median, IQM, bootstrap
+intervals), scoreboard.py (the suite's numbers), suite_files.py (suite.csv, suite.md,
+suite_curve.png), suite_page.py (the suite page), tensorboard.py (the ledgers as TensorBoard
+scalars).
 """
 
 from graph.report.plots import median_hns_curve, sample_efficiency_plot, suite_plot
 from graph.report.run_page import render_run, write_report
+from graph.report.scoreboard import write_scoreboard
 from graph.report.suite_page import find_runs, render_suite, suite_data, write_suite
+from graph.report.tensorboard import export_tensorboard
 
-__all__ = ["find_runs", "median_hns_curve", "render_run", "render_suite", "sample_efficiency_plot", "suite_data", "suite_plot",
-           "write_report", "write_suite"]  # fmt: skip
+__all__ = ["export_tensorboard", "find_runs", "median_hns_curve", "render_run", "render_suite", "sample_efficiency_plot", "suite_data",
+           "suite_plot", "write_report", "write_scoreboard", "write_suite"]  # fmt: skip

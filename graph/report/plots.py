@@ -5,8 +5,9 @@ steps next to the published reference curves."""
 from __future__ import annotations
 
 import csv
-import statistics
 from pathlib import Path
+
+import numpy as np
 
 REPO_DATA = Path(__file__).resolve().parents[2] / "envs" / "atari" / "data"
 SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
@@ -116,36 +117,22 @@ def _reference_points() -> list[dict]:
 
 
 def median_hns_curve(runs: list[dict], grid: list[float]) -> list[float | None]:
-    """Median over games of the best (over a game's runs) running-best HNS at each step count."""
-    by_game: dict[str, list[dict]] = {}
-    for r in runs:
-        if r["game_spec"] is not None and r["game_spec"].in_atari57:
-            by_game.setdefault(r["game"], []).append(r)
-    medians = []
-    for x in grid:
-        values = []
-        for game_runs in by_game.values():
-            best = None
-            for r in game_runs:
-                at = [s for steps, s in r["curve"] if steps <= x]
-                if at:
-                    best = at[-1] if best is None else max(best, at[-1])
-            if best is not None:
-                values.append(game_runs[0]["game_spec"].hns(best))
-            else:
-                values.append(None)
-        known = [v for v in values if v is not None]
-        medians.append(statistics.median([v if v is not None else 0.0 for v in values]) if known else None)
-    return medians
+    """Median over Atari57 games of the per-game mean (over its runs) running-best HNS at each
+    step count, a run counting 0 before its first score (scoreboard.aggregate_curve); None at
+    every point when no run is on an Atari57 game."""
+    from graph.report.scoreboard import aggregate_curve
+
+    curve = aggregate_curve(runs, grid, resamples=1)
+    return [float(v) for v in curve["median"]] if curve is not None else [None] * len(grid)
 
 
 def suite_plot(runs: list[dict]) -> tuple[str, str]:
-    """(script, div): this suite's median HNS curves, the published reference curves, and each
-    run's own running best, faint."""
+    """(script, div): this suite's median and IQM HNS curves with their 95% bands, the published
+    reference curves, and each run's own running best, faint."""
     from bokeh.embed import components
     from bokeh.plotting import figure
 
-    fig = figure(height=420, sizing_mode="stretch_width", x_axis_type="log", title="median HNS across games against env steps",
+    fig = figure(height=420, sizing_mode="stretch_width", x_axis_type="log", title="median and IQM HNS across games against env steps",
                  x_axis_label="env steps (log)", y_axis_label="human-normalised score", tools="pan,wheel_zoom,box_zoom,reset,save")  # fmt: skip
     _suite_medians(fig, runs)
     _reference_curves(fig)
@@ -158,27 +145,33 @@ def suite_plot(runs: list[dict]) -> tuple[str, str]:
 
 
 def _suite_medians(fig, runs: list[dict]) -> None:
-    colours = {"ram": "#2563eb", "vision": "#9333ea", "all": "#111827"}
-    # Scores under different protocols are not comparable: one median per obs mode and protocol
-    # (hl first, the published curves' protocol), plus the best input mode under hl.
-    groups = sorted({(r["protocol"], r["obs"]) for r in runs}, key=lambda g: (g[0] != "hl", g))
-    if len({obs for protocol, obs in groups if protocol == "hl"}) > 1:
-        groups.append(("hl", "all"))
-    for protocol, obs in groups:
-        subset = [r for r in runs if r["protocol"] == protocol and obs in ("all", r["obs"])]
-        reach = max(r["steps"] for r in subset)  # past the longest run the median is unknown
-        # The median is a step function: it can change only where a run's best did.
-        xs = sorted({x for r in subset for x, _ in r["curve"] if x < reach} | {reach})
-        pts = [(max(x, 1), y) for x, y in zip(xs, median_hns_curve(subset, xs)) if y is not None]
-        if pts:
-            label = f"this suite, best input, {protocol}" if obs == "all" else f"this suite, {obs}, {protocol}"
-            colour = colours.get(obs, "#111827")
-            fig.step([p[0] for p in pts], [p[1] for p in pts], mode="after", line_width=3, color=colour,
-                     line_dash="solid" if protocol == "hl" else "dotdash", legend_label=label)  # fmt: skip
-            # A marker where the median changes and at its end, so a short run (a few pixels
-            # of a log axis) still shows where it got and how far it went.
-            marks = [p for i, p in enumerate(pts) if i == 0 or i == len(pts) - 1 or p[1] != pts[i - 1][1]]
-            fig.scatter([p[0] for p in marks], [p[1] for p in marks], size=9, color=colour, legend_label=label)
+    """Per obs mode and protocol (hl first, the published curves' protocol; scores under different
+    protocols are not comparable), plus the best input mode under a protocol with both: the
+    median (a step line, a dot where it changes and at its end, so a short run still shows where
+    it got and how far it went) and the IQM (dashed) with its 95% bootstrap band."""
+    from bokeh.models import HoverTool
+
+    from graph.report.scoreboard import BEST_INPUT, aggregate_curve, aggregate_groups, atari57_runs, group_grid, in_group, log_grid
+
+    colours = {"ram": "#2563eb", "vision": "#9333ea", BEST_INPUT: "#111827"}
+    pool = atari57_runs(runs)
+    grid = log_grid(pool, 120)
+    for obs, protocol in aggregate_groups(pool):
+        subset = in_group(pool, obs, protocol)
+        c = aggregate_curve(subset, np.maximum(group_grid(subset, grid), 1))
+        if c is None:
+            continue
+        label = f"this suite, {obs}, {protocol}"
+        colour, dash = colours.get(obs, "#111827"), "solid" if protocol == "hl" else "dotdash"
+        x, median = list(c["x"]), list(c["median"])
+        fig.step(x, median, mode="after", line_width=3, color=colour, line_dash=dash, legend_label=label)
+        marks = [i for i in range(len(x)) if i in (0, len(x) - 1) or median[i] != median[i - 1]]
+        dots = fig.scatter([x[i] for i in marks], [median[i] for i in marks], size=9, color=colour, legend_label=label)
+        fig.add_tools(HoverTool(renderers=[dots], tooltips=[("", label + " median"), ("env steps", "@x{0,0}"), ("median HNS", "@y{0.000}")]))
+        iqm_label = f"{label}: IQM, 95% band"
+        fig.varea_step(x=x, y1=list(c["iqm_low"]), y2=list(c["iqm_high"]), step_mode="after", fill_color=colour, fill_alpha=0.15,
+                       legend_label=iqm_label)  # fmt: skip
+        fig.step(x, list(c["iqm"]), mode="after", line_width=2, color=colour, line_dash="dashed", legend_label=iqm_label)
 
 
 def _reference_curves(fig) -> None:

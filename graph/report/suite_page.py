@@ -1,6 +1,8 @@
-"""The suite page: one self-contained HTML page for every run under a runs folder (`suite.html`
-there): the best score per game, obs mode and protocol, the median human-normalised score
-against env steps next to the published curves, and a row per run linking to its report."""
+"""The suite page: one self-contained HTML page for every run under a runs folder or batch
+folder (`suite.html` there): the aggregates over Atari57 games (median and IQM HNS with 95%
+intervals, all runs and first runs), the scoreboard per game, obs mode and protocol, the median
+and IQM HNS against env steps next to the published curves, the runs that produced no policy,
+and a row per run linking to its report. The numbers are scoreboard.py's (suite.md's)."""
 
 from __future__ import annotations
 
@@ -10,44 +12,16 @@ from pathlib import Path
 
 from graph.report.html import esc, fmt_num, page, table, write_page
 from graph.report.plots import suite_plot
-from graph.report.run_files import read_json
+from graph.report.scoreboard import aggregates, collect_runs, find_runs, game_rows, no_policy
+from graph.report.suite_files import AGGREGATE_HEADERS, CONVENTIONS, GAME_HEADERS, aggregate_table_rows, game_table_rows
 
-
-def find_runs(runs_dir: Path) -> list[Path]:
-    """Run folders (<game>/<obs>/<run_id>/ with a ledger) anywhere under runs_dir, so a folder
-    of runs folders (bench/learning_suite.py's) is one suite too."""
-    return sorted(p.parent for p in Path(runs_dir).rglob("trials.jsonl") if p.parent.parent.name in ("ram", "vision"))
+__all__ = ["find_runs", "render_suite", "suite_data", "write_suite"]
 
 
 def suite_data(runs_dir: Path) -> list[dict]:
-    from envs.registry import resolve_env
-    from graph.trace import read_ledger
-
-    out = []
-    for run_dir in find_runs(runs_dir):
-        cfg = read_json(run_dir / "config.json")
-        records, damage = read_ledger(run_dir)
-        if not records:
-            continue
-        game_name = cfg.get("game") or records[0].game
-        try:
-            game = resolve_env(game_name)
-        except Exception:
-            game = None
-        curve, running = [], None
-        for r in records:
-            if r.status == "ok" and r.score_mean is not None and r.role != "finish":
-                if running is None or r.score_mean > running:
-                    running = r.score_mean
-                    curve.append((r.cumulative_env_steps, running))
-        holdout = [r.score_mean for r in records if r.role == "finish" and r.score_mean is not None]
-        hns = game.hns(running) if game and running is not None else None
-        out.append(dict(run_dir=run_dir, run_id=run_dir.name, game=game_name, obs=cfg.get("obs_mode") or records[0].obs_mode,
-                        protocol=cfg.get("protocol") or records[0].protocol, best=running, hns=hns,
-                        holdout=holdout[-1] if holdout else None, steps=records[-1].cumulative_env_steps,
-                        to_best=curve[-1][0] if curve else None, curve=curve, game_spec=game, damage=damage,
-                        has_report=(run_dir / "report.html").exists()))  # fmt: skip
-    return out
+    """The suite's runs (scoreboard.collect_runs): every run folder under runs_dir and every
+    batch.json cell without one."""
+    return collect_runs(runs_dir)
 
 
 def render_suite(runs_dir: Path, out_path: Path | None = None) -> str:
@@ -57,13 +31,16 @@ def render_suite(runs_dir: Path, out_path: Path | None = None) -> str:
     title = f"suite · {runs_dir}"
     parts = [f"<h1>Suite report: {esc(runs_dir.resolve().name)}</h1>",
              f'<p class="muted">{len(runs)} runs under <code>{esc(runs_dir)}</code> · written {datetime.now().isoformat(timespec="seconds")} · '
-             "HNS = (score − random) / (human − random), Atari57 reference scores.</p>"]  # fmt: skip
+             "HNS = (score − random) / (human − random), Atari57 reference scores. The same numbers are in suite.md and suite.csv "
+             f"(<code>python -m graph.report --suite {esc(runs_dir)}</code>).</p>"]  # fmt: skip
     if not runs:
         parts.append(f'<section><p>No runs under {esc(runs_dir)} (expected &lt;game&gt;/&lt;obs&gt;/&lt;run_id&gt;/trials.jsonl).</p></section>')
         return page(title, "".join(parts))
+    parts.append(aggregates_section(runs))
     parts.append(best_per_game_section(runs, base))
     script, div = suite_plot(runs)
     parts.append(curve_section(div))
+    parts.append(no_policy_section(runs))
     parts.append(runs_section(runs, base))
     return page(title, "".join(parts), script)
 
@@ -77,44 +54,62 @@ def write_suite(runs_dir: str | Path, out: str | Path | None = None) -> Path:
 # -- the sections, top to bottom ---------------------------------------------------------------------
 
 
+def aggregates_section(runs: list[dict]) -> str:
+    aggs = aggregates(runs)
+    if not aggs:
+        body = '<p class="muted">No counted run on an Atari57 game: no aggregate.</p>'
+    else:
+        body = table(AGGREGATE_HEADERS, [[esc(c) for c in row] for row in aggregate_table_rows(aggs)], num=set(range(3, 10)),
+                     table_id="aggregates-table")  # fmt: skip
+    return f'<h2>Aggregates over Atari57 games</h2><section id="suite-aggregates">{body}<p class="muted">{esc(CONVENTIONS)}</p></section>'
+
+
 def best_per_game_section(runs: list[dict], base: Path) -> str:
-    groups: dict[tuple[str, str, str], list[dict]] = {}
-    for r in runs:
-        groups.setdefault((r["game"], r["obs"], r["protocol"]), []).append(r)
-    rows = []
-    for (game, obs, protocol), rs in sorted(groups.items()):
-        best = max((r for r in rs if r["best"] is not None), key=lambda r: r["best"], default=None)
-        spec = rs[0]["game_spec"]
-        published = getattr(spec, f"hl_{obs}_best_score", None) if spec and protocol == "hl" else None
-        links = " ".join(_run_link(r, base) for r in rs)
-        rows.append([esc(game), esc(obs), esc(protocol), esc(fmt_num(best["best"]) if best else "–"),
-                     esc(f"{best['hns']:.3f}" if best and best["hns"] is not None else "–"),
-                     esc(fmt_num(best["holdout"]) if best else "–"), esc(fmt_num(best["to_best"]) if best else "–"),
-                     esc(fmt_num(sum(r["steps"] for r in rs))), esc(fmt_num(published)), str(len(rs)), links])  # fmt: skip
-    return ('<h2>Best score per game, obs mode and protocol</h2><section id="suite-table">' + table(
-        ["game", "obs", "protocol", "best dev score", "HNS", "holdout", "env steps to best", "env steps (all runs)",
-         "published HL best (hl)", "runs", "reports"], rows, num={3, 4, 5, 6, 7, 8, 9}) + "</section>")  # fmt: skip
+    rows = game_rows(runs)
+    links = {(r["game"], r["obs"], r["protocol"]): " ".join(_run_link(x, base) for x in runs
+                                                           if (str(x["game"]), str(x["obs"]), str(x["protocol"])) == (r["game"], r["obs"], r["protocol"]))
+             for r in rows}  # fmt: skip
+    cells = [[esc(c) for c in row[:-1]] + [f'<div style="min-width:18em">{esc(row[-1])}</div>', links[(r["game"], r["obs"], r["protocol"])]]
+             for row, r in zip(game_table_rows(rows), rows)]  # fmt: skip
+    return ('<h2>Scoreboard per game, obs mode and protocol</h2><section id="suite-table">'
+            + '<div style="overflow-x:auto">' + table(GAME_HEADERS + ["reports"], cells, num=set(range(3, 13)) | set(range(15, 19))) + "</div>"
+            + '<p class="muted">runs: counted runs (pending and running cells are not); best: the best over its runs of each '
+            "run's best dev score; mean best and holdout: means over the runs with a policy; HNS: mean over the counted runs, "
+            "no policy counting 0; env steps to best: median over the runs with a policy; env steps and wall seconds: sums. "
+            '"published HL best (hl)" was measured under the hl protocol only.</p></section>')  # fmt: skip
 
 
 def curve_section(div: str) -> str:
-    return (f'<h2>Median HNS against env steps</h2><section><div id="suite-curve">{div}</div>'
-            '<p class="muted">Solid: median over this suite\'s Atari57 games of each game\'s best running-best HNS '
-            '(a game with no score yet counts as 0); dashed and squares: the published Heuristic Learning median '
-            'curves and the PPO references at 10M steps (PPO steps are usually 4 frames each, HL steps single frames). '
-            "Thin lines with small dots: each run's own running best. A dot on the suite's median where it changes and "
-            "where its longest run ends. Click a legend entry to hide it.</p></section>")  # fmt: skip
+    return (f'<h2>Median and IQM HNS against env steps</h2><section><div id="suite-curve">{div}</div>'
+            '<p class="muted">Thick solid: the median over this suite\'s Atari57 games of the per-game mean (over its runs) '
+            "running-best HNS, a run counting 0 before its first score and holding its best after its end; a dot where it "
+            "changes and where the group's longest run ends. Dashed, with its shaded band: the IQM (mean of the middle 50% of "
+            "games) and its 95% stratified-bootstrap band. All counted runs (suite.md has the first-runs numbers). Dashed and "
+            "squares: the published Heuristic Learning median curves and the PPO references at 10M steps (PPO steps are "
+            "usually 4 frames each, HL steps single frames). Thin lines with small dots: each run's own running best. Click a "
+            "legend entry to hide it.</p></section>")  # fmt: skip
+
+
+def no_policy_section(runs: list[dict]) -> str:
+    missing = no_policy(runs)
+    items = "".join(f"<li>{esc(r['game'])} · {esc(r['obs'])} · {esc(r['protocol'])}: {esc(reason)}</li>" for r, reason in missing)
+    body = f"<ul>{items}</ul>" if items else '<p class="muted">Every counted run produced a policy.</p>'
+    return f'<h2>Runs that produced no policy</h2><section id="no-policy">{body}</section>'
 
 
 def runs_section(runs: list[dict], base: Path) -> str:
-    runs_rows = [[_run_link(r, base), esc(r["game"]), esc(r["obs"]), esc(r["protocol"]), esc(fmt_num(r["best"])),
-                  esc(f"{r['hns']:.3f}" if r["hns"] is not None else "–"), esc(fmt_num(r["steps"])),
-                  esc("; ".join(r["damage"]) or "")] for r in runs]  # fmt: skip
-    return ('<h2>Runs</h2><section id="runs">' + table(["run", "game", "obs", "protocol", "best", "HNS", "env steps", "damage"],
-                                                       runs_rows, num={4, 5, 6}) + "</section>")  # fmt: skip
+    runs_rows = [[_run_link(r, base), esc(r["game"]), esc(r["obs"]), esc(r["protocol"]), esc(r.get("state", "")),
+                  esc(fmt_num(r["best"])), esc(f"{r['hns']:.3f}" if r["hns"] is not None else "–"), esc(fmt_num(r["steps"])),
+                  esc(fmt_num(r.get("memory_at_start"))), esc("; ".join(r["damage"] + r.get("notes", [])) or (r.get("error") or ""))]
+                 for r in runs]  # fmt: skip
+    return ('<h2>Runs</h2><section id="runs">' + table(["run", "game", "obs", "protocol", "state", "best", "HNS", "env steps",
+                                                         "memory at start", "notes"], runs_rows, num={5, 6, 7, 8}) + "</section>")  # fmt: skip
 
 
 def _run_link(r: dict, base: Path) -> str:
     """A link to the run's report, relative to the page; without a report, the command that writes it."""
+    if r["run_dir"] is None:
+        return f'<span class="muted" title="no run folder yet">{esc(r["run_id"])}</span>'
     target = r["run_dir"].resolve() / "report.html"
     if not r["has_report"]:
         return f'<span class="muted" title="python -m graph.report {esc(r["run_dir"])}">{esc(r["run_id"])}</span>'
