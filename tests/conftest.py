@@ -80,14 +80,17 @@ def chroma_server(tmp_path, monkeypatch):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()} | {"HF_HUB_OFFLINE": "1", "ANONYMIZED_TELEMETRY": "False"}
+    # The server logs every request: to a file, since a pipe nobody reads fills and blocks the server.
+    log_path = tmp_path / "chroma-server.log"
+    log = open(log_path, "w")
     proc = subprocess.Popen([exe, "run", "--path", str(tmp_path / "db"), "--host", "127.0.0.1", "--port", str(port)],
-                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+                            cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never through a proxy
     try:
         deadline = time.monotonic() + 60
         while True:
             if proc.poll() is not None:
-                pytest.fail(f"chroma server exited with {proc.returncode}: {proc.stdout.read()[-2000:]}")
+                pytest.fail(f"chroma server exited with {proc.returncode}: {log_path.read_text()[-2000:]}")
             try:
                 with opener.open(f"{url}/api/v2/heartbeat", timeout=2) as r:
                     if r.status == 200:
@@ -104,6 +107,7 @@ def chroma_server(tmp_path, monkeypatch):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        log.close()
 
 
 def evaluation_in_progress(run_dir: Path) -> bool:
