@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from memory.store import best_policy_key
 from runtime import steps
 from runtime.budget import holdout_reserve
 from runtime.context import RunContext
+from runtime.remember import remember_best_policy
 from runtime.state import HLState, NodeUpdate
 
 
@@ -20,20 +20,6 @@ def evaluate(state: HLState, ctx: RunContext) -> NodeUpdate:
     if result is None:
         return {"evaluation": None, "stop_reason": _budget_spent(ctx, state.get("best")), "usage": usage}
     return {"evaluation": result, "usage": usage}
-
-
-def remember_best_policy(ctx: RunContext, run_id: str, policy: dict, score: float) -> None:
-    """Keep the best policy structure as a game fact, unless memory already knows a better one."""
-    if ctx.memory is None:
-        return
-    key = best_policy_key(ctx.config.protocol)
-    known = ctx.memory.facts(ctx.game.name, ctx.config.obs_mode).get(key)
-    if known is None or known.value.get("score", float("-inf")) < score:
-        value = {**policy, "score": score, "protocol": ctx.config.protocol}
-        if policy.get("controller") == "route" and (ctx.hs.path / "route.py").exists():
-            # The route is data the policy cannot run without (found by a search of this run).
-            value["route_source"] = ctx.hs.read("route.py")
-        ctx.memory.add_fact(ctx.game.name, ctx.config.obs_mode, run_id, key, value)
 
 
 def _budget_spent(ctx: RunContext, best: dict | None) -> str:
@@ -92,7 +78,7 @@ def decide(state: HLState, ctx: RunContext) -> NodeUpdate:
             ctx.hs.rollback()
             update["plateau"] = state.get("plateau", 0) + 1
             outcome = "rejected"
-        if ctx.memory is not None and candidate.get("source") != "initial":
+        if ctx.memory is not None and candidate.get("source") not in ("initial", "baseline"):
             evidence = f"trial {evaluation['trial']}: score {score} vs best {previous}"
             if evaluation["status"] != "ok":
                 evidence = f"trial {evaluation['trial']} failed: {evaluation.get('failure')}"
@@ -124,10 +110,11 @@ def decide(state: HLState, ctx: RunContext) -> NodeUpdate:
     plateaued = update.get("plateau", state.get("plateau", 0)) >= cfg.plateau_patience
     # Out of named directions: the policy-writer runs a parameter search before the run gives up.
     update["force_tune"] = bool(plateaued and not stop)
-    accepted = state.get("accepted_count", 0) + (1 if update["new_best"] else 0)
+    # The pattern baseline has nothing to simplify: the count starts at the first structure.
+    accepted = state.get("accepted_count", 0) + (1 if update["new_best"] and candidate.get("source") != "baseline" else 0)
     update["accepted_count"] = accepted
     # The simplifier re-evaluates every feature: do it after the first best and every few after.
-    simplify = update["new_best"] and (accepted - 1) % cfg.simplify_every == 0
+    simplify = update["new_best"] and accepted > 0 and (accepted - 1) % cfg.simplify_every == 0
     update["route"] = "end" if stop else ("simplify" if simplify else "revise")
     if ctx.display:
         ctx.display.decision(iteration, direction, outcome, best_now, stop)

@@ -34,7 +34,7 @@ class TrialRecord(BaseModel):
     family: str = "atari"  # the environment family (envs/registry.py); rows before families were Atari
     role: str = "user"
     # "llm": model calls of a role that no evaluation row carries (so every token is on a row)
-    kind: Literal["evaluation", "probe", "search", "tuning", "llm", "invalid"] = "evaluation"
+    kind: Literal["evaluation", "baseline", "probe", "search", "tuning", "llm", "invalid"] = "evaluation"
     status: Literal["ok", "failed", "budget_stop", "invalid"] = "ok"
     policy_path: str | None = None
     policy_hash: str | None = None

@@ -41,7 +41,7 @@ class Candidate(TypedDict, total=False):
     controller: str  # the controller structure, e.g. "intercept"
     params: dict  # the named parameters of policy.py
     direction: str  # what changed and why, in one line
-    source: str  # "initial" | "critic" | "tuning" | "simplifier" | "memory"
+    source: str  # "baseline" | "initial" | "critic" | "tuning" | "simplifier" | "memory"
 
 
 class Evaluation(TypedDict, total=False):
@@ -96,13 +96,15 @@ class HLState(TypedDict, total=False):
     evaluation: Evaluation | None
     diagnosis: Diagnosis | None
     best: Best | None
+    baseline: dict | None  # the pattern baseline's outcome (agents/baseline.py): winner, rounds, env steps
+    structure_tried: bool  # the probe's structure has had its first candidate (after the baseline)
     plateau: int  # iterations since the best improved
     new_best: bool
     route: str  # where decide sends the graph next
     stop_reason: str | None
     reserved: int  # env steps held back for the final holdout evaluation
     force_tune: bool  # decide asks the policy-writer for a parameter search next
-    accepted_count: int  # new bests so far (the simplifier runs every few)
+    accepted_count: int  # new bests so far, the pattern baseline not counted (the simplifier runs every few)
     paused_at: str | None  # the role the cost ceiling stopped in (a resumed run restarts it)
 
     history: Annotated[list[dict], operator.add]  # one entry per decide: direction, outcome, delta

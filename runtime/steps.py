@@ -29,12 +29,16 @@ from record.workspace import policy_hash
 from runtime.context import RunContext
 
 
-def find_trial(ctx: RunContext, policy_hash: str, seeds: list[int]) -> dict | None:
-    """A finished evaluation of this exact policy on these seeds, if the ledger has one.
+def find_trial(ctx: RunContext, policy_hash: str, seeds: list[int], max_frames: int | None = None) -> dict | None:
+    """A finished evaluation of this exact policy on these seeds and episode cap, if the
+    ledger has one.
 
-    Results are on disk, keyed by policy hash and seeds, before a node returns, so a
+    Results are on disk, keyed by policy hash, seeds and cap, before a node returns, so a
     resumed node finds them instead of paying for them twice."""
+    cap = ctx.protocol.with_frame_cap(max_frames or ctx.config.eval_max_frames).max_episode_frames
     for r in reversed(ctx.ledger.records()):
+        if r.protocol_settings.get("max_episode_frames", cap) != cap:
+            continue  # a shorter (or longer) look at the same policy is another result
         # Any role's evaluation of the same code on the same seeds is the same result (the
         # episodes are deterministic given their seeds), so tuning rows are reused too.
         if r.policy_hash == policy_hash and r.seeds == seeds and r.role != "finish" and r.protocol == ctx.config.protocol:
@@ -64,19 +68,22 @@ def evaluation_summary(row: dict) -> dict:
 
 
 def evaluate_candidate(ctx: RunContext, policy_path: str | Path, role: str, change_summary: str = "",
-                       seeds: list[int] | None = None, kind: str = "evaluation", video: bool = False) -> dict | None:  # fmt: skip
+                       seeds: list[int] | None = None, kind: str = "evaluation", video: bool = False,
+                       max_frames: int | None = None) -> dict | None:  # fmt: skip
     """Evaluate a policy file on dev seeds (reusing a recorded result); None if out of budget.
+    `max_frames` caps its episodes (default: the run's cap, HL_EVAL_MAX_FRAMES).
 
     Tokens a model spent since the last row are carried by this one."""
     seeds = seeds or split_seeds("dev", ctx.config.dev_episodes)
-    found = find_trial(ctx, policy_hash(policy_path), seeds)
+    found = find_trial(ctx, policy_hash(policy_path), seeds, max_frames)
     if found:
         return evaluation_summary(found)
     unbilled = ctx.llm.take_unbilled() if ctx.llm else {"tokens": 0, "cost_usd": 0.0}
     try:
         record = evaluate(
             policy_path, ctx.game, ctx.run_dir, obs_mode=ctx.config.obs_mode, protocol=ctx.config.protocol,
-            seeds=seeds, max_frames=ctx.config.eval_max_frames, meter=ctx.meter, role=role, kind=kind, stall=ctx.stall_rule(),
+            seeds=seeds, max_frames=max_frames or ctx.config.eval_max_frames, meter=ctx.meter, role=role, kind=kind,
+            stall=ctx.stall_rule(),
             workers=min(ctx.config.eval_workers, len(seeds)),
             change_summary=change_summary, for_tuning=True, video_seeds=(seeds[0],) if video else (),
             on_progress=ctx.display.progress if ctx.display else None,

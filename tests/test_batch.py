@@ -145,7 +145,9 @@ def test_two_concurrent_runs_share_a_chroma_server(tmp_path, chroma_server):
     assert one.started < two.finished and two.started < one.finished  # the two ran at the same time
     assert not (batch_dir / "memory").exists()  # no local store: the server holds it all
     with Memory.open(url=chroma_server) as m:
-        writers = {d.run_id for d in m.directions("pong", "ram")} | {f.run_id for f in m.facts("pong").values()}
+        # Each run's critic writes the failures it sees (from the baseline on); directions and facts too.
+        writers = ({f.run_id for f in m.similar_failures("pong", "ram", "points lost", k=100)}
+                   | {d.run_id for d in m.directions("pong", "ram")} | {f.run_id for f in m.facts("pong").values()})  # fmt: skip
     assert {"pong-ram-hl-1", "pong-ram-hl-2"} <= writers
 
 

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from conftest import PROJECT_ROOT
-from record.tracing import read_trace
 from openai_server import ScriptedServer, call, calls, error, raw_call, report
 from record.ledger import Ledger
+from record.tracing import read_trace
 
 MODEL = "gpt-5.4-mini"  # in the pricing table, so costs are computed
 
@@ -255,8 +255,9 @@ def test_transient_errors_are_retried_and_a_storm_falls_back_to_builtin(tmp_path
     assert len(errors) == 2 and "500" in errors[0]["error"]
     assert not [e for e in entries if e["event"] == "llm_error" and e["node"] == "prober"]  # the 429 was retried by the client
     assert any(r["role"] == "prober" for r in server.requests)
-    # The builtin brain took over: its intercept controller was written and evaluated.
-    assert "Intercept controller" in (run_dir / "hs" / "policy.py").read_text()
+    # The builtin brain took over: its first move, the pattern baseline, was played and its winner evaluated.
+    assert "Pattern controller" in (run_dir / "hs" / "policy.py").read_text()
+    assert any(r.kind == "baseline" for r in Ledger(run_dir / "trials.jsonl").records())
     end = [e for e in entries if e["event"] == "end" and e["node"] == "policy_writer"]
     assert end[0]["summary"].startswith("fallback to builtin")
 

@@ -80,12 +80,10 @@ def available(family: str = "atari") -> dict[str, ModuleType]:
     return found
 
 
-def choose_controller(facts: dict, family: str = "atari") -> str:
-    """The name of the family's first controller that suits what the probe found."""
-    for name, module in available(family).items():
-        if module.suits(facts):
-            return name
-    raise ValueError("no controller structure suits this game: the probe found no ball, no shooter and no route")
+def suitable_controllers(facts: dict, family: str = "atari") -> list[str]:
+    """The family's controllers that suit what the probe found, in the family's order (its
+    last, a structure that suits every game, is the fallback)."""
+    return [name for name, module in available(family).items() if module.suits(facts)]
 
 
 def default_params(controller: ModuleType) -> dict:

@@ -38,6 +38,16 @@ def write_candidate(ctx: RunContext, facts: dict, params: dict, features: set[st
                 features=sorted(features), direction=direction, source=source)  # fmt: skip
 
 
+SEARCH_SHARE = 0.7  # a search may take this share of what the run has left: the rest evaluates its route
+
+
+def search_allowance(ctx: RunContext, wanted: int) -> int:
+    """Env steps a route search may take: what it wants, but never what turning its route into
+    an evaluated policy needs (dev evaluations, the holdout held in reserve)."""
+    left = ctx.meter.remaining - ctx.meter.reserved if ctx.meter.remaining is not None else wanted
+    return max(0, min(wanted, int(left * SEARCH_SHARE)))
+
+
 def search_route(ctx: RunContext, facts: dict, extra_steps: int, reason: str) -> dict:
     """Run (or continue) the cell-archive search and write its best route to hs/route.py."""
     from agents.controllers.atari.route import write_route_module
@@ -64,6 +74,7 @@ def search_route(ctx: RunContext, facts: dict, extra_steps: int, reason: str) ->
             counter_path=calls / "steps-0.counter",
         )  # fmt: skip
         ctx.hs.write({"route.py": write_route_module(result, facts)})
+        remember_route(ctx, ctx.hs.read("route.py"), float(result.score))
         summary.write_text(result.model_dump_json(indent=1) if hasattr(result, "model_dump_json") else str(result))
         work.scores = [float(result.score)]
     return {"search_score": float(result.score), "search_steps": work.meter.used_steps}
@@ -95,20 +106,65 @@ def tune_parameters(ctx: RunContext, facts: dict, controller_name: str, params: 
     return best, value
 
 
+def route_key(protocol: str) -> str:
+    """The memory fact holding the best route a search found under a protocol (its frame skip)."""
+    return f"route:{protocol}"
+
+
+def remember_route(ctx: RunContext, source: str, score: float) -> None:
+    """A search's route is worth keeping whether or not its policy is accepted (a later run
+    can start from it instead of searching again), unless memory has a better one."""
+    if ctx.memory is None:
+        return
+    known = ctx.memory.facts(ctx.game.name, ctx.config.obs_mode).get(route_key(ctx.config.protocol))
+    if known is None or known.value.get("score", float("-inf")) < score:
+        ctx.memory.add_fact(ctx.game.name, ctx.config.obs_mode, ctx.run_dir.name, route_key(ctx.config.protocol),
+                            {"score": score, "route_source": source})  # fmt: skip
+
+
+def remembered_route(ctx: RunContext) -> str | None:
+    """The source of the best route memory holds for this game and protocol, or None."""
+    known = ctx.memory.facts(ctx.game.name, ctx.config.obs_mode) if ctx.memory else {}
+    fact = known.get(route_key(ctx.config.protocol))
+    return fact.value.get("route_source") if fact is not None else None
+
+
+def remembered_policy(ctx: RunContext, name: str):
+    """The best policy memory holds for this game, obs mode and protocol (a fact), if it has
+    the structure `name`; else None. A policy remembered from a run under another protocol
+    (frame skip, sticky actions) is not a good start: it was judged under other dynamics."""
+    known = ctx.memory.facts(ctx.game.name, ctx.config.obs_mode) if ctx.memory else {}
+    remembered = known.get(best_policy_key(ctx.config.protocol))
+    if remembered is None or remembered.value.get("protocol", ctx.config.protocol) != ctx.config.protocol:
+        return None
+    return remembered if remembered.value.get("controller", name) == name else None
+
+
+def first_pattern(ctx: RunContext, facts: dict) -> dict:
+    """The pattern baseline (agents/baseline.py) and its winner as the first candidate."""
+    from agents.baseline import run_baseline
+
+    ctx.say("pattern baseline: blind action patterns, halved round by round")
+    found = run_baseline(ctx, facts)
+    pattern = get_controller("pattern")
+    features = set(found["features"])
+    words = pattern.describe(found["params"], features, facts["action_names"])
+    direction = f"pattern baseline: {words} (best of {found['patterns']} patterns, {found['env_steps']:,} env steps)"
+    candidate = write_candidate(ctx, facts, found["params"], features, direction, "baseline", "pattern")
+    return {"candidate": candidate, "baseline": found}
+
+
 def first_candidate(ctx: RunContext, facts: dict, state: HLState) -> dict:
     name = facts["controller"]
     controller = get_controller(name)
-    known = ctx.memory.facts(ctx.game.name, ctx.config.obs_mode) if ctx.memory else {}
-    remembered = known.get(best_policy_key(ctx.config.protocol))
-    # A policy remembered from a run under another protocol (frame skip, sticky actions) is not
-    # a good start: its structure and parameters were judged under other dynamics.
-    same_protocol = remembered is not None and remembered.value.get("protocol", ctx.config.protocol) == ctx.config.protocol
-    from_memory = same_protocol and remembered.value.get("controller", name) == name and state.get("iteration", 0) == 0
+    remembered = remembered_policy(ctx, name) if state.get("iteration", 0) == 0 else None
+    from_memory = remembered is not None
     if name == "route" and not (ctx.hs.path / "route.py").exists():
-        if from_memory and remembered.value.get("route_source"):
-            ctx.hs.write({"route.py": remembered.value["route_source"]})  # the earlier run's route: no search
+        source = remembered.value.get("route_source") if from_memory else remembered_route(ctx)
+        if source:
+            ctx.hs.write({"route.py": source})  # an earlier run's route: no search
         else:
-            search_route(ctx, facts, ctx.config.search_steps, "first route")
+            search_route(ctx, facts, search_allowance(ctx, ctx.config.search_steps), "first route")
     if from_memory:
         value = remembered.value
         return write_candidate(ctx, facts, {**default_params(controller), **value["params"]}, set(value["features"]),
@@ -147,10 +203,15 @@ def policy_writer(state: HLState, ctx: RunContext) -> NodeUpdate:
     facts = state["detectors"]
     best = state.get("best")
     if not best or not best.get("policy"):
-        return {"candidate": first_candidate(ctx, facts, state)}
+        if state.get("baseline") is None and not remembered_policy(ctx, facts["controller"]):
+            return first_pattern(ctx, facts)
+        return {"candidate": first_candidate(ctx, facts, state), "structure_tried": True}
 
     policy = best["policy"]
     name = policy.get("controller") or facts["controller"]
+    if name == "pattern" and facts["controller"] != "pattern" and not state.get("structure_tried"):
+        # The baseline is in: now the structure the probe chose, which must beat it.
+        return {"candidate": first_candidate(ctx, facts, state), "structure_tried": True}
     if name not in CONTROLLER_MODULES:
         # The best policy was written by an LLM brain: offer the builtin structure as a challenger.
         return {"candidate": first_candidate(ctx, facts, {**state, "iteration": 1})}
@@ -161,7 +222,7 @@ def policy_writer(state: HLState, ctx: RunContext) -> NodeUpdate:
     if diagnosis.get("direction") and not state.get("force_tune"):
         new_params, new_features = apply_change(controller, params, features, change)
         if change.get("search"):
-            search_route(ctx, facts, int(change["search"]), diagnosis["direction"])
+            search_route(ctx, facts, search_allowance(ctx, int(change["search"])), diagnosis["direction"])
         if change.get("search") or (new_params, new_features) != (params, features):
             return {"candidate": write_candidate(ctx, facts, new_params, new_features, diagnosis["direction"], "critic", name)}
     ctx.say("no untried direction: tuning parameters with Optuna")

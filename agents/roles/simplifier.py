@@ -13,6 +13,7 @@ from agents.registry import register
 from agents.roles.policy_writer import write_candidate
 from record.workspace import policy_hash
 from runtime.context import RunContext
+from runtime.remember import remember_best_policy
 from runtime.state import HLState, NodeUpdate
 from runtime.steps import evaluate_candidate
 
@@ -62,6 +63,7 @@ def simplifier(state: HLState, ctx: RunContext) -> NodeUpdate:
             policy = {**policy, "features": candidate["features"]}
             if result["score_mean"] > best["score"]:
                 best["env_steps"] = ctx.meter.used_steps
+                remember_best_policy(ctx, state["run_id"], policy, result["score_mean"])  # memory keeps the best
             best.update(commit=commit, policy_hash=candidate["policy_hash"], policy=policy, score=result["score_mean"],
                         trial=result["trial"])  # fmt: skip
             removed.append(feature)

@@ -6,5 +6,6 @@ CONTROLLERS = {
     "intercept": "agents.controllers.atari.intercept",
     "shooter": "agents.controllers.atari.shooter",
     "route": "agents.controllers.atari.route",
+    "pattern": "agents.controllers.atari.pattern",  # suits every game: the fallback, and the baseline
 }
 FACTS = "agents.controllers.atari.facts"  # facts_from_probe(report, obs_mode, protocol) -> AtariFacts

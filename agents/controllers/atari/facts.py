@@ -14,7 +14,7 @@ import numpy as np
 from pydantic import ConfigDict, TypeAdapter, with_config
 from typing_extensions import TypedDict  # pydantic validates typing's TypedDict only on Python >= 3.12
 
-from agents.controllers import choose_controller, get_controller
+from agents.controllers import get_controller, suitable_controllers
 from probe.atari import ObjectInfo, ProbeReport
 
 
@@ -52,13 +52,15 @@ class RamReader(TypedDict, total=False):
 class AtariFacts(TypedDict, total=False):
     # Every controller (base_facts).
     controller: str  # the structure chosen from these facts (agents/controllers/)
+    unsuited: list[str]  # structures that suited the facts but whose own facts the probe lacked, and why
     move_axis: int  # 0: the player moves along x, 1: along y
     moves: list[bool]  # [moves along x, moves along y]
     movement: dict[str, int | None]  # probe.atari.MovementLabels: left/right/up/down/fire/noop -> action
     action_names: list[str]
+    distinct_actions: list[int]  # one action of each group the probe saw act identically
     actions: ActionIds
     player_line: float  # the player's coordinate on the other axis
-    player: ObjectFacts
+    player: ObjectFacts | None  # None: the probe found no player the actions move (blind facts)
     ball: ObjectFacts | None  # the moving object that reaches the player's line
     bounds: list[list[float]]  # [[x0, x1], [y0, y1]] where the ball was seen
     fire_acts: bool  # FIRE does something (spawns an object or differs from NOOP)
@@ -113,21 +115,29 @@ def choose_ball(report: ProbeReport, axis: int, player_line: float) -> ObjectInf
 
 def base_facts(report: ProbeReport) -> AtariFacts:
     """What every controller needs: axis, actions, the player line, the ball, bounds, the
-    moving objects; and the controller the probe's evidence suits."""
-    if report.player is None or not (report.player_moves_x or report.player_moves_y):
-        raise ValueError("the probe found no player that the actions move")
-    axis = 0 if report.player_moves_x else 1
-    m = report.movement
-    increase, decrease = (m.right, m.left) if axis == 0 else (m.down, m.up)
+    moving objects. A probe that found no player the actions move gives the blind facts (the
+    actions and the moving objects only): the pattern structure still plays on them."""
     names = report.action_names
+    m = report.movement
     fire = m.fire if m.fire is not None else (names.index("FIRE") if "FIRE" in names else None)
+    noop = names.index("NOOP") if "NOOP" in names else 0
+    # Actions that differ from every lower one (the probe saw identical frames for the others).
+    distinct = [e.index for e in report.actions if e.equivalent_to is None or e.equivalent_to > e.index]
+    facts = dict(movement=report.movement.model_dump(), action_names=list(names), distinct_actions=distinct or list(range(len(names))),
+                 moves=[bool(report.player_moves_x), bool(report.player_moves_y)], progress_watch=progress_watch(report),
+                 objects=[dict(json_obj(o), per_frame=round(o.instances_per_frame, 2), speed=round(o.mean_speed, 2))
+                          for o in report.objects])  # fmt: skip
+    if report.player is None or not any(facts["moves"]):
+        return dict(facts, move_axis=0, moves=[False, False], player=None, player_line=0.0, ball=None,
+                    bounds=[[0, 159], [0, 209]], formation=[], fire_acts=False,
+                    actions=dict(increase=None, decrease=None, noop=noop, fire=fire))  # fmt: skip
+    axis = 0 if report.player_moves_x else 1
+    increase, decrease = (m.right, m.left) if axis == 0 else (m.down, m.up)
     player = report.player
     player_line = float(np.mean(player.y_range if axis == 0 else player.x_range))
     ball = choose_ball(report, axis, player_line)
-    facts = dict(
-        move_axis=axis, moves=[bool(report.player_moves_x), bool(report.player_moves_y)],
-        movement=report.movement.model_dump(), action_names=list(names),
-        actions=dict(increase=increase, decrease=decrease, noop=names.index("NOOP") if "NOOP" in names else 0, fire=fire),
+    facts.update(
+        move_axis=axis, actions=dict(increase=increase, decrease=decrease, noop=noop, fire=fire),
         player_line=player_line, player=json_obj(player), ball=json_obj(ball) if ball else None,
         bounds=[list(ball.x_range), list(ball.y_range)] if ball else [[0, 159], [0, 209]],
     )  # fmt: skip
@@ -135,13 +145,9 @@ def base_facts(report: ProbeReport) -> AtariFacts:
     # object types seen several at a time that stay away from the player's line (a formation).
     fire_effect = next((e for e in report.actions if e.index == fire), None)
     facts["fire_acts"] = bool(fire_effect is not None and (fire_effect.spawns_object or not (
-        fire_effect.is_noop or fire_effect.equivalent_to == facts["actions"]["noop"])))
-    facts["objects"] = [dict(json_obj(o), per_frame=round(o.instances_per_frame, 2), speed=round(o.mean_speed, 2))
-                        for o in report.objects]  # fmt: skip
+        fire_effect.is_noop or fire_effect.equivalent_to == noop)))
     facts["formation"] = [o["name"] for o in facts["objects"] if o["per_frame"] >= 1.5
                           and line_gap(o, axis, player_line) > (player.height if axis == 0 else player.width)]  # fmt: skip
-    facts["progress_watch"] = progress_watch(report)
-    facts["controller"] = choose_controller(facts)
     return facts
 
 
@@ -154,10 +160,22 @@ def progress_watch(report: ProbeReport) -> list[int]:
 
 def facts_from_probe(report: ProbeReport, obs_mode: str, protocol: str | None = None) -> AtariFacts:
     """The base facts plus the chosen controller's own. `protocol` is the run's (default: the
-    probe's; a probe recalled from memory may come from a run under another protocol)."""
+    probe's; a probe recalled from memory may come from a run under another protocol).
+
+    The controller is the first (in the family's order) that suits the facts and whose own
+    facts the probe can supply: one that needs a RAM byte the probe did not find gives way to
+    the next, down to the pattern structure, which suits every game. `unsuited` says why each
+    structure before the chosen one was passed over."""
     facts = base_facts(report)
-    facts.update(get_controller(facts["controller"]).facts_from_probe(report, obs_mode, facts, protocol))
-    return CHECK.validate_python(facts)
+    unsuited = []
+    for name in suitable_controllers(facts):
+        try:
+            own = get_controller(name).facts_from_probe(report, obs_mode, facts, protocol)
+        except ValueError as why:  # the probe lacks what this structure reads
+            unsuited.append(f"{name}: {why}")
+            continue
+        return CHECK.validate_python({**facts, **own, "controller": name, "unsuited": unsuited})
+    raise AssertionError("the pattern structure suits every game")  # unreachable: pattern.suits is True
 
 
 def line_gap(obj: dict, axis: int, player_line: float) -> float:

@@ -1,0 +1,89 @@
+"""The pattern baseline: before any structure, the best blind pattern of actions.
+
+Every distinct action held throughout, the player's opposite moves alternated, and each move
+interleaved with FIRE, are played briefly on the meter (episodes cut at a short cap, the same
+dev seed for all: common random numbers, so the comparison is of the patterns, not of the
+seeds) and halved round after round with a doubling cap (successive halving): a wrong
+pattern costs a few hundred steps, the good ones are looked at longer. The winner becomes the
+run's first policy (agents/controllers/atari/pattern.py); any structure must beat it to be
+accepted, so a run always ends with an evaluated policy, and one that reads the game shows
+what reading it is worth.
+"""
+
+from __future__ import annotations
+
+import math
+
+from agents.controllers import get_controller
+from envs.seeds import split_seeds
+from runtime import steps
+from runtime.context import RunContext
+
+SHARE = 10  # the baseline may take 1/SHARE of the run's budget ...
+LIMITS = (4_000, 50_000)  # ... within these env steps
+MIN_STEPS = 200  # the shortest look at a pattern (env steps)
+
+
+def patterns(facts: dict) -> list[tuple[dict, set[str]]]:
+    """The candidate patterns as (pattern.py's parameters, features): each distinct action
+    held, then the alternations."""
+    found = [({"first_action": a}, set()) for a in facts.get("distinct_actions") or range(len(facts["action_names"]))]
+    alternate = lambda a, hold_a, b, hold_b: (dict(first_action=a, hold_first=hold_a, second_action=b, hold_second=hold_b),  # noqa: E731
+                                              {"alternate"})  # fmt: skip
+    m = facts.get("movement") or {}
+    for a, b in ((m.get("left"), m.get("right")), (m.get("up"), m.get("down"))):
+        if a is not None and b is not None:
+            found.append(alternate(a, 8, b, 8))
+    fire = (facts.get("actions") or {}).get("fire")
+    if fire is not None and fire in (facts.get("distinct_actions") or [fire]):  # FIRE does something of its own
+        for move in dict.fromkeys(m.get(k) for k in ("left", "right", "up", "down")):
+            if move is not None and move != fire:
+                found.append(alternate(move, 4, fire, 1))
+    return found
+
+
+def allowance(budget: int) -> int:
+    """Env steps the baseline may take from a run of `budget`."""
+    return min(max(budget // SHARE, LIMITS[0]), LIMITS[1])
+
+
+def run_baseline(ctx: RunContext, facts: dict) -> dict:
+    """Successive halving over `patterns(facts)`; every look is a ledger row of kind
+    "baseline". Returns {"params", "features": the winner's, "rounds": [[(description, score), ...]],
+    "env_steps": what it took, "patterns": how many}."""
+    pattern = get_controller("pattern")
+    names = facts["action_names"]
+    alive = patterns(facts)
+    total = allowance(ctx.config.budget)
+    rounds = max(1, math.ceil(math.log2(len(alive))))
+    seeds = split_seeds("dev", 1)
+    folder = ctx.run_dir / "baseline"
+    before = ctx.meter.used_steps
+    history = []
+    for r in range(rounds):
+        # Each round has total / rounds steps, shared by the patterns still in.
+        look = max(MIN_STEPS, total // rounds // len(alive))
+        cap = look * ctx.protocol.frame_skip
+        results = []
+        for params, features in alive:
+            code = pattern.write_policy(params, features, facts, "pattern baseline")
+            path = folder / "-".join(f"{k}{v}" for k, v in sorted(params.items())) / "policy.py"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(code)
+            result = steps.evaluate_candidate(ctx, path, role="policy_writer", kind="baseline", seeds=seeds, max_frames=cap,
+                                              change_summary=f"pattern baseline, round {r + 1}: {pattern.describe(pattern.clamp(params, facts), features, names)}")  # fmt: skip
+            if result is None:
+                break  # the budget is spent: judge what was seen
+            score = result["score_mean"] if result["status"] == "ok" else None
+            results.append(((params, features), score))
+        if not results:
+            break
+        history.append([(pattern.describe(pattern.clamp(p, facts), f, names), s) for (p, f), s in results])
+        # Stable sort: among equal scores the earlier pattern (NOOP and single actions first) stays.
+        ranked = sorted(results, key=lambda ps: -math.inf if ps[1] is None else ps[1], reverse=True)
+        alive = [p for p, _ in ranked[: max(1, math.ceil(len(ranked) / 2))]]
+        if len(alive) == 1:
+            break
+    params, features = alive[0]
+    return dict(params=pattern.clamp(params, facts), features=sorted(features), rounds=history,
+                env_steps=ctx.meter.used_steps - before, patterns=len(patterns(facts)))  # fmt: skip

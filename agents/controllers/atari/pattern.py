@@ -1,0 +1,135 @@
+"""The pattern controller: play a fixed, repeating sequence of actions, blind to the screen.
+
+Hold one action throughout; or, with the `alternate` feature, hold it for `hold_first` steps,
+then another for `hold_second` steps, and repeat. It needs nothing from the probe but the action
+names, so it suits every game: it is the baseline every run starts from (the best of a few
+such patterns, agents/baseline.py) and the structure a run keeps when the probe finds nothing a
+richer structure could read (no player, no ball, no route). A richer structure that cannot
+beat it is not accepted.
+
+The module follows the controller interface of agents/controllers/__init__.py; its detectors
+read nothing (the pins hold that there is nothing to read).
+"""
+
+from __future__ import annotations
+
+from agents.controllers.atari.pins import GENERIC_DETECTOR_TEST as DETECTOR_TEST
+from agents.controllers.atari.pins import pin_detectors
+
+__all__ = ["DETECTOR_TEST", "pin_detectors"]  # the detector hooks (generic pins)
+
+NAME = "pattern"
+
+FEATURES = {"alternate": "alternate the first action with a second one, each held for a number of steps"}
+
+PARAMS = {
+    # name: (default, low, high, what it means); actions are indices into the game's action set
+    "first_action": (0, 0, 17, "the action held (first, when alternating; index into the game's actions)"),
+    "hold_first": (8, 1, 64, "steps the first action is held before the second"),
+    "second_action": (0, 0, 17, "the action alternated with the first (index into the game's actions)"),
+    "hold_second": (4, 1, 64, "steps the second action is held"),
+}
+
+INT_PARAMS = {"first_action", "hold_first", "second_action", "hold_second"}
+
+# failure kind -> candidate directions (agents/controllers/__init__.py has the change format).
+# A blind pattern has few levers: its rhythm. Which actions to play is the baseline's choice.
+DIRECTIONS = {
+    "lost": [
+        ("switch actions more often", "holding one action runs the player into danger",
+         {"params": {"hold_first": ("scale", 0.5), "hold_second": ("scale", 0.5)}}),
+        ("hold each action longer", "the player never gets anywhere: each move is undone by the next",
+         {"params": {"hold_first": ("scale", 2.0), "hold_second": ("scale", 2.0)}}),
+    ],
+    "stall": [
+        ("alternate with a second action", "one action alone reaches a state where nothing more happens",
+         {"features": {"+alternate"}, "params": {"second_action": ("set", 1)}}),
+        ("hold each action longer", "the pattern is too short to get anywhere",
+         {"params": {"hold_first": ("scale", 2.0), "hold_second": ("scale", 2.0)}}),
+    ],
+}  # fmt: skip
+
+
+def suits(facts: dict) -> bool:
+    """Every game: a pattern needs only the action names."""
+    return True
+
+
+def initial_features(facts: dict) -> set[str]:
+    return set()
+
+
+def param_used(name: str, features: set[str]) -> bool:
+    """Only an alternating pattern has a second action and a rhythm."""
+    return name == "first_action" or "alternate" in features
+
+
+def facts_from_probe(report, obs_mode: str, base: dict, protocol: str | None = None) -> dict:
+    """Nothing beyond the base facts (the action names)."""
+    return {}
+
+
+def fixture_actions(facts: dict) -> list[int]:
+    """Actions the recording rollout plays at random: all of the game's."""
+    return list(range(len(facts["action_names"])))
+
+
+def write_detectors(facts: dict, obs_mode: str) -> str:
+    return f'''"""Detectors for the policy ({obs_mode} mode): none. The pattern controller plays a fixed
+sequence of actions and reads nothing from the screen or the RAM."""
+'''
+
+
+def describe(params: dict, features: set[str], names: list[str]) -> str:
+    """The pattern in words, e.g. "hold RIGHT for 8 steps, then FIRE for 1 step, and repeat"."""
+    first, second = names[params["first_action"]], names[params["second_action"]]
+    plural = lambda n: f"{n} step{'s' if n != 1 else ''}"  # noqa: E731
+    if "alternate" not in features:
+        return f"hold {first} throughout"
+    return f"hold {first} for {plural(params['hold_first'])}, then {second} for {plural(params['hold_second'])}, and repeat"
+
+
+def clamp(params: dict, facts: dict) -> dict:
+    """Parameters with the action indices inside this game's action set."""
+    n = len(facts["action_names"])
+    full = {name: params.get(name, spec[0]) for name, spec in PARAMS.items()}
+    full["first_action"] = int(full["first_action"]) % n
+    full["second_action"] = int(full["second_action"]) % n
+    return full
+
+
+def write_policy(params: dict, features: set[str], facts: dict, direction: str) -> str:
+    """The source of policy.py for the pattern controller."""
+    names = list(facts["action_names"])
+    p = clamp(params, facts)
+    param_lines = "\n".join(f"    {name!r}: {p[name]!r},  # {PARAMS[name][3]}" for name in PARAMS if param_used(name, features))
+    actions = ", ".join(f"{i}: {name!r}" for i, name in enumerate(names))
+    if "alternate" in features:
+        act = """        period = P["hold_first"] + P["hold_second"]
+        phase = self.t % period
+        self.t += 1
+        return P["first_action"] if phase < P["hold_first"] else P["second_action"]"""
+    else:
+        act = """        return P["first_action"]"""
+    return f'''"""Pattern controller: {describe(p, features, names)}.
+
+It does not look at the screen: a fixed rhythm of actions, the baseline a structure that
+reads the game must beat.
+
+Last change: {direction}
+"""
+
+P = {{
+{param_lines}
+}}
+
+ACTION_NAMES = {{{actions}}}  # for the reader: what each action index does
+
+
+class Policy:
+    def reset(self, seed):
+        self.t = 0  # steps since the episode began
+
+    def act(self, obs):
+{act}
+'''

@@ -1,0 +1,79 @@
+"""The pattern structure and the baseline's candidates: a probe that found no player, or no
+RAM byte a structure needs, still gives facts and a structure (never a dead end); the
+generated pattern policies play what their docstrings say. Fast: no emulator (the baseline
+on the meter runs in every graph.run test)."""
+
+from __future__ import annotations
+
+import types
+
+import pytest
+
+from agents.baseline import allowance, patterns
+from agents.controllers.atari import pattern
+from agents.controllers.atari.facts import facts_from_probe
+from probe.atari import ActionEffect, MovementLabels, ObjectInfo, ProbeReport
+
+NAMES = ["NOOP", "FIRE", "UP", "RIGHT", "LEFT", "DOWN"]
+
+
+def _object(name, xs, ys):
+    return ObjectInfo(name=name, colour=[200, 72, 72], colour_hex="#c84848", width=8.0, height=10.0, area=80.0,
+                      instances_per_frame=1.0, visible_fraction=1.0, mean_speed=1.5, speed_p95=3.0, x_range=xs, y_range=ys)  # fmt: skip
+
+
+def _report(player: bool, obs_mode: str = "ram") -> ProbeReport:
+    """A probe of a game where the player walks on both axes (or of one with no player found),
+    with no RAM byte fitted to anything; FIRE acts like NOOP in it."""
+    return ProbeReport(
+        game="Maze", task_id="Maze-v5", protocol="hl", obs_mode=obs_mode, seed=0, config={}, action_names=NAMES,
+        hold_steps=32, ram_analysis=True, movement=MovementLabels(up=2, right=3, left=4, down=5, fire=1),
+        actions=[ActionEffect(index=i, name=n, equivalent_to=0 if n == "FIRE" else None) for i, n in enumerate(NAMES)],
+        player=_object("player", [20.0, 140.0], [30.0, 180.0]) if player else None,
+        player_moves_x=player, player_moves_y=player, objects=[],
+    )  # fmt: skip
+
+
+def _policy(source: str):
+    module = types.ModuleType("pattern_policy")
+    exec(compile(source, "policy.py", "exec"), module.__dict__)
+    policy = module.Policy()
+    policy.reset(0)
+    return [policy.act(None) for _ in range(12)]
+
+
+@pytest.mark.parametrize("player, obs_mode, passed_over", [
+    (False, "ram", []),  # no player: only the pattern suits
+    (True, "ram", ["route: the probe found no RAM byte for the player's x and y (|r| >= 0.9)"]),
+    (True, "vision", ["route: the route controller reads positions from RAM: use --obs ram"]),
+])  # fmt: skip
+def test_a_probe_that_found_too_little_for_a_structure_falls_back_to_the_pattern(player, obs_mode, passed_over):
+    facts = facts_from_probe(_report(player, obs_mode), obs_mode, "hl")
+    assert facts["controller"] == "pattern" and facts["unsuited"] == passed_over
+    assert facts["distinct_actions"] == [0, 2, 3, 4, 5]  # FIRE did what NOOP did
+    assert pattern.fixture_actions(facts) == list(range(len(NAMES)))
+    assert "def read_" not in pattern.write_detectors(facts, obs_mode)  # nothing to read, nothing pinned
+
+
+def test_pattern_policies_play_what_they_say():
+    facts = {"action_names": NAMES}
+    held = pattern.write_policy({"first_action": 3}, set(), facts, "test")
+    assert "Pattern controller: hold RIGHT throughout." in held and "hold_second" not in held
+    assert _policy(held) == [3] * 12
+    params = dict(first_action=4, hold_first=3, second_action=1, hold_second=2)
+    alternating = pattern.write_policy(params, {"alternate"}, facts, "test")
+    assert "hold LEFT for 3 steps, then FIRE for 2 steps, and repeat" in alternating
+    assert _policy(alternating) == [4, 4, 4, 1, 1] * 2 + [4, 4]
+    assert pattern.clamp({"first_action": 20}, facts)["first_action"] == 20 % len(NAMES)  # any game's action set
+
+
+def test_the_baseline_tries_each_distinct_action_then_alternations_within_a_share_of_the_budget():
+    facts = facts_from_probe(_report(True), "ram", "hl")
+    found = patterns(facts)
+    held = [p["first_action"] for p, features in found if not features]
+    assert held == facts["distinct_actions"]
+    alternating = lambda found: [(p["first_action"], p["second_action"]) for p, f in found if f == {"alternate"}]  # noqa: E731
+    assert alternating(found) == [(4, 3), (2, 5)]  # opposite moves; FIRE did what NOOP did, so no move with FIRE
+    facts["distinct_actions"].insert(1, 1)  # a FIRE that does something of its own: each move with FIRE too
+    assert alternating(patterns(facts)) == [(4, 3), (2, 5), (4, 1), (3, 1), (2, 1), (5, 1)]
+    assert [allowance(b) for b in (10_000, 200_000, 1_000_000, 10_000_000)] == [4_000, 20_000, 50_000, 50_000]
