@@ -220,6 +220,12 @@ class EnvFamily(ABC):
         """Episodes per dev evaluation (split "dev") or holdout report (split "holdout")."""
         return 3 if split == "dev" else 10
 
+    def robustness_protocol(self, protocol: str) -> str | None:
+        """The protocol a policy learned under `protocol` is also checked on at the end of a
+        run, on holdout seeds: one where seeds differ, when `protocol` plays every seed the same
+        (a score there can be memorisation). None when `protocol` already varies."""
+        return None
+
     # -- envs
     @abstractmethod
     def action_space(self, spec: EnvSpec) -> ActionSpace:

@@ -226,7 +226,8 @@ def refresh_reports(run_dir: Path, title: str = "") -> None:
 
 
 def _failure_sheet(run_dir: Path, trace_dir: Path, eval_id: str, episodes: list[dict], failure_name: str) -> Path | None:
-    """One contact sheet of the frames before each failure (a life lost), from the first episode that has any."""
+    """One contact sheet of the frames before each failure moment (a life or point lost, a long
+    stretch without reward), from the first episode that has any."""
     from evaluation.rollout import load_trace
     from record.video import sheet_for_moments
 
@@ -238,5 +239,5 @@ def _failure_sheet(run_dir: Path, trace_dir: Path, eval_id: str, episodes: list[
             path = unique_path(run_dir / "sheets" / f"{eval_id}-seed{e['seed']}.png")
             for m in moments:
                 m["label"] = f"seed {e['seed']}: {m['label']}"
-            return sheet_for_moments(moments, path, title=f"seed {e['seed']}: frames before each {failure_name}")
+            return sheet_for_moments(moments, path, title=f"seed {e['seed']}: frames before each failure ({failure_name}, point lost, no reward)")
     return None

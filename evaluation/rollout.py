@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import collections
 import importlib.util
+import math
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -30,6 +31,10 @@ import numpy as np
 
 from envs.base import ActionSpace, EnvProtocol, EnvSpec, InvalidAction, StepView
 from envs.registry import family_of
+
+# A stretch of play this long without a reward is a failure moment of its own (its frames go
+# on the contact sheet): in a game without lives it may be the only sign of trouble.
+QUIET_MOMENT_FRAMES = 6_000  # emulator frames: 100 s of Atari play
 
 
 class PolicyError(Exception):
@@ -98,6 +103,7 @@ class _EpisodeState:
     last_reward: float = 0.0
     failures_left: int = 0
     quiet_since: int = 0  # the step of the last reward or change of the watched state
+    last_gain: int = 0  # the step of the last positive reward (a no-reward stretch starts there)
     watched: np.ndarray | None = None  # the watched state's values since then
     actions: list = field(default_factory=list)
     rewards: list = field(default_factory=list)
@@ -273,7 +279,9 @@ def _start_episodes(policy_cls, seeds: list[int], view: StepView, info, protocol
 
 def _record_step(state: _EpisodeState, view: StepView, obs, info, row: int, reward: float, protocol: EnvProtocol,
                  failure_name: str, sheet_frames: int, sheet_stride: int, max_moments: int) -> None:  # fmt: skip
-    """Book one env step: score, length, frames, and a failure (with the frames before it)."""
+    """Book one env step: score, length, frames, and a failure moment (with the frames before
+    it): a life lost, a point lost (a negative reward: the opponent scored), or a long stretch
+    without reward, so games without lives have failure moments too."""
     result = state.result
     result.score += reward
     result.length += 1
@@ -281,13 +289,22 @@ def _record_step(state: _EpisodeState, view: StepView, obs, info, row: int, rewa
     state.last_reward = reward
     state.rewards.append(reward)
     state.failures_trace.append(state.failures_left)
+    if reward > 0:
+        state.last_gain = result.length
     left = view.failures_left(info, row)
+    labels = []
     if left < state.failures_left:
         result.failures += state.failures_left - left
-        if state.recent is not None and len(state.moments) < max_moments:
-            frame = view.frame(obs, info, row)
-            if frame is not None:
-                _add_moment(state, f"{failure_name} at step {result.length}", result.length, frame, sheet_frames, sheet_stride)
+        labels.append(f"{failure_name} at step {result.length}")
+    if reward < 0:
+        labels.append(f"point lost at step {result.length} (reward {reward:g})")
+    quiet = result.length - state.last_gain
+    if quiet == math.ceil(QUIET_MOMENT_FRAMES / protocol.frame_skip):
+        labels.append(f"no reward for {quiet} steps (since step {state.last_gain})")
+    if labels and state.recent is not None and len(state.moments) < max_moments:
+        frame = view.frame(obs, info, row)
+        if frame is not None:
+            _add_moment(state, "; ".join(labels), result.length, frame, sheet_frames, sheet_stride)
     state.failures_left = left
 
 

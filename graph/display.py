@@ -20,10 +20,17 @@ from rich.table import Table
 
 # What a summary shows, in order: numbers first, then the paths (printed whole).
 SUMMARY_FIELDS = ("best_score", "best_hns", "env_steps_to_best", "env_steps", "frames", "iterations", "accepted", "rejected",
-                  "holdout", "wall_seconds", "tokens", "cost_usd", "stop_reason")  # fmt: skip
+                  "holdout", "robustness", "wall_seconds", "tokens", "cost_usd", "stop_reason")  # fmt: skip
 SUMMARY_PATHS = ("run_dir", "policy", "readme", "video", "curve")
 # What each finish phase is doing, for a display that would otherwise sit still.
-PHASE_NOTES = {"holdout": "evaluating the best policy on holdout seeds", "report": "writing README.md and report.html"}
+PHASE_NOTES = {"holdout": "evaluating the best policy on holdout seeds",
+               "robustness": "the best policy on holdout seeds under a protocol where seeds differ (memorisation shows)",
+               "report": "writing README.md and report.html"}  # fmt: skip
+
+
+def summary_fields(summary: dict) -> list[str]:
+    """The fields a summary shows: all, but the robustness check only when the run had one."""
+    return [k for k in SUMMARY_FIELDS if k != "robustness" or summary.get("robustness_protocol")]
 
 
 def is_terminal() -> bool:
@@ -122,8 +129,9 @@ class LiveDisplay:
         table = Table(title=f"{summary['game']} · {summary['obs_mode']} · {summary['protocol']} · run {summary['run_id']}", show_header=False)
         table.add_column("", style="bold", no_wrap=True)
         table.add_column("", overflow="fold")  # long text wraps inside its cell, never cut
-        for key in SUMMARY_FIELDS:
-            table.add_row(key.replace("_", " "), fmt_number(summary.get(key)))
+        for key in summary_fields(summary):
+            label = f"holdout {summary['robustness_protocol']}" if key == "robustness" else key.replace("_", " ")
+            table.add_row(label, fmt_number(summary.get(key)))
         console.print(table)
         for key in SUMMARY_PATHS:  # outside the table: a path is copied whole, so it is never folded or cut
             if summary.get(key):
@@ -187,7 +195,9 @@ class PlainLog:
     @staticmethod
     def print_summary(ctx, summary: dict) -> None:
         print(f"{summary['game']} · {summary['obs_mode']} · {summary['protocol']} · run {summary['run_id']}")
-        for key in SUMMARY_FIELDS + SUMMARY_PATHS:
-            if key in SUMMARY_FIELDS or summary.get(key):
-                print(f"{key.replace('_', ' ')}: {fmt_number(summary.get(key))}")
+        shown = summary_fields(summary)
+        for key in shown + list(SUMMARY_PATHS):
+            if key in shown or summary.get(key):
+                label = f"holdout {summary['robustness_protocol']}" if key == "robustness" else key.replace("_", " ")
+                print(f"{label}: {fmt_number(summary.get(key))}")
         sys.stdout.flush()

@@ -1,5 +1,7 @@
-"""The end of a run: evaluate the best policy once on holdout seeds (with a video), and
-write the run's README.md: best score, budget used, how to reproduce, the policy's logic
+"""The end of a run: evaluate the best policy once on holdout seeds (with a video), then,
+when the run's protocol plays every seed the same (Atari's hl), once more on holdout seeds
+under the family's robustness protocol (ale-v5, sticky actions) so a memorised score shows;
+and write the run's README.md: best score, budget used, how to reproduce, the policy's logic
 in words, the main failed directions, and why the run stopped."""
 
 from __future__ import annotations
@@ -25,6 +27,13 @@ def _holdout(ctx: RunContext, best: dict | None) -> dict | None:
     return _summary(r) if r is not None else None
 
 
+def _robustness(ctx: RunContext, best: dict | None) -> dict | None:
+    if not best or ctx.config.robustness_protocol is None:
+        return None
+    r = steps.evaluate_robustness(ctx, ctx.hs.path / "policy.py", best["policy_hash"])
+    return _summary(r) if r is not None else None
+
+
 def _holdout_line(holdout: dict | None, best: dict | None) -> str:
     """What became of the holdout, in words: a score, or why there is none."""
     if not best:
@@ -34,6 +43,18 @@ def _holdout_line(holdout: dict | None, best: dict | None) -> str:
     if holdout["status"] == "budget_stop" or holdout["score_mean"] is None:
         return f"none: cut by the budget ({holdout['status']}) before an episode finished"
     return f"{_fmt_score(holdout['score_mean'])} over {len(holdout['scores'])} holdout episodes"
+
+
+def _robustness_line(ctx: RunContext, robust: dict | None, best: dict | None) -> str | None:
+    """The robustness check in words (None when the run's protocol has none)."""
+    protocol = ctx.config.robustness_protocol
+    if protocol is None:
+        return None
+    line = _holdout_line(robust, best)
+    if robust and robust["score_mean"] is not None:
+        if best and robust["score_mean"] < best["score"]:
+            line += f" (dev {_fmt_score(best['score'])} under {ctx.config.protocol}: what sticky play loses)"
+    return line
 
 
 def policy_logic(ctx: RunContext) -> str:
@@ -71,11 +92,16 @@ def finish_run(ctx: RunContext, state: dict, started: float) -> dict:
     with _phase(ctx, "holdout", iteration, {}) as outcome:
         holdout = _holdout(ctx, best)
         outcome["summary"] = f"holdout {_holdout_line(holdout, best)}"
+    robust = None
+    if ctx.config.robustness_protocol is not None:
+        with _phase(ctx, "robustness", iteration, {}) as outcome:
+            robust = _robustness(ctx, best)
+            outcome["summary"] = f"{ctx.config.robustness_protocol} holdout {_robustness_line(ctx, robust, best)}"
     with _phase(ctx, "report", iteration, {"summary": "reports, README and report.html"}):
-        return _write_outputs(ctx, state, best, holdout, started)
+        return _write_outputs(ctx, state, best, holdout, started, robust)
 
 
-def _write_outputs(ctx: RunContext, state: dict, best, holdout, started: float) -> dict:
+def _write_outputs(ctx: RunContext, state: dict, best, holdout, started: float, robust: dict | None = None) -> dict:
     refresh_reports(ctx.run_dir, title=f"{ctx.game.name} · {ctx.config.obs_mode} · {ctx.config.protocol}")
     history = state.get("history", [])
     # From the ledger, not the state: the first dev evaluation (by any role) that reached the
@@ -92,6 +118,8 @@ def _write_outputs(ctx: RunContext, state: dict, best, holdout, started: float) 
         accepted=sum(h["outcome"] == "accepted" for h in history), rejected=sum(h["outcome"] == "rejected" for h in history),
         holdout=_holdout_line(holdout, best),
         holdout_score=holdout["score_mean"] if holdout else None,
+        robustness_protocol=ctx.config.robustness_protocol, robustness=_robustness_line(ctx, robust, best),
+        robustness_score=robust["score_mean"] if robust else None,
         structure=((best or {}).get("policy") or {}).get("controller"),
         memory_at_start=state.get("memory_at_start"),
         wall_seconds=round(time.time() - started, 1), stop_reason=state.get("stop_reason"),
@@ -132,6 +160,13 @@ def _model_flags(ctx: RunContext) -> str:
     return f" --model {cfg.model} --brains {brains}"
 
 
+def _robustness_bullet(s: dict) -> str:
+    """The README line of the robustness check (a score under hl can be memorisation)."""
+    if not s.get("robustness_protocol"):
+        return ""
+    return f"\n- **Holdout under {s['robustness_protocol']} (seeds differ):** {s['robustness']}"
+
+
 def _write_readme(ctx: RunContext, s: dict, history: list[dict], records: list | None = None) -> None:
     """README.md: its first lines say the score, what capped it (a stall, the episode cap, a
     plateau) and why the run stopped; repeated directions are one line with their count.
@@ -150,7 +185,7 @@ def _write_readme(ctx: RunContext, s: dict, history: list[dict], records: list |
 - **Best dev score:** {_fmt_score(s['best_score'])} (HNS {s['best_hns']}), reached after {to_best} env steps
 - **What capped it:** {cap_headline(records, s['stop_reason'])}
 - **Why it stopped:** {s['stop_reason']}
-- **Holdout:** {s['holdout'] or 'not evaluated (no best policy or no budget left)'}
+- **Holdout:** {s['holdout'] or 'not evaluated (no best policy or no budget left)'}{_robustness_bullet(s)}
 - **Budget used:** {s['env_steps']:,} of {s['budget']:,} env steps ({s['frames']:,} emulator frames), {s['wall_seconds']} s
 - **Iterations:** {s['iterations']} ({s['accepted']} accepted, {s['rejected']} rejected)
 - **Brains:** {_brains(cfg)}; {s['tokens']:,} tokens, ${s['cost_usd']:.4f}
@@ -190,6 +225,8 @@ def _close_notes(ctx: RunContext, s: dict, caps: list[str], history: list[dict])
 
     rejected = [h for h in history if h.get("outcome") != "accepted"]
     ending = [f"- Why it stopped: {s['stop_reason']}.", f"- Best dev score {_fmt_score(s['best_score'])}; holdout {s['holdout']}."]
+    if s.get("robustness_protocol"):
+        ending.append(f"- Holdout under {s['robustness_protocol']}: {s['robustness']}.")
     if caps:
         ending += ["- What capped the score:"] + [f"  - {c}" for c in caps]
     if rejected:

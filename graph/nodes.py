@@ -26,7 +26,9 @@ def _budget_spent(ctx: RunContext, best: dict | None) -> str:
     """The stop reason when the budget is spent, saying what the rest is for."""
     if not best:
         return "budget spent: no policy scored, so there is no holdout to run"
-    return f"budget spent: {ctx.meter.remaining:,} env steps left for the holdout of the best policy ({ctx.config.holdout_episodes} episodes)"
+    cfg = ctx.config
+    check = f" and {cfg.robustness_episodes} under {cfg.robustness_protocol}" if cfg.robustness_protocol else ""
+    return f"budget spent: {ctx.meter.remaining:,} env steps left for the holdout of the best policy ({cfg.holdout_episodes} episodes{check})"
 
 
 def _tuned_since_best(state: HLState, update: dict) -> bool:
@@ -74,6 +76,8 @@ def decide(state: HLState, ctx: RunContext) -> NodeUpdate:
             update["new_best"] = True
             update["plateau"] = 0
             outcome = "accepted"
+        if candidate.get("source") == "baseline" and score is not None:
+            update["baseline"] = dict(state.get("baseline") or {}, score=score)  # the floor every structure must beat
         else:
             ctx.hs.rollback()
             update["plateau"] = state.get("plateau", 0) + 1

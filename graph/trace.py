@@ -159,7 +159,7 @@ def _trials_for(row: dict, records: list) -> list:
     lo = row.get("env_steps_start")
     hi = row.get("env_steps_total")
     found = []
-    role = {"holdout": "finish"}.get(row["node"], row["node"])  # the holdout's ledger row is the finish's
+    role = {"holdout": "finish", "robustness": "finish"}.get(row["node"], row["node"])  # the finish phases' rows are the finish's
     for r in records:
         if r.role != role:
             continue

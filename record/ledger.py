@@ -34,7 +34,8 @@ class TrialRecord(BaseModel):
     family: str = "atari"  # the environment family (envs/registry.py); rows before families were Atari
     role: str = "user"
     # "llm": model calls of a role that no evaluation row carries (so every token is on a row)
-    kind: Literal["evaluation", "baseline", "probe", "search", "tuning", "llm", "invalid"] = "evaluation"
+    # "robustness": the best policy on holdout seeds under another protocol at the end (role "finish")
+    kind: Literal["evaluation", "baseline", "probe", "search", "tuning", "llm", "invalid", "robustness"] = "evaluation"
     status: Literal["ok", "failed", "budget_stop", "invalid"] = "ok"
     policy_path: str | None = None
     policy_hash: str | None = None
@@ -83,6 +84,16 @@ class TrialRecord(BaseModel):
         if self.obs_mode not in modes:
             raise ValueError(f"obs_mode {self.obs_mode!r} is not one of the {self.family} family's: {', '.join(modes)}")
         return self
+
+
+def is_holdout(r: TrialRecord) -> bool:
+    """The final holdout evaluation of the best policy, under the run's own protocol."""
+    return r.role == "finish" and r.kind != "robustness"
+
+
+def is_robustness(r: TrialRecord) -> bool:
+    """The best policy on holdout seeds under the robustness protocol (Atari: ale-v5 after hl)."""
+    return r.role == "finish" and r.kind == "robustness"
 
 
 class LedgerDamage(BaseModel):
@@ -250,7 +261,7 @@ def plot_sample_efficiency(records: list[TrialRecord], path: str | Path, title: 
     path = Path(path)
     ok = [r for r in records if r.status == "ok" and r.score_mean is not None]
     dev = [r for r in ok if r.role != "finish"]
-    holdout = [r for r in ok if r.role == "finish"]
+    holdout = [r for r in ok if is_holdout(r)]
     failed = [r for r in records if r.status == "failed"]
     end = max((r.cumulative_env_steps for r in records), default=0)
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)

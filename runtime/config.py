@@ -16,6 +16,7 @@ from record.workspace import DEFAULT_RUNS_DIR
 KNOBS: dict[str, tuple[str, int | None]] = {
     "dev_episodes": ("HL_DEV_EPISODES", None),
     "holdout_episodes": ("HL_HOLDOUT_EPISODES", None),
+    "robustness_episodes": ("HL_ROBUSTNESS_EPISODES", None),
     "tune_trials": ("HL_TUNE_TRIALS", 12),
     "plateau_patience": ("HL_PLATEAU_PATIENCE", 6),
     "simplify_every": ("HL_SIMPLIFY_EVERY", 3),
@@ -61,6 +62,9 @@ class RunConfig(BaseModel):
     # under ale-v5, where sticky actions make seeds differ).
     dev_episodes: int | None = Field(default_factory=lambda: _knob("dev_episodes"), ge=1)
     holdout_episodes: int | None = Field(default_factory=lambda: _knob("holdout_episodes"), ge=1)
+    # Holdout episodes of the best policy under the family's robustness protocol at the end
+    # (Atari: ale-v5 for a run under hl, 10 episodes), so a memorised score shows; 0: none.
+    robustness_episodes: int | None = Field(default_factory=lambda: _knob("robustness_episodes"), ge=0)
     tune_trials: int = Field(default_factory=lambda: _knob("tune_trials"), ge=0)
     plateau_patience: int = Field(default_factory=lambda: _knob("plateau_patience"), ge=1)
     simplify_every: int = Field(default_factory=lambda: _knob("simplify_every"), ge=1)
@@ -80,7 +84,7 @@ class RunConfig(BaseModel):
         out = {}
         for name, (env, default) in KNOBS.items():
             value = getattr(self, name)
-            if name in ("dev_episodes", "holdout_episodes"):
+            if name in ("dev_episodes", "holdout_episodes", "robustness_episodes"):
                 default = self.protocol_default(name)
             if value != default and value is not None:
                 out[env] = value
@@ -88,7 +92,17 @@ class RunConfig(BaseModel):
 
     def protocol_default(self, name: str) -> int:
         family = family_of(resolve_env(self.game))
+        if name == "robustness_episodes":
+            other = family.robustness_protocol(self.protocol)
+            return family.default_episodes(other, "holdout") if other else 0
         return family.default_episodes(self.protocol, "dev" if name == "dev_episodes" else "holdout")
+
+    @property
+    def robustness_protocol(self) -> str | None:
+        """The protocol the best policy is also checked on at the end (None: no such check)."""
+        if not self.robustness_episodes:
+            return None
+        return family_of(resolve_env(self.game)).robustness_protocol(self.protocol)
 
     @model_validator(mode="after")
     def _family_defaults(self) -> "RunConfig":
@@ -100,6 +114,8 @@ class RunConfig(BaseModel):
         for name in ("dev_episodes", "holdout_episodes"):
             if not getattr(self, name):
                 setattr(self, name, self.protocol_default(name))
+        if self.robustness_episodes is None:
+            self.robustness_episodes = self.protocol_default("robustness_episodes")
         return self
 
 

@@ -57,13 +57,14 @@ class Evaluation(TypedDict, total=False):
 
 
 class Diagnosis(TypedDict, total=False):
-    failure: str  # life_lost | reward_stall | periodic_loop | timeout | crash | none
+    failure: str  # score | lost | stall | serve | timeout | crash | none (agents/roles/replay_critic.failure_kinds)
     what: str
     evidence: str
     hypothesis: str
     direction: str  # the proposed change, named so memory can match it
     params: dict  # concrete parameter changes implementing the direction
     sheet: str | None
+    controller: str | None  # the structure whose directions the change is in (None: free text)
 
 
 class Best(TypedDict, total=False):
@@ -96,7 +97,7 @@ class HLState(TypedDict, total=False):
     evaluation: Evaluation | None
     diagnosis: Diagnosis | None
     best: Best | None
-    baseline: dict | None  # the pattern baseline's outcome (agents/baseline.py): winner, rounds, env steps
+    baseline: dict | None  # the pattern baseline (agents/baseline.py): winner, rounds, env steps; its dev score once evaluated
     structure_tried: bool  # the probe's structure has had its first candidate (after the baseline)
     plateau: int  # iterations since the best improved
     new_best: bool

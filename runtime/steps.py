@@ -5,6 +5,7 @@ charges the run's meter and writes the ledger row. Roles never call `meter.charg
 - `evaluate_candidate`: a policy file on dev seeds, in the sandbox (reusing a recorded
   result of the same code on the same seeds: what makes nodes idempotent on --resume);
 - `evaluate_holdout`: the best policy on holdout seeds at the end, from the reserve;
+- `evaluate_robustness`: the same under the robustness protocol (Atari: ale-v5 after hl);
 - `metered`: any other work that steps envs (a probe, a route search): it gets its own
   meter holding what the run may spend, and one row when it ends, ok or not;
 - `sample_observations`: a short random-action rollout whose observations pin detectors;
@@ -23,7 +24,7 @@ from typing import Iterator
 from envs.seeds import split_seeds
 from evaluation.evaluate import evaluate, reconcile_interrupted
 from evaluation.sample import play_random
-from record.ledger import TrialRecord
+from record.ledger import TrialRecord, is_holdout, is_robustness
 from record.meter import BudgetExhausted, StepMeter
 from record.workspace import policy_hash
 from runtime.context import RunContext
@@ -101,7 +102,7 @@ def evaluate_holdout(ctx: RunContext, policy_path: str | Path, policy_hash_: str
     reserve for it. The row of an earlier call (before a resume) is reused. None when no
     budget is left."""
     for r in ctx.ledger.records():
-        if r.role == "finish" and r.policy_hash == policy_hash_:
+        if is_holdout(r) and r.policy_hash == policy_hash_:
             return r
     if ctx.meter.remaining == 0:
         return None
@@ -112,6 +113,29 @@ def evaluate_holdout(ctx: RunContext, policy_path: str | Path, policy_hash_: str
                         workers=min(ctx.config.eval_workers, len(seeds)),
                         change_summary="final holdout evaluation of the best policy", video_seeds=(seeds[0],),
                         use_reserve=True, stall=ctx.stall_rule())  # fmt: skip
+    except BudgetExhausted:
+        return None
+
+
+def evaluate_robustness(ctx: RunContext, policy_path: str | Path, policy_hash_: str) -> TrialRecord | None:
+    """The best policy on holdout seeds under the robustness protocol (the run's config names
+    it; Atari: ale-v5, sticky actions, after a run under hl), from the reserve, after the
+    holdout. The row of an earlier call is reused. None when the run has no such check or no
+    budget is left."""
+    protocol = ctx.config.robustness_protocol
+    if protocol is None:
+        return None
+    for r in ctx.ledger.records():
+        if is_robustness(r) and r.policy_hash == policy_hash_:
+            return r
+    if ctx.meter.remaining == 0:
+        return None
+    seeds = split_seeds("holdout", ctx.config.robustness_episodes)
+    try:
+        return evaluate(policy_path, ctx.game, ctx.run_dir, obs_mode=ctx.config.obs_mode, protocol=protocol,
+                        seeds=seeds, max_frames=ctx.config.eval_max_frames, meter=ctx.meter, role="finish", kind="robustness",
+                        workers=min(ctx.config.eval_workers, len(seeds)), use_reserve=True, stall=ctx.stall_rule(),
+                        change_summary=f"robustness check: the best policy on holdout seeds under {protocol}")  # fmt: skip
     except BudgetExhausted:
         return None
 

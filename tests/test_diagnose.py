@@ -50,9 +50,9 @@ def test_failure_kinds_come_most_telling_first_with_every_failure_the_episode_sh
 
     # Nothing happens for the whole timed-out episode: no ball in play, a stall and a timeout.
     idle = analyse_episode(write_trace(tmp_path / "idle.npz", [0] * 5000, [3] * 5000), seed=0, truncated="time_limit")
-    assert [k for k, _ in failure_kinds(idle, set())] == ["serve", "stall", "timeout"]
+    assert [k for k, _ in failure_kinds(idle, set())] == ["serve", "stall", "timeout", "score"]
     # The serve feature already on: serving is no longer the explanation.
-    assert [k for k, _ in failure_kinds(idle, {"fire_to_serve"})] == ["stall", "timeout"]
+    assert [k for k, _ in failure_kinds(idle, {"fire_to_serve"})] == ["stall", "timeout", "score"]
     rewards = [0] * 100
     rewards[10] = 1
     died = analyse_episode(write_trace(tmp_path / "died.npz", rewards, [3] * 50 + [0] * 50), seed=0, truncated=None)
@@ -60,6 +60,17 @@ def test_failure_kinds_come_most_telling_first_with_every_failure_the_episode_sh
     assert [k for k, _ in kinds] == ["lost"] and "at steps [50]" in kinds[0][1]
     fine = analyse_episode(write_trace(tmp_path / "fine.npz", rewards, [0] * 100), seed=0, truncated=None)
     assert [k for k, _ in failure_kinds(fine, set())] == ["none"]
+    # The same point is a failure when the blind pattern baseline scored more.
+    below = failure_kinds(fine, set(), floor=3)
+    assert [k for k, _ in below] == ["score"] and "below the blind pattern baseline's 3" in below[0][1]
+    # A game without lives that ends on its clock with no points: a failure, never "none".
+    nothing = analyse_episode(write_trace(tmp_path / "nothing.npz", [0] * 100, [0] * 100), seed=0, truncated=None)
+    assert [k for k, _ in failure_kinds(nothing, set())] == ["score"]
+    # A long stretch without reward is a stall though the episode ended before the cap.
+    late = [0] * 5000
+    late[100] = 1
+    quiet = analyse_episode(write_trace(tmp_path / "quiet.npz", late, [0] * 5000), seed=0, truncated=None)
+    assert [k for k, _ in failure_kinds(quiet, set())] == ["stall"] and "4899 steps" in failure_kinds(quiet, set())[0][1]
 
 
 def test_route_controller_blames_the_route_when_the_policy_scored_all_of_it(tmp_path):

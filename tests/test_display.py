@@ -40,10 +40,12 @@ def test_a_piped_run_logs_plain_full_lines_with_labelled_phases_and_the_commands
     assert all(re.match(r"^\d\d:\d\d:\d\d  \S", line) for line in events), events[:5]
     assert any(" trial " in line or "trial " in line for line in events)
     phases = [line.split("  ", 1)[1].split(":")[0] for line in events if "  finish " in line]
-    assert phases == ["finish holdout", "finish report"]
+    # Under hl the best policy is also played on holdout seeds under ale-v5 (the robustness check).
+    assert phases == ["finish holdout", "finish robustness", "finish report"]
+    assert re.fullmatch(r"holdout ale-v5: -?[\d.]+ over 10 holdout episodes.*", next(x for x in done.stdout.splitlines() if x.startswith("holdout ale-v5")))
     # The wall time covers everything the command did, finish included.
     entries, _ = read_trace(run_dir / "trace.jsonl")
-    assert [e["node"] for e in entries if e["event"] == "end"][-2:] == ["holdout", "report"]
+    assert [e["node"] for e in entries if e["event"] == "end"][-3:] == ["holdout", "robustness", "report"]
     assert float(summary["wall seconds"]) >= entries[-1]["t"] - entries[0]["t"]
 
 

@@ -23,9 +23,10 @@ PONG, BREAKOUT = resolve_env("pong"), resolve_env("breakout")
 
 
 def make_run(batch: Path, game: str, obs: str, run_id: str, points: list, holdout=None, memory=0, summary=True,
-             structure="intercept", protocol="hl") -> Path:  # fmt: skip
+             structure="intercept", protocol="hl", robust=None) -> Path:  # fmt: skip
     """A run folder: one dev row per (cumulative env steps, score) point (score None: a trial
-    that failed), a finish row for the holdout, config.json and summary.json."""
+    that failed), a finish row for the holdout (and one for the robustness check under
+    ale-v5 when `robust` is given), config.json and summary.json."""
     spec = resolve_env(game)
     run_dir = batch / spec.slug / obs / run_id
     ledger = Ledger(run_dir / "trials.jsonl")
@@ -39,6 +40,10 @@ def make_run(batch: Path, game: str, obs: str, run_id: str, points: list, holdou
     if holdout is not None:
         ledger.append(**base, role="finish", split="holdout", env_steps=100, frames=100, scores=[holdout], **score_stats([holdout]))
         done += 100
+    if robust is not None:
+        ledger.append(**{**base, "protocol": "ale-v5"}, role="finish", kind="robustness", split="holdout", env_steps=100,
+                      frames=400, scores=[robust], **score_stats([robust]))  # fmt: skip
+        done += 100
     (run_dir / "config.json").write_text(json.dumps({"game": game, "obs_mode": obs, "protocol": protocol}))
     best = max((s for _, s in points if s is not None), default=None)
     if summary:
@@ -47,7 +52,8 @@ def make_run(batch: Path, game: str, obs: str, run_id: str, points: list, holdou
             best_hns=spec.hns(best) if best is not None else None, env_steps_to_best=next((x for x, s in points if s == best), None),
             env_steps=done, frames=done, budget=100_000, holdout=f"{holdout} over 1 holdout episode" if holdout is not None else "none",
             holdout_score=holdout, structure=structure if best is not None else None, memory_at_start=memory,
-            stop_reason="plateau", wall_seconds=10.0)))  # fmt: skip
+            stop_reason="plateau", wall_seconds=10.0,
+            **(dict(robustness_protocol="ale-v5", robustness_score=robust) if robust is not None else {}))))  # fmt: skip
     return run_dir
 
 
@@ -68,8 +74,8 @@ def batch(tmp_path) -> Path:
     """Pong and Breakout done (repeat 2 started with memory), Breakout repeat 2 scored nothing,
     Qbert failed before its ledger and its repeat is pending, Pong vision is running."""
     b = tmp_path / "batch"
-    make_run(b, "pong", "ram", "pong-ram-hl-1", [(1000, -21.0), (5000, -10.0), (20000, 3.0)], holdout=2.0)
-    make_run(b, "pong", "ram", "pong-ram-hl-2", [(2000, -15.0), (30000, 9.0)], holdout=8.0, memory=5)
+    make_run(b, "pong", "ram", "pong-ram-hl-1", [(1000, -21.0), (5000, -10.0), (20000, 3.0)], holdout=2.0, robust=-5.0)
+    make_run(b, "pong", "ram", "pong-ram-hl-2", [(2000, -15.0), (30000, 9.0)], holdout=8.0, memory=5, robust=-3.0)
     make_run(b, "breakout", "ram", "breakout-ram-hl-1", [(3000, 5.0), (15000, 30.0)], holdout=25.0)
     make_run(b, "breakout", "ram", "breakout-ram-hl-2", [(3000, None)], memory=3)
     make_run(b, "breakout", "vision", "breakout-vision-hl-1", [(3000, 12.0)], holdout=10.0, structure="shooter")
@@ -140,7 +146,7 @@ def test_rows_per_game_obs_and_protocol(batch):
     assert (pong["runs"], pong["runs_with_policy"], pong["best_score"], pong["mean_best_score"]) == (2, 2, 9.0, 6.0)
     assert pong["hns"] == pytest.approx((PONG.hns(3.0) + PONG.hns(9.0)) / 2)  # mean over runs of each run's best HNS
     assert pong["holdout_score"] == 5.0 and pong["holdout_hns"] == pytest.approx((PONG.hns(2.0) + PONG.hns(8.0)) / 2)
-    assert pong["env_steps_to_best_median"] == 25_000 and pong["env_steps"] == 20_100 + 30_100 and pong["wall_seconds"] == 20.0
+    assert pong["env_steps_to_best_median"] == 25_000 and pong["env_steps"] == 20_200 + 30_200 and pong["wall_seconds"] == 20.0
     assert (pong["structures"], pong["beats_random"], pong["published_hl_best_hl"]) == ("intercept", True, PONG.hl_ram_best_score)
     assert pong["published_hl_hns"] == 1.18 and pong["ppo2_hns"] == 1.17 and pong["notes"] == ""
     breakout = rows["Breakout", "ram"]
@@ -188,12 +194,15 @@ def test_write_scoreboard_writes_the_csv_the_markdown_and_the_curve(batch):
         rows = list(reader)
     assert reader.fieldnames == [
         "game", "obs", "protocol", "runs", "runs_with_policy", "best_score", "mean_best_score", "hns", "holdout_score",
-        "holdout_hns", "env_steps_to_best_median", "env_steps", "wall_seconds", "structures", "beats_random",
+        "holdout_hns", "robustness_protocol", "robustness_score", "robustness_hns", "env_steps_to_best_median", "env_steps", "wall_seconds", "structures", "beats_random",
         "published_hl_best_hl", "published_hl_hns", "ppo2_hns", "cleanrl_envpool_ppo_hns", "notes"]  # fmt: skip
     assert [(r["game"], r["obs"], r["protocol"]) for r in rows] == [
         ("Breakout", "ram", "hl"), ("Breakout", "vision", "hl"), ("Pong", "ram", "hl"), ("Pong", "vision", "hl"), ("Qbert", "ram", "hl")]  # fmt: skip
     pong = rows[2]
-    assert (pong["runs"], pong["best_score"], pong["mean_best_score"], pong["env_steps"], pong["beats_random"]) == ("2", "9", "6", "50200", "yes")
+    assert (pong["runs"], pong["best_score"], pong["mean_best_score"], pong["env_steps"], pong["beats_random"]) == ("2", "9", "6", "50400", "yes")
+    # The hl policies on ale-v5 holdout seeds, beside their hl holdout (memorisation shows).
+    assert (pong["holdout_score"], pong["robustness_protocol"], pong["robustness_score"]) == ("5", "ale-v5", "-4")
+    assert rows[0]["robustness_score"] == "" and rows[0]["robustness_protocol"] == ""  # Breakout: no check recorded
     assert float(pong["hns"]) == pytest.approx((PONG.hns(3.0) + PONG.hns(9.0)) / 2, abs=1e-5)
     assert rows[4]["best_score"] == "" and "the probe found no player" in rows[4]["notes"]
 
@@ -257,7 +266,7 @@ def test_the_suite_page_shows_the_aggregates_the_scoreboard_and_the_iqm_band(bat
     iqm_line = fig.renderers[fig.renderers.index(ram) + 1].data_source.data
     assert np.all(np.asarray(ram.data_source.data["y1"]) <= np.asarray(iqm_line["y"]) + 1e-12)
     assert np.all(np.asarray(iqm_line["y"]) <= np.asarray(ram.data_source.data["y2"]) + 1e-12)
-    assert max(ram.data_source.data["x"]) == 30_100  # to the end of the group's longest run
+    assert max(ram.data_source.data["x"]) == 30_200  # to the end of the group's longest run
 
 
 # -- TensorBoard -------------------------------------------------------------------------------------
@@ -306,7 +315,8 @@ def test_tensorboard_export_reads_back_and_reexport_does_not_duplicate(batch):
     assert [s for s, _ in pong["hns/best"]] == [1000, 5000, 20000]
     assert pong["hns/best"][-1][1] == pytest.approx(PONG.hns(3.0), abs=1e-6)
     assert pong["score/holdout"] == [(20100, 2.0)]
-    assert pong["budget/env_steps"] == [(0, 1000.0), (1, 5000.0), (2, 20000.0), (3, 20100.0)]
+    assert pong["score/holdout_ale-v5"] == [(20200, -5.0)]  # the robustness check, a tag of its own
+    assert pong["budget/env_steps"] == [(0, 1000.0), (1, 5000.0), (2, 20000.0), (3, 20100.0), (4, 20200.0)]
     nothing = scalars(out / "breakout-ram-hl-2")  # a failed trial: env steps, no score
     assert "score/dev" not in nothing and nothing["budget/env_steps"] == [(0, 3000.0)]
 

@@ -218,6 +218,8 @@ def policy_writer(state: HLState, ctx: RunContext) -> NodeUpdate:
     controller = get_controller(name)
     params, features = dict(policy["params"]), set(policy["features"])
     diagnosis = state.get("diagnosis") or {}
+    if diagnosis.get("controller") not in (None, name):
+        diagnosis = {}  # a change to another structure's parameters (a challenger that lost): not this one's
     change = diagnosis.get("params") or {}
     if diagnosis.get("direction") and not state.get("force_tune"):
         new_params, new_features = apply_change(controller, params, features, change)

@@ -22,19 +22,23 @@ from runtime.steps import trial_row
 from tools.diagnose import EpisodeFindings, analyse_trial, describe_stall
 
 
-def failure_kinds(f: EpisodeFindings, features: set[str]) -> list[tuple[str, str]]:
+def failure_kinds(f: EpisodeFindings, features: set[str], floor: float | None = None) -> list[tuple[str, str]]:
     """Every failure an episode shows, as (kind, what happened), the most telling first:
     serve (nothing happens for most of a timed-out episode, or the evaluation cut it because
-    the tracked objects stood still: nothing in play), stall (a periodic loop, a long reward
-    stall, or a cut on the reward alone), lost (lives or points lost, or the game ended with
-    lives left), timeout (the frame cap was hit). ("none", ...) when there is nothing to say."""
+    the tracked objects stood still: nothing in play), stall (a periodic loop, a long stretch
+    without reward, or a cut on the reward alone), lost (lives or points lost, or the game
+    ended with lives left), timeout (the frame cap was hit), and last the symptom they
+    explain, score (no points, or fewer than `floor`, the blind pattern baseline's score),
+    which is a failure even when nothing else shows. ("none", ...) when there is nothing."""
     kinds = []
     lost = f.lives_lost + f.points_lost
     if f.stall:  # the evaluation's own evidence, from the watched state: what the trace shows
         kinds.append(("serve" if f.stall.get("watched") else "stall", describe_stall(f.stall)))
     if f.timeout and f.longest_stall > 0.5 * f.length and lost == 0 and "fire_to_serve" not in features:
         kinds.append(("serve", f"nothing happens for {f.longest_stall} steps from step {f.stall_start}: no ball in play"))
-    if f.loop_period is not None or (f.timeout and f.longest_stall > 2000):
+    # A long stretch without reward is a failure whether or not the episode ran to the cap
+    # (a game without lives ends on a clock): past 2,000 steps and half the episode.
+    if f.loop_period is not None or (f.longest_stall > 2000 and (f.timeout or f.longest_stall > 0.5 * f.length)):
         kinds.append(("stall", f"periodic loop: RAM repeats every {f.loop_period} steps" if f.loop_period
                       else f"reward stall of {f.longest_stall} steps from step {f.stall_start}"))  # fmt: skip
     if lost or f.game_over_with_lives:
@@ -45,6 +49,10 @@ def failure_kinds(f: EpisodeFindings, features: set[str]) -> list[tuple[str, str
         kinds.append(("lost", what))
     if f.timeout:
         kinds.append(("timeout", f"the episode hit the frame cap at step {f.length} with score {f.score:g}"))
+    if f.score <= 0:
+        kinds.append(("score", f"the episode scored {f.score:g}: no points in {f.length} steps"))
+    elif floor is not None and f.score < floor:
+        kinds.append(("score", f"the episode scored {f.score:g}, below the blind pattern baseline's {floor:g}"))
     return kinds or [("none", "no failure found in the traces")]
 
 
@@ -64,7 +72,7 @@ def _already_rejected(ctx: RunContext, state: HLState, direction: str) -> bool:
 class CriticReport(BaseModel):
     """The diagnosis of the last evaluation."""
 
-    failure: Literal["lost", "stall", "serve", "timeout", "crash", "none"]
+    failure: Literal["score", "lost", "stall", "serve", "timeout", "crash", "none"]
     what: str = Field(description="what failed, concretely")
     evidence: str = Field(description="trial, seed, steps, contact sheet")
     hypothesis: str = Field(description="why it failed")
@@ -92,7 +100,12 @@ def replay_critic(state: HLState, ctx: RunContext) -> NodeUpdate:
     """Find failure moments in the last evaluation's traces and propose a direction."""
     evaluation = state.get("evaluation")
     best = state.get("best") or {}
-    policy = best.get("policy") or (state.get("candidate") or {})
+    candidate = state.get("candidate") or {}
+    # The evaluated policy's structure: a challenger of another structure (after the
+    # baseline, or a structure switch) is diagnosed in its own terms, not the best's.
+    policy = best.get("policy") or candidate
+    if candidate.get("controller") and candidate.get("controller") != policy.get("controller"):
+        policy = candidate
     if not evaluation:
         return {"diagnosis": None}
     if evaluation["status"] == "failed":
@@ -111,7 +124,7 @@ def replay_critic(state: HLState, ctx: RunContext) -> NodeUpdate:
     # A policy an LLM wrote has no catalogue of named changes: the diagnosis stands alone.
     controller = get_controller(name) if name in CONTROLLER_MODULES else None
     params, features = policy.get("params", {}), set(policy.get("features", []))
-    kinds = failure_kinds(f, features)
+    kinds = failure_kinds(f, features, floor=(state.get("baseline") or {}).get("score"))
     if controller is not None and hasattr(controller, "order_failures"):
         kinds = controller.order_failures(kinds, f, ctx.hs.path)  # the controller knows what its failures mean
 
@@ -137,7 +150,8 @@ def replay_critic(state: HLState, ctx: RunContext) -> NodeUpdate:
     if sheet:
         evidence += f"; contact sheet {sheet}"
     diagnosis = dict(failure=kind, what=what, evidence=evidence, hypothesis=hypothesis or "no untried direction left",
-                     direction=direction, params=json.loads(json.dumps(change, default=sorted)), sheet=sheet)  # fmt: skip
+                     direction=direction, params=json.loads(json.dumps(change, default=sorted)), sheet=sheet,
+                     controller=name if controller else None)  # fmt: skip
     if ctx.memory is not None and kind != "none":
         ctx.memory.add_failure(ctx.game.name, ctx.config.obs_mode, state["run_id"], what, evidence=evidence,
                                trial=evaluation["trial"])  # fmt: skip

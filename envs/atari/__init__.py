@@ -94,6 +94,11 @@ class AtariFamily(EnvFamily):
             return 1 if protocol == "hl" else 3
         return 3 if protocol == "hl" else 10
 
+    def robustness_protocol(self, protocol: str) -> str | None:
+        # Without sticky actions every seed is the same game: a route replayed step by step
+        # scores there and nowhere else. The Machado et al. protocol shows whether it holds.
+        return "ale-v5" if self.get_protocol(protocol).repeat_action_probability == 0 else None
+
     def action_space(self, spec: GameSpec) -> ActionSpace:
         return ActionSpace(kind="discrete", n=len(spec.action_meanings()))
 

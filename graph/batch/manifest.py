@@ -46,6 +46,8 @@ class CellResult(BaseModel):
     best_hns: float | None = None
     holdout: str | None = None  # graph.run's holdout line ("19.3 over 10 holdout episodes")
     holdout_score: float | None = None
+    robustness_protocol: str | None = None  # the protocol of the robustness check (Atari: ale-v5 after hl)
+    robustness_score: float | None = None  # the best policy on its holdout seeds under that protocol
     env_steps: int = 0
     env_steps_to_best: int | None = None
     structure: str | None = None  # the controller structure of the best policy

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+from record.ledger import is_holdout
+
 
 def _scored_dev(records: list) -> list:
     return [r for r in records if r.status == "ok" and r.score_mean is not None and r.role != "finish"
@@ -65,7 +67,7 @@ def score_caps(records: list, stop_reason: str | None) -> list[str]:
     (stall, episode cap) on dev and holdout seeds, stalls elsewhere in the run, a plateau."""
     caps = []
     best = best_dev_row(records)
-    holdout = next((r for r in reversed(records) if r.role == "finish" and r.status == "ok"), None)
+    holdout = next((r for r in reversed(records) if is_holdout(r) and r.status == "ok"), None)
     first = f"dev seeds in trial {best.trial}, the first to score {_num(best.score_mean)}" if best else ""
     rows = ([(first, best)] if best else []) + ([("holdout seeds", holdout)] if holdout else [])
     for where, row in rows:

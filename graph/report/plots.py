@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from record.ledger import is_holdout
+
 REPO_DATA = Path(__file__).resolve().parents[2] / "envs" / "atari" / "data"
 SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 
@@ -23,7 +25,7 @@ def _marks(records: list) -> dict:
     ok = [r for r in records if r.status == "ok" and r.score_mean is not None]
     dev = [r for r in ok if r.role != "finish"]
     return dict(dev=dev, bars=[r for r in dev if r.score_min is not None and r.score_max is not None and r.score_max > r.score_min],
-                holdout=[r for r in ok if r.role == "finish"], failed=[r for r in records if r.status == "failed"],
+                holdout=[r for r in ok if is_holdout(r)], failed=[r for r in records if r.status == "failed"],
                 spans=[(r.cumulative_env_steps - r.env_steps, r.cumulative_env_steps, r.kind) for r in records
                        if r.kind in ("probe", "search") and r.env_steps],
                 end=max((r.cumulative_env_steps for r in records), default=0))  # fmt: skip

@@ -9,6 +9,8 @@ import json
 import re
 from pathlib import Path
 
+from record.ledger import is_holdout
+
 MAX_SHEETS = 6
 
 
@@ -30,7 +32,7 @@ def md_fields(text: str | None) -> dict:
 def best_video(run_dir: Path, records: list) -> tuple[Path | None, str]:
     """The replay to show, with its caption: the best policy's holdout episode, else the
     best-scoring trial that recorded one."""
-    finish = [r for r in records if r.role == "finish" and r.artifacts.get("video")]
+    finish = [r for r in records if is_holdout(r) and r.artifacts.get("video")]
     if finish:
         r = finish[-1]
         return run_dir / r.artifacts["video"], f"trial {r.trial}: the best policy on holdout seed {r.seeds[0] if r.seeds else '?'}, score {r.scores[0] if r.scores else r.score_mean}"

@@ -18,6 +18,7 @@ from graph.report.outcome import group_runs, score_caps
 from graph.report.plots import sample_efficiency_caption, sample_efficiency_plot
 from graph.report.run_files import best_video, candidate_params_diff, failure_sheets, md_fields, memory_entries, read_json
 from graph.trace import diagnosis_text, final_state, load_run, policy_versions
+from record.ledger import is_holdout, is_robustness
 
 MAX_VIDEO_BYTES = 40 * 1024 * 1024  # larger replays are linked, not embedded
 SHEET_MAX_WIDTH = 960
@@ -123,11 +124,14 @@ def summary_section(run: Run) -> str:
     dev = [r for r in records if r.status == "ok" and r.score_mean is not None and r.role != "finish"]
     best = max(dev, key=lambda r: r.score_mean) if dev else None
     reached = min((r.cumulative_env_steps for r in dev if best and r.score_mean >= best.score_mean), default=None)
-    holdout = [r for r in records if r.role == "finish" and r.score_mean is not None]
+    holdout = [r for r in records if is_holdout(r) and r.score_mean is not None]
+    robust = [r for r in records if is_robustness(r) and r.score_mean is not None]
     hns = game.hns(best.score_mean) if game and best else None
     last = records[-1] if records else None
     cards = [("best dev score", fmt_num(best.score_mean) if best else "–"), ("HNS", f"{hns:.3f}" if hns is not None else "–"),
              ("holdout", f"{fmt_num(holdout[-1].score_mean)} over {len(holdout[-1].scores)} ep." if holdout else "–"),
+             *([(f"holdout under {robust[-1].protocol}", f"{fmt_num(robust[-1].score_mean)} over {len(robust[-1].scores)} ep.")]
+               if robust else []),
              ("env steps to best", fmt_num(reached)), ("env steps used", f"{fmt_num(last.cumulative_env_steps) if last else 0} / {fmt_num(cfg.get('budget'))}"),
              ("iterations", f"{len(history)} ({sum(h['outcome'] == 'accepted' for h in history)} accepted)")]  # fmt: skip
     caps = score_caps(records, state.get("stop_reason"))

@@ -31,6 +31,7 @@ import numpy as np
 
 from graph.report.run_files import read_json
 from graph.report.stats import aggregate_with_ci, iqm
+from record.ledger import is_holdout, is_robustness
 
 FILES = {"csv": "suite.csv", "markdown": "suite.md", "curve": "suite_curve.png"}
 REFERENCE_COLUMNS = ("hl_best_input_hns", "ppo2_hns", "cleanrl_envpool_ppo_hns")
@@ -39,7 +40,7 @@ NOT_COUNTED = ("pending", "running")  # cells not finished: listed, not in any n
 
 # suite.csv's columns, in order (one row per game × obs × protocol).
 COLUMNS = ["game", "obs", "protocol", "runs", "runs_with_policy", "best_score", "mean_best_score", "hns", "holdout_score",
-           "holdout_hns", "env_steps_to_best_median", "env_steps", "wall_seconds", "structures", "beats_random",
+           "holdout_hns", "robustness_protocol", "robustness_score", "robustness_hns", "env_steps_to_best_median", "env_steps", "wall_seconds", "structures", "beats_random",
            "published_hl_best_hl", "published_hl_hns", "ppo2_hns", "cleanrl_envpool_ppo_hns", "notes"]  # fmt: skip
 
 
@@ -104,14 +105,18 @@ def _run(run_dir: Path | None, cell=None) -> dict:
         to_best = known["env_steps_to_best"]
     else:  # an older run: the first dev trial that reached its best
         to_best = next((x for x, y in curve if best is not None and y >= best), None)
-    holdouts = [r.score_mean for r in records if r.role == "finish" and r.status == "ok" and r.score_mean is not None]
+    holdouts = [r.score_mean for r in records if is_holdout(r) and r.status == "ok" and r.score_mean is not None]
     holdout = known["holdout_score"] if "holdout_score" in known else (holdouts[-1] if holdouts else None)
+    # The robustness check (Atari: the hl policy on holdout seeds under ale-v5).
+    robust_rows = [r for r in records if is_robustness(r) and r.status == "ok" and r.score_mean is not None]
+    robust = known.get("robustness_score", robust_rows[-1].score_mean if robust_rows else None)
+    robust_protocol = known.get("robustness_protocol") or (robust_rows[-1].protocol if robust_rows else None)
     hns = lambda score: spec.hns(score) if spec is not None and score is not None else None  # noqa: E731
     return dict(run_dir=run_dir, run_id=cell.id if cell is not None else run_dir.name, game=spec.name if spec else game,
                 obs=_first(known.get("obs_mode"), cell and cell.obs, cfg.get("obs_mode"), first and first.obs_mode, run_dir and run_dir.parent.name),
                 protocol=_first(known.get("protocol"), cell and cell.protocol, cfg.get("protocol"), first and first.protocol),
                 state=state, error=cell.error if cell is not None else None, best=best, hns=hns(best), holdout=holdout,
-                holdout_hns=hns(holdout), to_best=to_best if best is not None else None,
+                holdout_hns=hns(holdout), robust=robust, robust_hns=hns(robust), robust_protocol=robust_protocol, to_best=to_best if best is not None else None,
                 steps=max(int(known.get("env_steps") or 0), records[-1].cumulative_env_steps if records else 0),
                 wall_seconds=_first(known.get("wall_seconds"), (cell.wall_seconds or None) if cell is not None else None),
                 structure=known.get("structure"), memory_at_start=known.get("memory_at_start"), curve=curve, game_spec=spec,
@@ -190,6 +195,8 @@ def game_rows(runs: list[dict]) -> list[dict]:
             mean_best_score=_mean(r["best"] for r in scored),
             hns=_mean(r["hns"] or 0.0 for r in done) if in57 and done else None,
             holdout_score=_mean(r["holdout"] for r in scored), holdout_hns=_mean(r["holdout_hns"] for r in scored),
+            robustness_protocol=", ".join(sorted({r["robust_protocol"] for r in scored if r["robust_protocol"]})),
+            robustness_score=_mean(r["robust"] for r in scored), robustness_hns=_mean(r["robust_hns"] for r in scored),
             env_steps_to_best_median=statistics.median(to_best) if to_best else None,
             env_steps=sum(r["steps"] for r in rs), wall_seconds=round(sum(walls), 1) if walls else None,
             structures=", ".join(structures),

@@ -93,7 +93,7 @@ AGGREGATE_HEADERS = ["obs", "protocol", "runs", "run count", "games", "median HN
                      "published HL best input, same games: median / IQM", "PPO2: median / IQM", "CleanRL EnvPool PPO: median / IQM"]  # fmt: skip
 
 GAME_HEADERS = ["game", "obs", "protocol", "runs", "with a policy", "best score", "mean best", "HNS", "holdout", "holdout HNS",
-                "env steps to best (median)", "env steps used", "wall s", "structure", "beats random", "published HL best (hl)",
+                "holdout where seeds differ (robustness)", "its HNS", "env steps to best (median)", "env steps used", "wall s", "structure", "beats random", "published HL best (hl)",
                 "published HL HNS", "PPO2 HNS", "CleanRL EnvPool PPO HNS", "notes"]  # fmt: skip
 
 
@@ -101,7 +101,7 @@ def game_table_rows(rows: list[dict]) -> list[list[str]]:
     yes_no = {True: "yes", False: "no", None: "–"}
     return [[r["game"], r["obs"], r["protocol"], str(r["runs"]), str(r["runs_with_policy"]), fmt_score(r["best_score"]),
              fmt_score(r["mean_best_score"]), _hns(r["hns"]), fmt_score(r["holdout_score"]), _hns(r["holdout_hns"]),
-             fmt_score(r["env_steps_to_best_median"]), fmt_score(r["env_steps"]), fmt_score(r["wall_seconds"]), r["structures"] or "–",
+             fmt_score(r["robustness_score"]), _hns(r["robustness_hns"]), fmt_score(r["env_steps_to_best_median"]), fmt_score(r["env_steps"]), fmt_score(r["wall_seconds"]), r["structures"] or "–",
              yes_no[r["beats_random"]], fmt_score(r["published_hl_best_hl"]), _hns(r["published_hl_hns"]), _hns(r["ppo2_hns"]),
              _hns(r["cleanrl_envpool_ppo_hns"]), r["notes"]] for r in rows]  # fmt: skip
 

@@ -72,7 +72,7 @@ def best_per_game_section(runs: list[dict], base: Path) -> str:
     cells = [[esc(c) for c in row[:-1]] + [f'<div style="min-width:18em">{esc(row[-1])}</div>', links[(r["game"], r["obs"], r["protocol"])]]
              for row, r in zip(game_table_rows(rows), rows)]  # fmt: skip
     return ('<h2>Scoreboard per game, obs mode and protocol</h2><section id="suite-table">'
-            + '<div style="overflow-x:auto">' + table(GAME_HEADERS + ["reports"], cells, num=set(range(3, 13)) | set(range(15, 19))) + "</div>"
+            + '<div style="overflow-x:auto">' + table(GAME_HEADERS + ["reports"], cells, num=set(range(3, 15)) | set(range(17, 21))) + "</div>"
             + '<p class="muted">runs: counted runs (pending and running cells are not); best: the best over its runs of each '
             "run's best dev score; mean best and holdout: means over the runs with a policy; HNS: mean over the counted runs, "
             "no policy counting 0; env steps to best: median over the runs with a policy; env steps and wall seconds: sums. "

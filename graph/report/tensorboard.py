@@ -21,6 +21,8 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
+from record.ledger import is_robustness
+
 EVENT_PREFIX = "events.out.tfevents."
 
 
@@ -37,7 +39,9 @@ def _scalars(records: list, spec) -> list[tuple[str, float, int, float | None]]:
     for r in records:
         wall = _walltime(r.timestamp)
         scored = r.status == "ok" and r.score_mean is not None
-        if scored and r.role == "finish":
+        if scored and is_robustness(r):
+            out.append((f"score/holdout_{r.protocol}", r.score_mean, r.cumulative_env_steps, wall))
+        elif scored and r.role == "finish":
             out.append(("score/holdout", r.score_mean, r.cumulative_env_steps, wall))
         elif scored and r.split != "holdout":
             best = r.score_mean if best is None else max(best, r.score_mean)

@@ -178,6 +178,13 @@ def facts_from_probe(report: ProbeReport, obs_mode: str, protocol: str | None = 
     raise AssertionError("the pattern structure suits every game")  # unreachable: pattern.suits is True
 
 
+def steers_both_ways(facts: dict) -> bool:
+    """The probe found the action that moves the player each way along its axis (a structure
+    that steers needs both; a game whose probe saw only one gets another structure)."""
+    actions = facts.get("actions") or {}
+    return actions.get("increase") is not None and actions.get("decrease") is not None
+
+
 def line_gap(obj: dict, axis: int, player_line: float) -> float:
     """How close (px) an object type's centre came to the player's line (0: it reached it)."""
     lo, hi = obj["y_range"] if axis == 0 else obj["x_range"]

@@ -6,6 +6,7 @@ The module follows the controller interface of agents/controllers/__init__.py.
 
 from __future__ import annotations
 
+from agents.controllers.atari.facts import steers_both_ways
 from agents.controllers.atari.intercept_detectors import DETECTOR_TEST, fixture_actions, pin_detectors, write_detectors
 
 __all__ = ["DETECTOR_TEST", "fixture_actions", "pin_detectors", "write_detectors"]  # the detector hooks
@@ -71,7 +72,8 @@ def suits(facts: dict) -> bool:
     """A player moving along one axis only (a paddle) and a ball that reaches its line, and no
     formation of several moving things at a time away from that line (that is a shooter,
     whose projectiles reach the line too)."""
-    return facts.get("ball") is not None and sum(facts.get("moves", [True])) == 1 and not facts.get("formation")
+    return (facts.get("ball") is not None and sum(facts.get("moves", [True])) == 1 and not facts.get("formation")
+            and steers_both_ways(facts))  # fmt: skip
 
 
 def facts_from_probe(report, obs_mode: str, base: dict, protocol: str | None = None) -> dict:

@@ -15,6 +15,7 @@ import textwrap
 
 import numpy as np
 
+from agents.controllers.atari.facts import steers_both_ways
 from agents.controllers.atari.pins import GENERIC_DETECTOR_TEST as DETECTOR_TEST
 from agents.controllers.atari.pins import fixture_actions, pin_detectors
 
@@ -89,7 +90,8 @@ DIRECTIONS = {
 def suits(facts: dict) -> bool:
     """A player moving along one axis, a fire action that does something, and a formation of
     moving things that keep away from the player's line (several of a type at a time)."""
-    return sum(facts.get("moves", [True, True])) == 1 and bool(facts.get("fire_acts")) and bool(facts.get("formation"))
+    return (sum(facts.get("moves", [True, True])) == 1 and bool(facts.get("fire_acts")) and bool(facts.get("formation"))
+            and steers_both_ways(facts))  # fmt: skip
 
 
 def initial_features(facts: dict) -> set[str]:
