@@ -76,12 +76,12 @@ def decide(state: HLState, ctx: RunContext) -> NodeUpdate:
             update["new_best"] = True
             update["plateau"] = 0
             outcome = "accepted"
-        if candidate.get("source") == "baseline" and score is not None:
-            update["baseline"] = dict(state.get("baseline") or {}, score=score)  # the floor every structure must beat
         else:
             ctx.hs.rollback()
             update["plateau"] = state.get("plateau", 0) + 1
             outcome = "rejected"
+        if candidate.get("source") == "baseline" and score is not None:
+            update["baseline"] = dict(state.get("baseline") or {}, score=score)  # the floor every structure must beat
         if ctx.memory is not None and candidate.get("source") not in ("initial", "baseline"):
             evidence = f"trial {evaluation['trial']}: score {score} vs best {previous}"
             if evaluation["status"] != "ok":

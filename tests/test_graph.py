@@ -51,10 +51,14 @@ def test_all_roles_leave_their_records(first_run):
     rows = Ledger(run_dir / "trials.jsonl").records()
     roles = Counter(r.role for r in rows)
     assert roles["prober"] == 1 and roles["detector_writer"] == 1 and roles["evaluate"] >= 2
-    assert roles["simplifier"] >= 1 and roles["finish"] == 1
+    assert roles["simplifier"] >= 1 and roles["finish"] == 2  # the holdout, then the robustness check
     assert sum(r.env_steps for r in rows) == rows[-1].cumulative_env_steps == s["env_steps"] <= 150_000
-    # The holdout was paid for from the reserve and scored, as the summary says.
-    assert rows[-1].role == "finish" and rows[-1].status == "ok" and s["holdout"].endswith("over 1 holdout episodes")
+    # The holdout was paid for from the reserve and scored, as the summary says; so was the
+    # same policy on 10 ale-v5 holdout seeds (under hl every seed is the same game).
+    holdout, robust = rows[-2], rows[-1]
+    assert holdout.role == "finish" and holdout.status == "ok" and s["holdout"].endswith("over 1 holdout episodes")
+    assert (robust.kind, robust.protocol, robust.status, len(robust.scores)) == ("robustness", "ale-v5", "ok", 10)
+    assert s["robustness_score"] == robust.score_mean and s["robustness"].startswith(f"{robust.score_mean:g} over 10 holdout episodes")
     assert all(r.policy_hash for r in rows if r.kind in ("evaluation", "tuning"))
 
     entries, damage = read_trace(run_dir / "trace.jsonl")
@@ -64,7 +68,7 @@ def test_all_roles_leave_their_records(first_run):
         assert ended[node] >= 1, node
     ends = [e for e in entries if e["event"] == "end"]
     assert sum(e["env_steps"] for e in ends) == s["env_steps"]  # the finish phases are traced like nodes
-    assert [(e["node"], e["env_steps"]) for e in ends[-2:]] == [("holdout", rows[-1].env_steps), ("report", 0)]
+    assert [(e["node"], e["env_steps"]) for e in ends[-3:]] == [("holdout", holdout.env_steps), ("robustness", robust.env_steps), ("report", 0)]
     assert [e["decision"] for e in entries if e["event"] == "end" and e["node"] == "decide"][-1] == "end"
 
     log = git_log(run_dir / "hs")
@@ -82,10 +86,10 @@ def test_all_roles_leave_their_records(first_run):
     assert f"**Best dev score:** {s['best_score']:g}" in readme and "Intercept controller" in readme
     # The reproduction command carries the HL_* knobs this run used.
     assert "HL_HOLDOUT_EPISODES=1 HL_TUNE_TRIALS=3 HL_PLATEAU_PATIENCE=3 HL_EVAL_MAX_FRAMES=6000 python -m graph.run" in readme
-    # Usage per node in the state sums to the run's (all but the holdout, which runs after the graph).
+    # Usage per node in the state sums to the run's (all but the finish, which runs after the graph).
     by_node = s["usage_by_node"]
     assert {"prober", "detector_writer", "evaluate", "simplifier"} <= set(by_node)
-    assert sum(u["env_steps"] for u in by_node.values()) == s["env_steps"] - rows[-1].env_steps
+    assert sum(u["env_steps"] for u in by_node.values()) == s["env_steps"] - holdout.env_steps - robust.env_steps
 
     from memory import Memory
 
@@ -94,8 +98,9 @@ def test_all_roles_leave_their_records(first_run):
     assert {"probe_report", "detector_facts", "best_policy"} <= set(facts)
     assert facts["best_policy"].value["score"] == s["best_score"]
     assert memory.count("Breakout")["hl_failures"] >= 1
-    # Every revision is remembered: all iterations but the pattern baseline and the structure's first version.
-    assert len(memory.directions("Breakout", "ram")) == s["iterations"] - 2
+    # Every revision is remembered: all iterations but the first versions (the pattern baseline,
+    # the probe's structure and each challenger structure).
+    assert len(memory.directions("Breakout", "ram")) == s["iterations"] - 3
 
 
 def test_second_run_starts_from_memory(first_run):

@@ -17,6 +17,13 @@ Every controller is a module with the same interface:
     write_policy(params, features, facts, direction) -> str   the source of policy.py
     order_failures(kinds, findings, hs_dir) -> kinds     optional: reorder the critic's
                                                          failure kinds (most telling first)
+    initial_params(facts, baseline) -> dict              optional: first parameters from the
+                                                         facts and the pattern baseline's winner
+    FIXED_IN_TUNING: set[str]                            optional: parameters Optuna leaves
+                                                         alone (action indices)
+    SELF_CONTAINED: bool                                 optional: policy.py reads the frame
+                                                         itself (no detectors.py), so it can be
+                                                         tried as a challenger to any structure
 
 and owns its detectors (the detector-writer calls these):
 
@@ -88,6 +95,19 @@ def suitable_controllers(facts: dict, family: str = "atari") -> list[str]:
 
 def default_params(controller: ModuleType) -> dict:
     return {name: spec[0] for name, spec in controller.PARAMS.items()}
+
+
+def structure_facts(facts: dict, name: str) -> dict:
+    """The facts a structure writes its policy from: the run's, plus its own when it is a
+    challenger (facts["challengers"][name]) rather than the structure the probe chose."""
+    return {**facts, **(facts.get("challengers") or {}).get(name, {})}
+
+
+def starting_params(controller: ModuleType, facts: dict, baseline: dict | None) -> dict:
+    """A structure's first parameters: its defaults, and what it takes from the facts and the
+    pattern baseline's winner (initial_params, optional)."""
+    own = controller.initial_params(facts, baseline) if hasattr(controller, "initial_params") else {}
+    return {**default_params(controller), **own}
 
 
 def apply_change(controller: ModuleType, params: dict, features: set[str], change: dict) -> tuple[dict, set[str]]:

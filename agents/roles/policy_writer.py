@@ -18,7 +18,7 @@ import shutil
 
 from pydantic import BaseModel, Field
 
-from agents.controllers import CONTROLLER_MODULES, apply_change, default_params, get_controller
+from agents.controllers import CONTROLLER_MODULES, apply_change, default_params, get_controller, starting_params, structure_facts
 from agents.registry import BrainFailed, register
 from memory.store import best_policy_key
 from record.meter import BudgetExhausted
@@ -32,7 +32,7 @@ from tools.tune import tune
 def write_candidate(ctx: RunContext, facts: dict, params: dict, features: set[str], direction: str, source: str,
                     controller_name: str | None = None) -> dict:  # fmt: skip
     name = controller_name or facts["controller"]
-    source_code = get_controller(name).write_policy(params, features, facts, direction)
+    source_code = get_controller(name).write_policy(params, features, structure_facts(facts, name), direction)
     ctx.hs.write({"policy.py": source_code})
     return dict(policy_hash=policy_hash(ctx.hs.path / "policy.py"), controller=name, params=params,
                 features=sorted(features), direction=direction, source=source)  # fmt: skip
@@ -84,9 +84,11 @@ def tune_parameters(ctx: RunContext, facts: dict, controller_name: str, params: 
                     seed: int) -> tuple[dict, float | None]:  # fmt: skip
     """Optuna over the parameters the current features use; each trial is a ledger row."""
     controller = get_controller(controller_name)
+    facts = structure_facts(facts, controller_name)
     folder = ctx.run_dir / "tuning"
+    fixed = getattr(controller, "FIXED_IN_TUNING", set())  # action indices: a number line means nothing
     space = {name: (low, high, name in controller.INT_PARAMS) for name, (_, low, high, _) in controller.PARAMS.items()
-             if name in params and controller.param_used(name, features)}  # fmt: skip
+             if name in params and controller.param_used(name, features) and name not in fixed}  # fmt: skip
 
     def score(candidate: dict) -> float | None:
         code = controller.write_policy(candidate, features, facts, "parameter search")
@@ -102,6 +104,8 @@ def tune_parameters(ctx: RunContext, facts: dict, controller_name: str, params: 
             raise BudgetExhausted("budget spent during tuning")
         return result["score_mean"] if result["status"] == "ok" else None
 
+    if not space:
+        return dict(params), None  # nothing to tune with these features
     best, value, _ = tune(space, params, score, trials=ctx.config.tune_trials, seed=seed)
     return best, value
 
@@ -169,8 +173,19 @@ def first_candidate(ctx: RunContext, facts: dict, state: HLState) -> dict:
         value = remembered.value
         return write_candidate(ctx, facts, {**default_params(controller), **value["params"]}, set(value["features"]),
                                f"start from the best policy of run {remembered.run_id} (memory)", "memory")  # fmt: skip
-    return write_candidate(ctx, facts, default_params(controller), controller.initial_features(facts),
+    return write_candidate(ctx, facts, starting_params(controller, facts, state.get("baseline")), controller.initial_features(facts),
                            f"{name} controller with default parameters", "initial")  # fmt: skip
+
+
+def challenger_candidate(ctx: RunContext, facts: dict, name: str, baseline: dict | None) -> dict:
+    """The first candidate of a structure that reads the frame itself, tried after the chosen
+    one: the screen by evidence (decide keeps whichever scores best, and the critic goes on
+    with that structure)."""
+    controller = get_controller(name)
+    own = structure_facts(facts, name)
+    ctx.say(f"challenger: the {name} structure, against the best so far")
+    return write_candidate(ctx, facts, starting_params(controller, own, baseline), controller.initial_features(own),
+                           f"{name} controller with default parameters (a challenger to {facts['controller']})", "initial", name)  # fmt: skip
 
 
 # -- LLM brain ---------------------------------------------------------------------------------
@@ -212,6 +227,11 @@ def policy_writer(state: HLState, ctx: RunContext) -> NodeUpdate:
     if name == "pattern" and facts["controller"] != "pattern" and not state.get("structure_tried"):
         # The baseline is in: now the structure the probe chose, which must beat it.
         return {"candidate": first_candidate(ctx, facts, state), "structure_tried": True}
+    tried = list(state.get("challengers_tried") or [])
+    untried = [c for c in facts.get("challengers") or {} if c not in tried]
+    if untried:  # each other structure that suits gets one look before the critic goes on
+        return {"candidate": challenger_candidate(ctx, facts, untried[0], state.get("baseline")),
+                "challengers_tried": tried + [untried[0]]}  # fmt: skip
     if name not in CONTROLLER_MODULES:
         # The best policy was written by an LLM brain: offer the builtin structure as a challenger.
         return {"candidate": first_candidate(ctx, facts, {**state, "iteration": 1})}

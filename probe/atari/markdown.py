@@ -44,11 +44,13 @@ def write_markdown(report: ProbeReport, path: Path) -> Path:
     if r.changing_region:
         p = r.changing_region
         lines.append(f"Pixels that changed during discovery: x {p.left}..{p.right}, y {p.top}..{p.bottom}.")
-    lines += ["", "| name | colour | size (w x h) | area | per frame | visible | speed mean/p95 (px/step) | x range | y range |", "|---|---|---|---|---|---|---|---|---|"]
+    lines += ["", "| name | colour | size (w x h) | area | per frame | visible | speed mean/p95 (px/step) | x range | y range | touching it (touches) |",
+              "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for o in ([r.player] if r.player else []) + r.objects:
+        touch = "–" if o is r.player else f"{o.contact} ({o.contacts})"
         lines.append(
             f"| {o.name} | {o.colour} {o.colour_hex} | {o.width:g} x {o.height:g} | {o.area:g} | {o.instances_per_frame:g} | {o.visible_fraction:.0%} | "
-            f"{o.mean_speed:.2f} / {o.speed_p95:.2f} | {o.x_range[0]:g}..{o.x_range[1]:g} | {o.y_range[0]:g}..{o.y_range[1]:g} |"
+            f"{o.mean_speed:.2f} / {o.speed_p95:.2f} | {o.x_range[0]:g}..{o.x_range[1]:g} | {o.y_range[0]:g}..{o.y_range[1]:g} | {touch} |"
         )
     if r.player:
         lines.append(f"\n{_player_axes(r.player_moves_x, r.player_moves_y)}")

@@ -30,6 +30,7 @@ class MeteredEnv:
         self.frame_skip = protocol.frame_skip
         self.reset_frames = protocol.frame_skip if protocol.use_fire_reset else 0
         self.done = np.zeros(n, dtype=bool)
+        self.last_rewards = np.zeros(n)  # the rewards of the last step (what touching things did)
 
     def reset(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Reset every env; returns frames (n,3,210,160), ram (n,128), lives (n,)."""
@@ -45,7 +46,8 @@ class MeteredEnv:
             raise BudgetCut(f"{remaining} steps left, a batch step needs {self.n}")
         self.meter.allowance(self.n)
         fresh = self.done.copy()
-        frames, _, terminated, truncated, info = self.env.step(np.asarray(actions, dtype=np.int32))
+        frames, rewards, terminated, truncated, info = self.env.step(np.asarray(actions, dtype=np.int32))
+        self.last_rewards = np.asarray(rewards, dtype=float)
         self.done = np.asarray(terminated) | np.asarray(truncated)
         self._charge(self.n, self.n * self.frame_skip + int(fresh.sum()) * self.reset_frames)
         self.counts["envpool_steps"] += self.n

@@ -30,6 +30,7 @@ class Recording:
 
     rams: np.ndarray  # (envs, T, 128)
     lives: np.ndarray  # (envs, T)
+    rewards: np.ndarray  # (envs, T)
     fresh: np.ndarray  # (envs, T) the env was reset at this step
     screen_change: np.ndarray  # (envs, T) fraction of pixels changed since the previous step
     sample_env: list = field(default_factory=list)
@@ -163,6 +164,7 @@ def record(
     rec = Recording(
         rams=np.zeros((n, total, 128), dtype=np.uint8),
         lives=np.zeros((n, total), dtype=np.int32),
+        rewards=np.zeros((n, total)),
         fresh=np.zeros((n, total), dtype=bool),
         screen_change=np.zeros((n, total)),
     )
@@ -176,7 +178,7 @@ def record(
     try:
         for t in range(total):
             frames, rams, lives, fresh = env.step(schedules[:, t])
-            rec.lives[:, t], rec.fresh[:, t] = lives, fresh
+            rec.lives[:, t], rec.fresh[:, t], rec.rewards[:, t] = lives, fresh, env.last_rewards
             if keep_ram:
                 rec.rams[:, t] = rams
             rec.screen_change[:, t] = (frames != prev).any(axis=1).mean(axis=(1, 2))
@@ -199,7 +201,7 @@ def record(
         notes.append(f"budget ran out during the recording after {rec.steps} steps per env ({cut})")
     if labeller is None and stored:
         labeller = _discover(stored, player, rec, stride, n, config.rest_steps, notes)
-    for name in ("rams", "lives", "fresh", "screen_change"):
+    for name in ("rams", "lives", "rewards", "fresh", "screen_change"):
         setattr(rec, name, getattr(rec, name)[:, : rec.steps])
     return rec, labeller
 

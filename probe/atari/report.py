@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
 
 
@@ -65,6 +67,10 @@ class ObjectInfo(BaseModel):
     x_range: list[float] = Field(description="[min, max] of the centre x seen")
     y_range: list[float] = Field(description="[min, max] of the centre y seen")
     labels: list[str] = Field(default_factory=list, description="position labels regressed against RAM")
+    # What touching it does, from the recording's contacts with the player (probe/atari/contacts.py).
+    contact: Literal["reward", "harm", "nothing", "unknown"] = Field(
+        "unknown", description="reward: points follow a touch; harm: a life or points are lost; unknown: too few touches")
+    contacts: int = Field(0, description="labelled frames in which it touched the player")
 
 
 class RamFit(BaseModel):

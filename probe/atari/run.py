@@ -10,6 +10,7 @@ import numpy as np
 from envs.atari.games import GameSpec
 from envs.atari.protocols import PROTOCOLS, Protocol
 from probe.atari.actions import ActionExperiment, action_phase, movement_labels
+from probe.atari.contacts import type_contacts
 from probe.atari.drawing import draw_actions, draw_objects, draw_room
 from probe.atari.markdown import write_markdown
 from probe.atari.metered_env import BudgetCut, MeteredEnv
@@ -103,6 +104,7 @@ def probe_game(
     # ---- Summaries (no env steps from here on) ----------------------------------------------
     if labeller is not None:
         summarise_things(report, labeller, model, len(recording.sample_step))
+        type_contacts(report.objects, labeller.types, labeller.player_boxes, recording, protocol.frame_skip)
     if recording is not None:
         report.recorded_steps = int(recording.steps * recording.rams.shape[0])
         report.labelled_frames = len(recording.sample_step)

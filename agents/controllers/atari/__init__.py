@@ -6,6 +6,7 @@ CONTROLLERS = {
     "intercept": "agents.controllers.atari.intercept",
     "shooter": "agents.controllers.atari.shooter",
     "route": "agents.controllers.atari.route",
+    "reactive": "agents.controllers.atari.reactive",  # reads the frame itself: also a challenger to the others
     "pattern": "agents.controllers.atari.pattern",  # suits every game: the fallback, and the baseline
 }
 FACTS = "agents.controllers.atari.facts"  # facts_from_probe(report, obs_mode, protocol) -> AtariFacts

@@ -27,6 +27,7 @@ class ObjectFacts(TypedDict, total=False):
     y_range: list[float]
     per_frame: float  # instances seen per frame
     speed: float  # mean px per step
+    contact: str  # what touching it did in the probe's play: reward | harm | nothing | unknown
 
 
 class ActionIds(TypedDict):
@@ -86,6 +87,17 @@ class AtariFacts(TypedDict, total=False):
     shot_size: list[int]
     move_limits: list[float]
     fire_moves: dict[str, int | None]
+    # reactive
+    player_colour: int
+    player_size: list[float]
+    player_box: list[int]
+    threat_colours: list[int]
+    reward_colours: list[int]
+    typed: list[dict]  # each object type: name, contact, speed, threat, reward
+    steps: dict[str, list[int]]  # move action -> [dx, dy]
+    # Structures that read the frame themselves (SELF_CONTAINED), suited and with their facts,
+    # besides the chosen one: the policy-writer tries each as a challenger. name -> own facts.
+    challengers: dict[str, dict]
 
 
 CHECK = TypeAdapter(AtariFacts)
@@ -125,8 +137,8 @@ def base_facts(report: ProbeReport) -> AtariFacts:
     distinct = [e.index for e in report.actions if e.equivalent_to is None or e.equivalent_to > e.index]
     facts = dict(movement=report.movement.model_dump(), action_names=list(names), distinct_actions=distinct or list(range(len(names))),
                  moves=[bool(report.player_moves_x), bool(report.player_moves_y)], progress_watch=progress_watch(report),
-                 objects=[dict(json_obj(o), per_frame=round(o.instances_per_frame, 2), speed=round(o.mean_speed, 2))
-                          for o in report.objects])  # fmt: skip
+                 objects=[dict(json_obj(o), per_frame=round(o.instances_per_frame, 2), speed=round(o.mean_speed, 2),
+                               contact=o.contact) for o in report.objects])  # fmt: skip
     if report.player is None or not any(facts["moves"]):
         return dict(facts, move_axis=0, moves=[False, False], player=None, player_line=0.0, ball=None,
                     bounds=[[0, 159], [0, 209]], formation=[], fire_acts=False,
@@ -165,17 +177,28 @@ def facts_from_probe(report: ProbeReport, obs_mode: str, protocol: str | None = 
     The controller is the first (in the family's order) that suits the facts and whose own
     facts the probe can supply: one that needs a RAM byte the probe did not find gives way to
     the next, down to the pattern structure, which suits every game. `unsuited` says why each
-    structure before the chosen one was passed over."""
+    structure before the chosen one was passed over. Every later structure that suits, reads
+    the frame itself (SELF_CONTAINED) and finds its facts is a challenger: its own facts go
+    under `challengers`, and the policy-writer gives it one look after the chosen one."""
     facts = base_facts(report)
-    unsuited = []
+    unsuited, chosen, challengers = [], None, {}
     for name in suitable_controllers(facts):
+        controller = get_controller(name)
+        if chosen is not None and not getattr(controller, "SELF_CONTAINED", False):
+            continue  # a challenger must not need the detectors the chosen structure pinned
         try:
-            own = get_controller(name).facts_from_probe(report, obs_mode, facts, protocol)
+            own = controller.facts_from_probe(report, obs_mode, facts, protocol)
         except ValueError as why:  # the probe lacks what this structure reads
-            unsuited.append(f"{name}: {why}")
+            if chosen is None:
+                unsuited.append(f"{name}: {why}")
             continue
-        return CHECK.validate_python({**facts, **own, "controller": name, "unsuited": unsuited})
-    raise AssertionError("the pattern structure suits every game")  # unreachable: pattern.suits is True
+        if chosen is None:
+            chosen = {**own, "controller": name}
+        elif name != "pattern":  # the baseline already plays the pattern structure
+            challengers[name] = own
+    if chosen is None:
+        raise AssertionError("the pattern structure suits every game")  # unreachable: pattern.suits is True
+    return CHECK.validate_python({**facts, **chosen, "unsuited": unsuited, "challengers": challengers})
 
 
 def steers_both_ways(facts: dict) -> bool:

@@ -31,6 +31,7 @@ PARAMS = {
 }
 
 INT_PARAMS = {"first_action", "hold_first", "second_action", "hold_second"}
+FIXED_IN_TUNING = {"first_action", "second_action"}  # the baseline screened the actions; Optuna tunes the rhythm
 
 # failure kind -> candidate directions (agents/controllers/__init__.py has the change format).
 # A blind pattern has few levers: its rhythm. Which actions to play is the baseline's choice.
