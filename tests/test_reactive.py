@@ -96,3 +96,29 @@ def test_waiting_for_the_traffic_beats_holding_up(freeway, tmp_path):
     waited = evaluate(react, "freeway", tmp_path / "runs", episodes=1)
     assert held.status == waited.status == "ok" and held.scores[0] >= 20  # the whole game (2 min 16 s) runs out first
     assert waited.scores[0] > held.scores[0]
+
+
+def test_the_llm_tools_write_any_available_structure_and_show_the_baseline(freeway, tmp_path):
+    import json
+    from types import SimpleNamespace
+
+    from agents.llm.tools import ToolRefused, Toolbox
+
+    _, _, facts = freeway
+    up = facts["movement"]["up"]
+    ctx = SimpleNamespace(hs=SimpleNamespace(path=tmp_path))
+    tools = Toolbox(ctx, {"detectors": facts}, "policy_writer")
+    listed = json.loads(tools.structures())
+    assert list(listed) == [facts["controller"], "reactive", "pattern"]
+    assert listed["reactive"]["params"]["look_ahead"]["default"] == 16 and "dodge" in listed["reactive"]["features"]
+    with pytest.raises(ToolRefused, match="no pattern baseline"):
+        tools.baseline()
+    tools.state["baseline"] = {"params": {"first_action": up}, "score": 21.0}
+    assert json.loads(tools.baseline())["score"] == 21.0
+    doc = tools.write_structure("reactive", params={"look_ahead": 8})
+    assert doc.startswith("Reactive controller: play UP, NOOP when a threat is within 8 px ahead")  # the baseline's goal
+    assert "'look_ahead': 8," in (tmp_path / "policy.py").read_text()
+    with pytest.raises(ToolRefused, match="no structure 'route' for this game; available: "):
+        tools.write_structure("route")
+    with pytest.raises(ToolRefused, match="reactive has no feature or parameter jump_height"):
+        tools.write_structure("reactive", params={"jump_height": 3})

@@ -15,13 +15,14 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 def tune(
-    space: dict[str, tuple[float, float, bool]],
+    space: dict[str, tuple[float, float, bool] | list[int]],
     start: dict,
     score: Callable[[dict], float | None],
     trials: int,
     seed: int = 0,
 ) -> tuple[dict, float | None, int]:
-    """Search `space` ({name: (low, high, is_int)}) starting from `start`.
+    """Search `space` ({name: (low, high, is_int)}, or {name: [choices]} for a parameter whose
+    values are names, not a scale: an action index) starting from `start`.
 
     `score(params)` evaluates one parameter set and returns its mean dev score (None when the
     trial failed; BudgetExhausted stops the search). Returns (best params, best score,
@@ -30,12 +31,16 @@ def tune(
     """
     sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(6, trials))
     study = optuna.create_study(direction="maximize", sampler=sampler)
-    study.enqueue_trial({k: v for k, v in start.items() if k in space})
+    study.enqueue_trial({k: v for k, v in start.items() if k in space and (not isinstance(space[k], list) or v in space[k])})
     ran = 0
     for _ in range(trials):
         trial = study.ask()
         params = dict(start)
-        for name, (low, high, is_int) in space.items():
+        for name, spec in space.items():
+            if isinstance(spec, list):
+                params[name] = trial.suggest_categorical(name, spec)
+                continue
+            low, high, is_int = spec
             if is_int:
                 params[name] = trial.suggest_int(name, int(low), int(high))
             else:

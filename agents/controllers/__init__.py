@@ -19,8 +19,9 @@ Every controller is a module with the same interface:
                                                          failure kinds (most telling first)
     initial_params(facts, baseline) -> dict              optional: first parameters from the
                                                          facts and the pattern baseline's winner
-    FIXED_IN_TUNING: set[str]                            optional: parameters Optuna leaves
-                                                         alone (action indices)
+    ACTION_PARAMS: set[str]                              optional: parameters that are action
+                                                         indices (Optuna picks among the
+                                                         game's distinct actions)
     SELF_CONTAINED: bool                                 optional: policy.py reads the frame
                                                          itself (no detectors.py), so it can be
                                                          tried as a challenger to any structure

@@ -82,6 +82,61 @@ class Toolbox:
             raise ToolRefused(f"`old` occurs {count} times in {path}; it must occur exactly once (include more context)")
         return self.write_file(path, text.replace(old, new))
 
+    # -- builtin structures ------------------------------------------------------------------
+    def _structures(self) -> dict[str, str]:
+        """Structure name -> why it is available: the one the probe chose, the challengers that
+        read the frame themselves, and the blind pattern (every game)."""
+        facts = self.state.get("detectors") or {}
+        if not facts:
+            raise ToolRefused("no facts yet: the detector-writer derives them from the probe first")
+        found = {facts["controller"]: "the structure the probe chose (detectors.py is written for it)"}
+        found.update({name: "reads the frame itself: a challenger to the chosen structure" for name in facts.get("challengers") or {}})
+        found.setdefault("pattern", "a blind, repeating pattern of actions: suits every game (the baseline)")
+        return found
+
+    def structures(self) -> str:
+        """The builtin controller structures this game's probe supports, each with its named
+        parameters (default, range, meaning), optional features and why it is available. Use
+        `write_structure` to write policy.py from one of them."""
+        from agents.controllers import get_controller
+
+        out = {}
+        for name, why in self._structures().items():
+            c = get_controller(name)
+            out[name] = dict(why=why, features=c.FEATURES, doc=(c.__doc__ or "").strip().split("\n\n")[0],
+                             params={k: dict(default=v[0], low=v[1], high=v[2], meaning=v[3]) for k, v in c.PARAMS.items()})  # fmt: skip
+        return json.dumps(out, indent=1)
+
+    def write_structure(self, structure: str, features: list[str] | None = None, params: dict[str, float] | None = None) -> str:
+        """Write hs/policy.py from a builtin structure ("pattern", "reactive", the probe's
+        choice: see `structures`), with these optional features (None: the structure's own
+        first choice) and parameters (the rest at their defaults, the pattern baseline's winner
+        where the structure starts from it). Returns the new policy's docstring; evaluate it
+        with `evaluate_policy`, or edit it like any file."""
+        from agents.controllers import get_controller, starting_params, structure_facts
+
+        available = self._structures()
+        if structure not in available:
+            raise ToolRefused(f"no structure {structure!r} for this game; available: {', '.join(available)}")
+        controller = get_controller(structure)
+        facts = structure_facts(self.state["detectors"], structure)
+        unknown = sorted(set(features or []) - set(controller.FEATURES)) + sorted(set(params or {}) - set(controller.PARAMS))
+        if unknown:
+            raise ToolRefused(f"{structure} has no feature or parameter {', '.join(unknown)}")
+        chosen = set(features) if features is not None else controller.initial_features(facts)
+        values = {**starting_params(controller, facts, self.state.get("baseline")), **(params or {})}
+        source = controller.write_policy(values, chosen, facts, f"the {structure} structure, written by the policy-writer")
+        self.write_file("policy.py", source)
+        return (re.match(r'"""(.*?)"""', source, re.S) or [None, ""])[1].strip()
+
+    def baseline(self) -> str:
+        """The pattern baseline of this run: the blind action pattern that won the screen, its
+        dev score (the floor any policy must beat to be accepted) and each screening round."""
+        found = self.state.get("baseline")
+        if not found:
+            raise ToolRefused("no pattern baseline in this run (yet)")
+        return json.dumps(found, indent=1, default=str)
+
     # -- probing, evaluating, testing -------------------------------------------------------
     def run_probe(self) -> str:
         """Probe the game (action semantics, player, objects, RAM bytes, lives, room); costs
@@ -277,7 +332,8 @@ class Toolbox:
         return [StructuredTool.from_function(getattr(self, name), name=name) for name in names]
 
 
-TOOL_NAMES = ["list_files", "read_file", "write_file", "patch_file", "run_probe", "probe_report", "evaluate_policy",
+TOOL_NAMES = ["list_files", "read_file", "write_file", "patch_file", "structures", "write_structure", "baseline", "run_probe",
+              "probe_report", "evaluate_policy",
               "diagnose_last_evaluation", "view_contact_sheet", "view_frames", "run_hs_tests", "tune_parameters", "query_memory",
               "add_memory"]  # fmt: skip
 

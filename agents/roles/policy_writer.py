@@ -1,9 +1,12 @@
 """policy-writer: write and revise hs/policy.py.
 
-First visit: choose a controller structure from what the probe found (agents/controllers/:
-intercept for paddle-and-ball games, align-and-fire for shooters, route following for
-exploration games) and write it with default parameters. A route controller first needs a
-route: a counted cell-archive search in the emulator (tools/explore.py) finds one.
+First visit: the pattern baseline (agents/baseline.py), the policy every structure must beat.
+Then the structure the probe's facts chose (agents/controllers/: intercept for paddle-and-ball
+games, align-and-fire for shooters, route following for exploration games, reactive for a
+player among things to avoid or collect, pattern when nothing is readable), with default
+parameters; a route controller first needs a route: a counted cell-archive search in the
+emulator (tools/explore.py) finds one. Then each challenger (another structure that suits
+and reads the frame itself) gets one look: decide keeps whichever scores best.
 Later visits: apply the critic's direction to the accepted version (a parameter or feature
 change, or a further search); when the critic has no untried direction, tune the named
 parameters with Optuna on dev seeds. Every env step goes through runtime.steps.
@@ -86,9 +89,11 @@ def tune_parameters(ctx: RunContext, facts: dict, controller_name: str, params: 
     controller = get_controller(controller_name)
     facts = structure_facts(facts, controller_name)
     folder = ctx.run_dir / "tuning"
-    fixed = getattr(controller, "FIXED_IN_TUNING", set())  # action indices: a number line means nothing
-    space = {name: (low, high, name in controller.INT_PARAMS) for name, (_, low, high, _) in controller.PARAMS.items()
-             if name in params and controller.param_used(name, features) and name not in fixed}  # fmt: skip
+    # Action indices are names, not a scale: Optuna picks among the game's distinct actions.
+    actions = getattr(controller, "ACTION_PARAMS", set())
+    distinct = list(facts.get("distinct_actions") or range(len(facts["action_names"])))
+    space = {name: distinct if name in actions else (low, high, name in controller.INT_PARAMS)
+             for name, (_, low, high, _) in controller.PARAMS.items() if name in params and controller.param_used(name, features)}  # fmt: skip
 
     def score(candidate: dict) -> float | None:
         code = controller.write_policy(candidate, features, facts, "parameter search")
@@ -211,7 +216,8 @@ def finish_report(report: PolicyReport, state: dict, ctx: RunContext) -> NodeUpd
 # -- builtin brain -------------------------------------------------------------------------------
 
 
-@register("policy_writer", tools=["list_files", "read_file", "write_file", "patch_file", "probe_report", "evaluate_policy", "tune_parameters", "query_memory"],
+@register("policy_writer", tools=["list_files", "read_file", "write_file", "patch_file", "structures", "write_structure", "baseline",
+                                   "probe_report", "evaluate_policy", "tune_parameters", "query_memory"],
           report=PolicyReport, finish=finish_report)  # fmt: skip
 def policy_writer(state: HLState, ctx: RunContext) -> NodeUpdate:
     """Write the first policy, apply the critic's direction, or tune parameters."""

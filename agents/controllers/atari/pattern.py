@@ -31,12 +31,18 @@ PARAMS = {
 }
 
 INT_PARAMS = {"first_action", "hold_first", "second_action", "hold_second"}
-FIXED_IN_TUNING = {"first_action", "second_action"}  # the baseline screened the actions; Optuna tunes the rhythm
+ACTION_PARAMS = {"first_action", "second_action"}  # action indices: tuned as choices among the game's distinct actions
 
 # failure kind -> candidate directions (agents/controllers/__init__.py has the change format).
 # A blind pattern has few levers: its rhythm. Which actions to play is the baseline's choice.
 DIRECTIONS = {
+    "score": [
+        ("alternate with pauses", "one action held throughout does not earn: the game may need a rhythm",
+         {"features": {"+alternate"}, "params": {"second_action": ("set", 0)}}),
+    ],
     "lost": [
+        ("alternate with pauses", "holding one action runs the player into danger: pause between",
+         {"features": {"+alternate"}, "params": {"second_action": ("set", 0)}}),
         ("switch actions more often", "holding one action runs the player into danger",
          {"params": {"hold_first": ("scale", 0.5), "hold_second": ("scale", 0.5)}}),
         ("hold each action longer", "the player never gets anywhere: each move is undone by the next",

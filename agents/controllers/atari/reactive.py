@@ -44,7 +44,7 @@ PARAMS = {
 }
 
 INT_PARAMS = {"goal_action", "wait_action", "look_ahead", "side_margin"}
-FIXED_IN_TUNING = {"goal_action", "wait_action"}  # chosen by the baseline's screen, not by Optuna's numbers
+ACTION_PARAMS = {"goal_action", "wait_action"}  # action indices: tuned as choices among the game's distinct actions
 
 MOVING = 0.1  # px per env step: an object type that moves at least this fast (probe mean) is a mover
 TEXTURE = 12  # instances per frame: a type seen this many times at once is a texture (markings), not a thing
