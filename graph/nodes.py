@@ -2,11 +2,45 @@
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
+
 from runtime import steps
 from runtime.budget import holdout_reserve
 from runtime.context import RunContext
 from runtime.remember import remember_best_policy
 from runtime.state import HLState, NodeUpdate
+
+
+# Under a protocol where seeds differ (sticky actions), a candidate must beat the best by this
+# many standard errors of its per-seed score differences (the same dev seeds for both: common
+# random numbers), so noise does not replace a policy with a luckier copy of a worse one.
+NOISE_Z = 1.0
+
+
+def clearly_better(ctx: RunContext, evaluation: dict, best: dict | None) -> tuple[bool, str]:
+    """(does the candidate beat the best, why not when it does not). Under a protocol that
+    plays every seed the same (hl), a higher mean is a better policy; where seeds differ, the
+    paired per-seed differences must clear NOISE_Z standard errors."""
+    score = evaluation["score_mean"] if evaluation["status"] == "ok" else None
+    if score is None:
+        return False, "no score"
+    if best is None:
+        return True, ""
+    if score <= best["score"]:
+        return False, f"score {score:g} vs best {best['score']:g}"
+    if ctx.family.robustness_protocol(ctx.config.protocol) is not None:
+        return True, ""  # deterministic: the one game every seed plays says it all
+    new, old = steps.trial_row(ctx, evaluation["trial"]), steps.trial_row(ctx, best.get("trial"))
+    if new is None or old is None or new.seeds != old.seeds or len(new.scores) < 2 or len(new.scores) != len(old.scores):
+        return True, ""  # no paired evidence (another seed set): the mean decides
+    diff = np.asarray(new.scores, dtype=float) - np.asarray(old.scores, dtype=float)
+    margin = NOISE_Z * float(diff.std(ddof=1)) / math.sqrt(len(diff))
+    if diff.mean() > margin:
+        return True, ""
+    return False, (f"within noise: {diff.mean():+.3g} per seed over {len(diff)} common seeds, "
+                   f"needs more than {margin:.3g} ({NOISE_Z:g} standard error)")  # fmt: skip
 
 
 def evaluate(state: HLState, ctx: RunContext) -> NodeUpdate:
@@ -65,7 +99,7 @@ def decide(state: HLState, ctx: RunContext) -> NodeUpdate:
     else:
         score = evaluation["score_mean"] if evaluation["status"] == "ok" else None
         previous = best["score"] if best else None
-        improved = score is not None and (previous is None or score > previous)
+        improved, why_not = clearly_better(ctx, evaluation, best)
         delta = 0.0 if score is None or previous is None else score - previous
         if improved:
             commit = ctx.hs.commit(f"{direction}\n\nscore {score:g} (was {previous}), trial {evaluation['trial']}")
@@ -83,7 +117,7 @@ def decide(state: HLState, ctx: RunContext) -> NodeUpdate:
         if candidate.get("source") == "baseline" and score is not None:
             update["baseline"] = dict(state.get("baseline") or {}, score=score)  # the floor every structure must beat
         if ctx.memory is not None and candidate.get("source") not in ("initial", "baseline"):
-            evidence = f"trial {evaluation['trial']}: score {score} vs best {previous}"
+            evidence = f"trial {evaluation['trial']}: score {score} vs best {previous}" + (f" ({why_not})" if why_not else "")
             if evaluation["status"] != "ok":
                 evidence = f"trial {evaluation['trial']} failed: {evaluation.get('failure')}"
             ctx.memory.add_direction(ctx.game.name, cfg.obs_mode, state["run_id"], direction, outcome,
