@@ -85,10 +85,26 @@ def _phase(ctx: RunContext, name: str, iteration: int, outcome: dict):
                      env_steps_total=ctx.meter.used_steps, summary=outcome.get("summary", ""))  # fmt: skip
 
 
+def _remember_structures(ctx: RunContext, state: dict, best: dict | None) -> None:
+    """Tell memory which structure won among those tried, on this kind of game (by its probe
+    features): later runs on other games of the kind try it first."""
+    from agents.controllers import facts_module
+    from runtime.remember import remember_structures
+
+    facts = state.get("detectors")
+    kind_of_game = getattr(facts_module(ctx.family.name), "kind_of_game", None) if facts else None
+    if kind_of_game is None:
+        return  # no facts, or a family whose facts name no kind of game
+    tried = ["pattern"] * bool(state.get("baseline")) + list(state.get("structures_tried") or [])
+    winner = ((best or {}).get("policy") or {}).get("controller")
+    remember_structures(ctx, state.get("run_id", ctx.run_dir.name), kind_of_game(facts), tried, winner)
+
+
 def finish_run(ctx: RunContext, state: dict, started: float) -> dict:
     """Holdout, reports and README. The wall time is the command's: `started` is when it began."""
     best = state.get("best")
     iteration = state.get("iteration", 0)
+    _remember_structures(ctx, state, best)
     with _phase(ctx, "holdout", iteration, {}) as outcome:
         holdout = _holdout(ctx, best)
         outcome["summary"] = f"holdout {_holdout_line(holdout, best)}"

@@ -98,8 +98,7 @@ class HLState(TypedDict, total=False):
     diagnosis: Diagnosis | None
     best: Best | None
     baseline: dict | None  # the pattern baseline (agents/baseline.py): winner, rounds, env steps; its dev score once evaluated
-    structure_tried: bool  # the probe's structure has had its first candidate (after the baseline)
-    challengers_tried: list[str]  # the other structures that have had their first candidate (facts["challengers"])
+    structures_tried: list[str]  # structures that have had their first candidate (the probe's, then challengers)
     plateau: int  # iterations since the best improved
     new_best: bool
     route: str  # where decide sends the graph next

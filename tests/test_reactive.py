@@ -122,3 +122,24 @@ def test_the_llm_tools_write_any_available_structure_and_show_the_baseline(freew
         tools.write_structure("route")
     with pytest.raises(ToolRefused, match="reactive has no feature or parameter jump_height"):
         tools.write_structure("reactive", params={"jump_height": 3})
+
+
+def test_memory_puts_the_structure_that_won_on_this_kind_of_game_first(freeway, tmp_path):
+    from types import SimpleNamespace
+
+    from agents.controllers.atari.facts import kind_of_game
+    from agents.roles.policy_writer import structure_order
+    from envs.registry import get_family
+    from memory import Memory
+    from runtime.remember import remember_structures
+
+    _, _, facts = freeway
+    kind = kind_of_game(facts)
+    assert kind.startswith("moves y, ") and "threats" in kind and "Freeway" not in kind  # probe features, not a name
+    with Memory.open(runs_dir=tmp_path) as memory:
+        ctx = SimpleNamespace(memory=memory, config=SimpleNamespace(obs_mode="ram"), family=get_family("atari"))
+        assert structure_order(ctx, facts) == [facts["controller"], "reactive"]  # nothing remembered: the probe's order
+        remember_structures(ctx, "run-1", kind, ["pattern", facts["controller"], "reactive"], "reactive")
+        assert structure_order(ctx, facts) == ["reactive", facts["controller"]]  # another game of this kind: reactive first
+        remember_structures(ctx, "run-2", "moves xy, no ball, no formation, fire acts, threats, no rewards", ["pattern"], "pattern")
+        assert structure_order(ctx, facts) == ["reactive", facts["controller"]]  # another kind's runs change nothing here

@@ -21,13 +21,15 @@ import shutil
 
 from pydantic import BaseModel, Field
 
-from agents.controllers import CONTROLLER_MODULES, apply_change, default_params, get_controller, starting_params, structure_facts
+from agents.controllers import (CONTROLLER_MODULES, apply_change, default_params, facts_module, get_controller, starting_params,
+                                structure_facts)  # fmt: skip
 from agents.registry import BrainFailed, register
 from memory.store import best_policy_key
 from record.meter import BudgetExhausted
 from record.workspace import policy_hash
 from runtime import steps
 from runtime.context import RunContext
+from runtime.remember import remembered_wins
 from runtime.state import HLState, NodeUpdate
 from tools.tune import tune
 
@@ -182,6 +184,15 @@ def first_candidate(ctx: RunContext, facts: dict, state: HLState) -> dict:
                            f"{name} controller with default parameters", "initial")  # fmt: skip
 
 
+def structure_order(ctx: RunContext, facts: dict) -> list[str]:
+    """The structures to give a first look, in order: the probe's choice, then the challengers
+    (the pattern is the baseline, already played); those memory says won most often on games
+    of this kind (runtime/remember.py, by probe features) go first."""
+    order = [s for s in [facts["controller"], *(facts.get("challengers") or {})] if s != "pattern"]
+    wins = remembered_wins(ctx, facts_module(ctx.family.name).kind_of_game(facts))
+    return sorted(order, key=lambda s: -wins.get(s, 0))  # stable: the probe's order among equals
+
+
 def challenger_candidate(ctx: RunContext, facts: dict, name: str, baseline: dict | None) -> dict:
     """The first candidate of a structure that reads the frame itself, tried after the chosen
     one: the screen by evidence (decide keeps whichever scores best, and the critic goes on
@@ -226,18 +237,19 @@ def policy_writer(state: HLState, ctx: RunContext) -> NodeUpdate:
     if not best or not best.get("policy"):
         if state.get("baseline") is None and not remembered_policy(ctx, facts["controller"]):
             return first_pattern(ctx, facts)
-        return {"candidate": first_candidate(ctx, facts, state), "structure_tried": True}
+        return {"candidate": first_candidate(ctx, facts, state), "structures_tried": [facts["controller"]]}
 
     policy = best["policy"]
     name = policy.get("controller") or facts["controller"]
-    if name == "pattern" and facts["controller"] != "pattern" and not state.get("structure_tried"):
-        # The baseline is in: now the structure the probe chose, which must beat it.
-        return {"candidate": first_candidate(ctx, facts, state), "structure_tried": True}
-    tried = list(state.get("challengers_tried") or [])
-    untried = [c for c in facts.get("challengers") or {} if c not in tried]
-    if untried:  # each other structure that suits gets one look before the critic goes on
-        return {"candidate": challenger_candidate(ctx, facts, untried[0], state.get("baseline")),
-                "challengers_tried": tried + [untried[0]]}  # fmt: skip
+    tried = list(state.get("structures_tried") or [])
+    untried = [s for s in structure_order(ctx, facts) if s not in tried]
+    if untried and name in CONTROLLER_MODULES:
+        # The baseline is in: each structure that suits gets one look (the one memory says won
+        # on games of this kind first), and decide keeps the best, before the critic goes on.
+        pick = untried[0]
+        candidate = (first_candidate(ctx, facts, state) if pick == facts["controller"]
+                     else challenger_candidate(ctx, facts, pick, state.get("baseline")))  # fmt: skip
+        return {"candidate": candidate, "structures_tried": tried + [pick]}
     if name not in CONTROLLER_MODULES:
         # The best policy was written by an LLM brain: offer the builtin structure as a challenger.
         return {"candidate": first_candidate(ctx, facts, {**state, "iteration": 1})}

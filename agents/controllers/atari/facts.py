@@ -201,6 +201,20 @@ def facts_from_probe(report: ProbeReport, obs_mode: str, protocol: str | None = 
     return CHECK.validate_python({**facts, **chosen, "unsuited": unsuited, "challengers": challengers})
 
 
+def kind_of_game(facts: dict) -> str:
+    """What kind of game the facts describe, in the probe's terms (never its name): how the
+    player moves, a ball, a formation, a fire that acts, threats and rewards the contact
+    typing found. Memory counts which structure won on each kind (runtime/remember.py)."""
+    moves = facts.get("moves") or [False, False]
+    axes = "xy" if all(moves) else "x" if moves[0] else "y" if moves[1] else "none"
+    objects = facts.get("objects") or []
+    threats = any(o.get("contact") == "harm" or (o.get("speed", 0) >= 0.1 and o.get("contact") != "reward") for o in objects)
+    parts = [f"moves {axes}", "ball" if facts.get("ball") else "no ball", "formation" if facts.get("formation") else "no formation",
+             "fire acts" if facts.get("fire_acts") else "no fire", "threats" if threats else "no threats",
+             "rewards" if any(o.get("contact") == "reward" for o in objects) else "no rewards"]  # fmt: skip
+    return ", ".join(parts)
+
+
 def steers_both_ways(facts: dict) -> bool:
     """The probe found the action that moves the player each way along its axis (a structure
     that steers needs both; a game whose probe saw only one gets another structure)."""
