@@ -101,20 +101,8 @@ def evaluate_holdout(ctx: RunContext, policy_path: str | Path, policy_hash_: str
     """The best policy on holdout seeds, with a video of the first, from the steps held in
     reserve for it. The row of an earlier call (before a resume) is reused. None when no
     budget is left."""
-    for r in ctx.ledger.records():
-        if is_holdout(r) and r.policy_hash == policy_hash_:
-            return r
-    if ctx.meter.remaining == 0:
-        return None
-    seeds = split_seeds("holdout", ctx.config.holdout_episodes)
-    try:
-        return evaluate(policy_path, ctx.game, ctx.run_dir, obs_mode=ctx.config.obs_mode, protocol=ctx.config.protocol,
-                        seeds=seeds, max_frames=ctx.config.eval_max_frames, meter=ctx.meter, role="finish",
-                        workers=min(ctx.config.eval_workers, len(seeds)),
-                        change_summary="final holdout evaluation of the best policy", video_seeds=(seeds[0],),
-                        use_reserve=True, stall=ctx.stall_rule())  # fmt: skip
-    except BudgetExhausted:
-        return None
+    return _final_evaluation(ctx, policy_path, policy_hash_, is_holdout, ctx.config.protocol, ctx.config.holdout_episodes,
+                             "evaluation", "final holdout evaluation of the best policy", video=True)  # fmt: skip
 
 
 def evaluate_robustness(ctx: RunContext, policy_path: str | Path, policy_hash_: str) -> TrialRecord | None:
@@ -125,17 +113,24 @@ def evaluate_robustness(ctx: RunContext, policy_path: str | Path, policy_hash_: 
     protocol = ctx.config.robustness_protocol
     if protocol is None:
         return None
+    return _final_evaluation(ctx, policy_path, policy_hash_, is_robustness, protocol, ctx.config.robustness_episodes,
+                             "robustness", f"robustness check: the best policy on holdout seeds under {protocol}")  # fmt: skip
+
+
+def _final_evaluation(ctx: RunContext, policy_path, policy_hash_: str, same_kind, protocol: str, episodes: int, kind: str,
+                      change_summary: str, video: bool = False) -> TrialRecord | None:  # fmt: skip
+    """One evaluation of the finish (role "finish", holdout seeds, paid from the reserve)."""
     for r in ctx.ledger.records():
-        if is_robustness(r) and r.policy_hash == policy_hash_:
-            return r
+        if same_kind(r) and r.policy_hash == policy_hash_:
+            return r  # done before a resume
     if ctx.meter.remaining == 0:
         return None
-    seeds = split_seeds("holdout", ctx.config.robustness_episodes)
+    seeds = split_seeds("holdout", episodes)
     try:
-        return evaluate(policy_path, ctx.game, ctx.run_dir, obs_mode=ctx.config.obs_mode, protocol=protocol,
-                        seeds=seeds, max_frames=ctx.config.eval_max_frames, meter=ctx.meter, role="finish", kind="robustness",
-                        workers=min(ctx.config.eval_workers, len(seeds)), use_reserve=True, stall=ctx.stall_rule(),
-                        change_summary=f"robustness check: the best policy on holdout seeds under {protocol}")  # fmt: skip
+        return evaluate(policy_path, ctx.game, ctx.run_dir, obs_mode=ctx.config.obs_mode, protocol=protocol, seeds=seeds,
+                        max_frames=ctx.config.eval_max_frames, meter=ctx.meter, role="finish", kind=kind,
+                        workers=min(ctx.config.eval_workers, len(seeds)), change_summary=change_summary,
+                        video_seeds=(seeds[0],) if video else (), use_reserve=True, stall=ctx.stall_rule())  # fmt: skip
     except BudgetExhausted:
         return None
 
