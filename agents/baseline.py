@@ -28,6 +28,7 @@ def patterns(facts: dict) -> list[tuple[dict, set[str]]]:
     """The candidate patterns as (pattern.py's parameters, features): each distinct action
     held, then the alternations."""
     found = [({"first_action": a}, set()) for a in facts.get("distinct_actions") or range(len(facts["action_names"]))]
+    found.append(({"first_action": 0, "jitter": 1.0}, {"jitter"}))  # uniform random play: the published floor
     alternate = lambda a, hold_a, b, hold_b: (dict(first_action=a, hold_first=hold_a, second_action=b, hold_second=hold_b),  # noqa: E731
                                               {"alternate"})  # fmt: skip
     m = facts.get("movement") or {}

@@ -20,7 +20,10 @@ __all__ = ["DETECTOR_TEST", "pin_detectors"]  # the detector hooks (generic pins
 
 NAME = "pattern"
 
-FEATURES = {"alternate": "alternate the first action with a second one, each held for a number of steps"}
+FEATURES = {
+    "alternate": "alternate the first action with a second one, each held for a number of steps",
+    "jitter": "now and then (probability `jitter`) play a random one of the game's distinct actions instead",
+}
 
 PARAMS = {
     # name: (default, low, high, what it means); actions are indices into the game's action set
@@ -28,6 +31,7 @@ PARAMS = {
     "hold_first": (8, 1, 64, "steps the first action is held before the second"),
     "second_action": (0, 0, 17, "the action alternated with the first (index into the game's actions)"),
     "hold_second": (4, 1, 64, "steps the second action is held"),
+    "jitter": (0.25, 0.0, 1.0, "probability of a random distinct action on a step (1: uniform random play)"),
 }
 
 INT_PARAMS = {"first_action", "hold_first", "second_action", "hold_second"}
@@ -49,6 +53,8 @@ DIRECTIONS = {
          {"params": {"hold_first": ("scale", 2.0), "hold_second": ("scale", 2.0)}}),
     ],
     "stall": [
+        ("play a random action now and then", "one rhythm gets stuck: random steps shake it loose",
+         {"features": {"+jitter"}}),
         ("alternate with a second action", "one action alone reaches a state where nothing more happens",
          {"features": {"+alternate"}, "params": {"second_action": ("set", 1)}}),
         ("hold each action longer", "the pattern is too short to get anywhere",
@@ -67,7 +73,9 @@ def initial_features(facts: dict) -> set[str]:
 
 
 def param_used(name: str, features: set[str]) -> bool:
-    """Only an alternating pattern has a second action and a rhythm."""
+    """Only an alternating pattern has a second action and a rhythm; only a jittered one a jitter."""
+    if name == "jitter":
+        return "jitter" in features
     return name == "first_action" or "alternate" in features
 
 
@@ -91,9 +99,13 @@ def describe(params: dict, features: set[str], names: list[str]) -> str:
     """The pattern in words, e.g. "hold RIGHT for 8 steps, then FIRE for 1 step, and repeat"."""
     first, second = names[params["first_action"]], names[params["second_action"]]
     plural = lambda n: f"{n} step{'s' if n != 1 else ''}"  # noqa: E731
+    if "jitter" in features and params["jitter"] >= 1:
+        return "play a random distinct action every step"
     if "alternate" not in features:
-        return f"hold {first} throughout"
-    return f"hold {first} for {plural(params['hold_first'])}, then {second} for {plural(params['hold_second'])}, and repeat"
+        words = f"hold {first} throughout"
+    else:
+        words = f"hold {first} for {plural(params['hold_first'])}, then {second} for {plural(params['hold_second'])}, and repeat"
+    return words + (f", a random action on {params['jitter']:.0%} of steps" if "jitter" in features else "")
 
 
 def clamp(params: dict, facts: dict) -> dict:
@@ -111,31 +123,40 @@ def write_policy(params: dict, features: set[str], facts: dict, direction: str) 
     p = clamp(params, facts)
     param_lines = "\n".join(f"    {name!r}: {p[name]!r},  # {PARAMS[name][3]}" for name in PARAMS if param_used(name, features))
     actions = ", ".join(f"{i}: {name!r}" for i, name in enumerate(names))
+    act = ""
+    if "jitter" in features:
+        act = """        if self.rng.random() < P["jitter"]:
+            return int(self.rng.choice(DISTINCT))  # a random step now and then (seeded: replays exactly)
+"""
     if "alternate" in features:
-        act = """        period = P["hold_first"] + P["hold_second"]
+        act += """        period = P["hold_first"] + P["hold_second"]
         phase = self.t % period
         self.t += 1
         return P["first_action"] if phase < P["hold_first"] else P["second_action"]"""
     else:
-        act = """        return P["first_action"]"""
+        act += """        return P["first_action"]"""
+    distinct = list(facts.get("distinct_actions") or range(len(names)))
+    head = f"import numpy as np\n\n" if "jitter" in features else ""
+    consts = f"DISTINCT = {distinct!r}  # one action of each group the probe saw act differently\n" if "jitter" in features else ""
+    rng = "\n        self.rng = np.random.default_rng(seed)  # the episode's seed: the same steps every replay" if "jitter" in features else ""
     return f'''"""Pattern controller: {describe(p, features, names)}.
 
-It does not look at the screen: a fixed rhythm of actions, the baseline a structure that
-reads the game must beat.
+It does not look at the screen: {"a rhythm of actions with random steps (seeded by the episode)" if "jitter" in features else "a fixed rhythm of actions"}, the
+baseline a structure that reads the game must beat.
 
 Last change: {direction}
 """
 
-P = {{
+{head}P = {{
 {param_lines}
 }}
 
 ACTION_NAMES = {{{actions}}}  # for the reader: what each action index does
-
+{consts}
 
 class Policy:
     def reset(self, seed):
-        self.t = 0  # steps since the episode began
+        self.t = 0  # steps since the episode began{rng}
 
     def act(self, obs):
 {act}
