@@ -97,11 +97,15 @@ def _robustness_words(config: RunConfig, before: str = "") -> str:
     return f"{before}{config.robustness_episodes} episodes under {name}" if name else ""
 
 
+def episode_cap_steps(config: RunConfig, protocol: EnvProtocol) -> int:
+    """The longest episode the run plays, in env steps (the protocol's cap or the run's)."""
+    return math.ceil(min(protocol.max_episode_frames, config.eval_max_frames or protocol.max_episode_frames) / protocol.frame_skip)
+
+
 def holdout_reserve(config: RunConfig, protocol: EnvProtocol, best_lengths: list[int]) -> int:
     """Env steps to hold for the holdout of a best policy whose dev episodes had these lengths:
-    its longest, with a margin, never more than full-length episodes."""
-    cap_steps = math.ceil(min(protocol.max_episode_frames, config.eval_max_frames or protocol.max_episode_frames)
-                          / protocol.frame_skip)  # fmt: skip
+    its longest, with a margin, never more than full-length episodes (no lengths: full length)."""
+    cap_steps = episode_cap_steps(config, protocol)
     longest = max(best_lengths, default=cap_steps)
     holdout = config.holdout_episodes * min(cap_steps, math.ceil(longest * RESERVE_MARGIN))
     robust_skip = robustness_frame_skip(config)

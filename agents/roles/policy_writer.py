@@ -29,6 +29,7 @@ from record.meter import BudgetExhausted
 from record.workspace import policy_hash
 from runtime import steps
 from runtime.context import RunContext
+from runtime.budget import holdout_reserve
 from runtime.remember import remembered_wins
 from runtime.state import HLState, NodeUpdate
 from tools.tune import tune
@@ -47,9 +48,14 @@ SEARCH_SHARE = 0.7  # a search may take this share of what the run has left: the
 
 
 def search_allowance(ctx: RunContext, wanted: int) -> int:
-    """Env steps a route search may take: what it wants, but never what turning its route into
-    an evaluated policy needs (dev evaluations, the holdout held in reserve)."""
-    left = ctx.meter.remaining - ctx.meter.reserved if ctx.meter.remaining is not None else wanted
+    """Env steps a route search may take: a share of what is left after a holdout (robustness
+    check included) of episodes as long as the cap, the reserve the run held before any policy
+    scored: a route may play that long, and the reserve held for the current best follows its
+    episodes, which may be far shorter (a 871-step baseline left a route's 17,000-step
+    episodes without a holdout). The rest of the share pays the route's dev evaluations."""
+    if ctx.meter.remaining is None:
+        return wanted
+    left = ctx.meter.remaining - max(ctx.meter.reserved, holdout_reserve(ctx.config, ctx.protocol, []))
     return max(0, min(wanted, int(left * SEARCH_SHARE)))
 
 
