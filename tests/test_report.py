@@ -56,9 +56,11 @@ def test_trace_complete_run(small_run):
     assert out["damage"] == []
     assert [r["node"] for r in rows[:4]] == ["prober", "detector_writer", "policy_writer", "evaluate"]
     assert all(r["status"] == "end" for r in rows)
-    assert rows[-3]["node"] == "decide" and rows[-3]["decision"] == "end"
-    assert [r["node"] for r in rows[-2:]] == ["holdout", "report"]  # the finish, traced like nodes
-    assert rows[-2]["env_steps"] > 0 and rows[-2]["summary"].startswith("holdout ")
+    assert rows[-4]["node"] == "decide" and rows[-4]["decision"] == "end"
+    # The finish, traced like nodes: the holdout, the robustness check under ale-v5 (a run under hl), the report.
+    assert [r["node"] for r in rows[-3:]] == ["holdout", "robustness", "report"]
+    assert rows[-3]["env_steps"] > 0 and rows[-3]["summary"].startswith("holdout ")
+    assert rows[-2]["env_steps"] > 0 and rows[-2]["summary"].startswith("ale-v5 holdout ")
     assert sum(r["env_steps"] for r in rows) <= summary["env_steps"]
     evaluations = [r for r in rows if r["node"] == "evaluate"]
     assert all(r["trials"] and any(k.endswith("sheet") for k in r["artifacts"]) for r in evaluations)

@@ -82,13 +82,14 @@ def words(text: str) -> list[str]:
 
 def test_timeline_has_the_finish_holdout_and_report(trace_run):
     rows = rows_of(trace_run)
-    assert [r["node"] for r in rows[-2:]] == ["holdout", "report"]
-    holdout, report = rows[-2:]
-    assert rows[-3]["node"] == "decide" and rows[-3]["decision"] == "end"
-    assert holdout["status"] == report["status"] == "end"
-    assert holdout["iteration"] == report["iteration"] >= rows[-3]["iteration"]  # the run's last iteration
-    assert holdout["env_steps"] > 0 and holdout["env_steps_total"] == report["env_steps_total"]
+    assert [r["node"] for r in rows[-3:]] == ["holdout", "robustness", "report"]  # under hl: the ale-v5 check too
+    holdout, robust, report = rows[-3:]
+    assert rows[-4]["node"] == "decide" and rows[-4]["decision"] == "end"
+    assert holdout["status"] == robust["status"] == report["status"] == "end"
+    assert holdout["iteration"] == report["iteration"] >= rows[-4]["iteration"]  # the run's last iteration
+    assert holdout["env_steps"] > 0 and robust["env_steps_total"] == report["env_steps_total"]
     assert holdout["trials"], "the holdout trial belongs to the holdout row"
+    assert len(robust["trials"]) == 1 and not set(robust["trials"]) & set(holdout["trials"]), "each finish trial in its own row"
     piped = trace(trace_run).stdout
     assert re.search(r"\bholdout\b.*\bholdout\b", piped) and re.search(r"\breport\b", piped)
 
