@@ -19,8 +19,10 @@ from record.ledger import Ledger
 from record.tracing import read_trace
 
 # Short episodes, one or two iterations: each cell is a whole run in about half a minute.
+# Tiny cells; no robustness check (what the batch does is under test here; tests/test_graph.py,
+# test_display.py and test_trace_cli.py check the ale-v5 holdout of runs under hl).
 TINY = {"HL_EVAL_MAX_FRAMES": "3000", "HL_MAX_ITERATIONS": "2", "HL_TUNE_TRIALS": "2", "HL_HOLDOUT_EPISODES": "1",
-        "HL_PROBE_BUDGET": "5000"}  # fmt: skip
+        "HL_PROBE_BUDGET": "5000", "HL_ROBUSTNESS_EPISODES": "0"}  # fmt: skip
 
 
 def batch_env(**extra) -> dict:
