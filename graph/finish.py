@@ -53,7 +53,7 @@ def _robustness_line(ctx: RunContext, robust: dict | None, best: dict | None) ->
     line = _holdout_line(robust, best)
     if robust and robust["score_mean"] is not None:
         if best and robust["score_mean"] < best["score"]:
-            line += f" (dev {_fmt_score(best['score'])} under {ctx.config.protocol}: what sticky play loses)"
+            line += f" (dev {_fmt_score(best['score'])} under {ctx.config.protocol}, where every seed is the same game)"
     return line
 
 
