@@ -28,7 +28,7 @@ def _holdout(ctx: RunContext, best: dict | None) -> dict | None:
 
 
 def _robustness(ctx: RunContext, best: dict | None) -> dict | None:
-    if not best or ctx.config.robustness_protocol is None:
+    if not best:
         return None
     r = steps.evaluate_robustness(ctx, ctx.hs.path / "policy.py", best["policy_hash"])
     return _summary(r) if r is not None else None
