@@ -1,7 +1,8 @@
 """The pattern baseline: before any structure, the best blind pattern of actions.
 
-Every distinct action held throughout, the player's opposite moves alternated, and each move
-interleaved with FIRE, are played briefly on the meter (episodes cut at a short cap, the same
+Every distinct action held throughout, uniform random play (every step, and each action held
+for a few frames as the published random agent played), the player's opposite moves
+alternated, and each move interleaved with FIRE, are played briefly on the meter (episodes cut at a short cap, the same
 dev seed for all: common random numbers, so the comparison is of the patterns, not of the
 seeds) and halved round after round with a doubling cap (successive halving): a wrong
 pattern costs a few hundred steps, the good ones are looked at longer. The winner becomes the
@@ -22,13 +23,19 @@ from runtime.context import RunContext
 SHARE = 10  # the baseline may take 1/SHARE of the run's budget ...
 LIMITS = (4_000, 50_000)  # ... within these env steps
 MIN_STEPS = 200  # the shortest look at a pattern (env steps)
+RANDOM_HOLD_FRAMES = 6  # the published random agent chose an action every 6 frames (10 a second)
 
 
-def patterns(facts: dict) -> list[tuple[dict, set[str]]]:
+def patterns(facts: dict, frame_skip: int = 1) -> list[tuple[dict, set[str]]]:
     """The candidate patterns as (pattern.py's parameters, features): each distinct action
-    held, then the alternations."""
+    held, random play, then the alternations."""
     found = [({"first_action": a}, set()) for a in facts.get("distinct_actions") or range(len(facts["action_names"]))]
-    found.append(({"first_action": 0, "jitter": 1.0}, {"jitter"}))  # uniform random play: the published floor
+    # Uniform random play, the published floor: every step, and (as the published random
+    # agent did, ten actions a second) each action held for RANDOM_HOLD_FRAMES.
+    found.append(({"first_action": 0, "jitter": 1.0}, {"jitter"}))
+    held = math.ceil(RANDOM_HOLD_FRAMES / frame_skip)
+    if held > 1:
+        found.append(({"first_action": 0, "jitter": 1.0, "jitter_hold": held}, {"jitter"}))
     alternate = lambda a, hold_a, b, hold_b: (dict(first_action=a, hold_first=hold_a, second_action=b, hold_second=hold_b),  # noqa: E731
                                               {"alternate"})  # fmt: skip
     m = facts.get("movement") or {}
@@ -54,7 +61,7 @@ def run_baseline(ctx: RunContext, facts: dict) -> dict:
     "env_steps": what it took, "patterns": how many}."""
     pattern = get_controller("pattern")
     names = facts["action_names"]
-    alive = patterns(facts)
+    alive = patterns(facts, ctx.protocol.frame_skip)
     total = allowance(ctx.config.budget)
     rounds = max(1, math.ceil(math.log2(len(alive))))
     seeds = split_seeds("dev", 1)
@@ -87,4 +94,4 @@ def run_baseline(ctx: RunContext, facts: dict) -> dict:
             break
     params, features = alive[0]
     return dict(params=pattern.clamp(params, facts), features=sorted(features), rounds=history,
-                env_steps=ctx.meter.used_steps - before, patterns=len(patterns(facts)))  # fmt: skip
+                env_steps=ctx.meter.used_steps - before, patterns=len(patterns(facts, ctx.protocol.frame_skip)))  # fmt: skip

@@ -34,12 +34,12 @@ def _report(player: bool, obs_mode: str = "ram") -> ProbeReport:
     )  # fmt: skip
 
 
-def _policy(source: str):
+def _policy(source: str, steps: int = 12):
     module = types.ModuleType("pattern_policy")
     exec(compile(source, "policy.py", "exec"), module.__dict__)
     policy = module.Policy()
     policy.reset(0)
-    return [policy.act(None) for _ in range(12)]
+    return [policy.act(None) for _ in range(steps)]
 
 
 @pytest.mark.parametrize("player, obs_mode, passed_over", [
@@ -77,3 +77,18 @@ def test_the_baseline_tries_each_distinct_action_then_alternations_within_a_shar
     facts["distinct_actions"].insert(1, 1)  # a FIRE that does something of its own: each move with FIRE too
     assert alternating(patterns(facts)) == [(4, 3), (2, 5), (4, 1), (3, 1), (2, 1), (5, 1)]
     assert [allowance(b) for b in (10_000, 200_000, 1_000_000, 10_000_000)] == [4_000, 20_000, 50_000, 50_000]
+    randoms = lambda found: [p.get("jitter_hold", 1) for p, f in found if f == {"jitter"}]  # noqa: E731
+    assert randoms(found) == [1, 6]  # every frame, and ten actions a second as the published random agent
+    assert randoms(patterns(facts, frame_skip=4)) == [1, 2]  # the same 6 frames in steps of 4 frames
+
+
+def test_random_play_holds_each_drawn_action_for_jitter_hold_steps():
+    facts = {"action_names": NAMES, "distinct_actions": [0, 2, 3, 4]}
+    params = {"first_action": 0, "jitter": 1.0, "jitter_hold": 3}
+    code = pattern.write_policy(params, {"jitter"}, facts, "test")
+    assert "play random distinct actions, each held for 3 steps" in code
+    played = _policy(code, steps=30)
+    runs = [played[i : i + 3] for i in range(0, 30, 3)]
+    assert all(len(set(r)) == 1 for r in runs) and len({r[0] for r in runs}) > 1  # held in threes, and random
+    assert set(played) <= {0, 2, 3, 4}
+    assert _policy(code, steps=30) == played  # the episode's seed: the same steps every replay

@@ -32,9 +32,10 @@ PARAMS = {
     "second_action": (0, 0, 17, "the action alternated with the first (index into the game's actions)"),
     "hold_second": (4, 1, 64, "steps the second action is held"),
     "jitter": (0.25, 0.0, 1.0, "probability of a random distinct action on a step (1: uniform random play)"),
+    "jitter_hold": (1, 1, 64, "steps a random action is held once drawn (a move often needs a few frames to show)"),
 }
 
-INT_PARAMS = {"first_action", "hold_first", "second_action", "hold_second"}
+INT_PARAMS = {"first_action", "hold_first", "second_action", "hold_second", "jitter_hold"}
 ACTION_PARAMS = {"first_action", "second_action"}  # action indices: tuned as choices among the game's distinct actions
 
 # failure kind -> candidate directions (agents/controllers/__init__.py has the change format).
@@ -74,7 +75,7 @@ def initial_features(facts: dict) -> set[str]:
 
 def param_used(name: str, features: set[str]) -> bool:
     """Only an alternating pattern has a second action and a rhythm; only a jittered one a jitter."""
-    if name == "jitter":
+    if name in ("jitter", "jitter_hold"):
         return "jitter" in features
     return name == "first_action" or "alternate" in features
 
@@ -99,13 +100,15 @@ def describe(params: dict, features: set[str], names: list[str]) -> str:
     """The pattern in words, e.g. "hold RIGHT for 8 steps, then FIRE for 1 step, and repeat"."""
     first, second = names[params["first_action"]], names[params["second_action"]]
     plural = lambda n: f"{n} step{'s' if n != 1 else ''}"  # noqa: E731
+    held = params.get("jitter_hold", 1)
     if "jitter" in features and params["jitter"] >= 1:
-        return "play a random distinct action every step"
+        return "play a random distinct action every step" if held <= 1 else f"play random distinct actions, each held for {plural(held)}"
     if "alternate" not in features:
         words = f"hold {first} throughout"
     else:
         words = f"hold {first} for {plural(params['hold_first'])}, then {second} for {plural(params['hold_second'])}, and repeat"
-    return words + (f", a random action on {params['jitter']:.0%} of steps" if "jitter" in features else "")
+    held = f" (held for {plural(held)})" if held > 1 else ""
+    return words + (f", a random action{held} on {params['jitter']:.0%} of steps" if "jitter" in features else "")
 
 
 def clamp(params: dict, facts: dict) -> dict:
@@ -125,8 +128,12 @@ def write_policy(params: dict, features: set[str], facts: dict, direction: str) 
     actions = ", ".join(f"{i}: {name!r}" for i, name in enumerate(names))
     act = ""
     if "jitter" in features:
-        act = """        if self.rng.random() < P["jitter"]:
-            return int(self.rng.choice(DISTINCT))  # a random step now and then (seeded: replays exactly)
+        act = """        if self.held > 0:  # a random action drawn earlier, still held
+            self.held -= 1
+            return self.random_action
+        if self.rng.random() < P["jitter"]:  # a random action now and then (seeded: replays exactly)
+            self.random_action, self.held = int(self.rng.choice(DISTINCT)), P["jitter_hold"] - 1
+            return self.random_action
 """
     if "alternate" in features:
         act += """        period = P["hold_first"] + P["hold_second"]
@@ -138,7 +145,8 @@ def write_policy(params: dict, features: set[str], facts: dict, direction: str) 
     distinct = list(facts.get("distinct_actions") or range(len(names)))
     head = f"import numpy as np\n\n" if "jitter" in features else ""
     consts = f"DISTINCT = {distinct!r}  # one action of each group the probe saw act differently\n" if "jitter" in features else ""
-    rng = "\n        self.rng = np.random.default_rng(seed)  # the episode's seed: the same steps every replay" if "jitter" in features else ""
+    rng = ("\n        self.rng = np.random.default_rng(seed)  # the episode's seed: the same steps every replay"
+           "\n        self.random_action, self.held = 0, 0") if "jitter" in features else ""  # fmt: skip
     return f'''"""Pattern controller: {describe(p, features, names)}.
 
 It does not look at the screen: {"a rhythm of actions with random steps (seeded by the episode)" if "jitter" in features else "a fixed rhythm of actions"}, the
