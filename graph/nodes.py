@@ -104,6 +104,8 @@ def decide(state: HLState, ctx: RunContext) -> NodeUpdate:
         if improved:
             commit = ctx.hs.commit(f"{direction}\n\nscore {score:g} (was {previous}), trial {evaluation['trial']}")
             policy = {k: candidate.get(k) for k in ("controller", "params", "features")}
+            if candidate.get("route_file"):
+                policy["route_file"] = candidate["route_file"]  # the route data the policy imports
             update["best"] = dict(score=score, policy_hash=evaluation["policy_hash"], commit=commit, policy=policy,
                                   trial=evaluation["trial"], env_steps=ctx.meter.used_steps)  # fmt: skip
             remember_best_policy(ctx, state["run_id"], policy, score)

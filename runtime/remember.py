@@ -46,7 +46,8 @@ def remember_best_policy(ctx: RunContext, run_id: str, policy: dict, score: floa
     known = ctx.memory.facts(ctx.game.name, ctx.config.obs_mode).get(key)
     if known is None or known.value.get("score", float("-inf")) < score:
         value = {**policy, "score": score, "protocol": ctx.config.protocol}
-        if policy.get("controller") == "route" and (ctx.hs.path / "route.py").exists():
+        route_file = policy.get("route_file")
+        if route_file and (ctx.hs.path / route_file).exists():
             # The route is data the policy cannot run without (found by a search of this run).
-            value["route_source"] = ctx.hs.read("route.py")
+            value["route_source"] = ctx.hs.read(route_file)
         ctx.memory.add_fact(ctx.game.name, ctx.config.obs_mode, run_id, key, value)

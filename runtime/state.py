@@ -42,6 +42,7 @@ class Candidate(TypedDict, total=False):
     params: dict  # the named parameters of policy.py
     direction: str  # what changed and why, in one line
     source: str  # "baseline" | "initial" | "critic" | "tuning" | "simplifier" | "memory"
+    route_file: str  # a searching structure's route (hs/route.py, hs/screen_route.py): data the policy imports
 
 
 class Evaluation(TypedDict, total=False):

@@ -56,6 +56,7 @@ from envs.atari.games import GameSpec, resolve_game
 from envs.atari.protocols import Protocol, get_protocol
 from record.meter import BudgetExhausted, StepMeter
 from tools.explore_archive import Archive, Cell, archive_meta, load_archive
+from tools.screen_cells import ScreenCells
 
 MIN_FIT_R = 0.9  # a RAM byte must track the image position at least this well
 FLAT_PX = 4.0  # an object whose other coordinate stayed within this many px gets a constant for it
@@ -131,6 +132,12 @@ class CellSpec:
     def key(self, ram: np.ndarray, score: float) -> tuple:
         room, x, y = self.position(ram)
         return (room, int(score), int(x // self.cell_px), int(y // self.cell_px))
+
+    def key_of(self, emu: "Emulator", score: float) -> tuple:
+        return self.key(emu.ram(), score)
+
+    def cell_of(self, emu: "Emulator") -> None:
+        return None  # positions are recorded instead (the screen cells' route records its cells)
 
     def object_positions(self, ram: np.ndarray) -> list[float]:
         return [o.reader.read(ram) for o in self.objects]
@@ -226,6 +233,7 @@ class StepRecord(BaseModel):
     objects: list[float] = Field(default_factory=list, description="one coordinate per facts object reader")
     score: float = Field(description="score collected before this step")
     lives: int
+    cell: int | None = Field(None, description="the screen cell (tools/screen_cells.py) when the search used screen cells")
 
 
 class SearchResult(BaseModel):
@@ -342,8 +350,7 @@ def _explore(emu: Emulator, archive: Archive, cell: Cell, spec: CellSpec, cfg: S
         taken = t
         if emu.lives() < lives0 or emu.ale.game_over():
             return taken, found  # a life lost: nothing pending is kept
-        ram = emu.ram()
-        key = spec.key(ram, score)
+        key = spec.key_of(emu, score)
         old = archive.cells.get(key)
         if old is not None:
             old.seen += 1
@@ -369,6 +376,7 @@ def search_route(
     target_score: float | None = None,
     config: SearchConfig | None = None,
     counter_path: str | Path | None = None,
+    cells: "CellSpec | ScreenCells | None" = None,
 ) -> SearchResult:
     """Search for a high-scoring trajectory with a cell archive; see the module docstring.
 
@@ -379,12 +387,14 @@ def search_route(
     `counter_path`: a file kept holding the env steps this call has charged (8 bytes, little
     endian, as the evaluation workers keep theirs), so the steps of a search killed before
     its caller recorded them can still be counted (evaluation.evaluate.reconcile_interrupted).
+    `cells`: how a moment becomes a cell; default the RAM positions in `facts`
+    (CellSpec.from_facts), or ScreenCells (tools/screen_cells.py) for a game without them.
     """
     started = time.perf_counter()
     cfg = config or SearchConfig()
     spec_game = game if isinstance(game, GameSpec) else resolve_game(game)
     proto = protocol if isinstance(protocol, Protocol) else get_protocol(protocol)
-    cells_spec = CellSpec.from_facts(facts, cfg.cell_px)
+    cells_spec = cells if cells is not None else CellSpec.from_facts(facts, cfg.cell_px)
     emu = Emulator(spec_game, proto, seed)
     meta = archive_meta(spec_game, proto, cells_spec)
     charges = _Charges(meter, proto.frame_skip, counter_path)
@@ -436,8 +446,7 @@ def _open_archive(archive_path: Path | None, meta: dict, emu: Emulator, cells_sp
     charges.meter.allowance(1)
     emu.reset()
     charges.charge(1, 1)  # the reset frame
-    ram = emu.ram()
-    start = Cell(cells_spec.key(ram, 0.0), 0.0, b"", emu.clone(), emu.lives())
+    start = Cell(cells_spec.key_of(emu, 0.0), 0.0, b"", emu.clone(), emu.lives())
     archive.cells[start.key] = start
     archive.steps_total += 1
     archive.frames_total += 1
@@ -450,7 +459,7 @@ class _Search:
 
     emu: Emulator
     archive: Archive
-    cells_spec: CellSpec
+    cells_spec: "CellSpec | ScreenCells"
     cfg: SearchConfig
     rng: np.random.Generator
     charges: _Charges
@@ -541,7 +550,7 @@ class _Search:
         )  # fmt: skip
 
 
-def replay(emu: Emulator, spec: CellSpec, actions: list[int], meter: StepMeter) -> tuple[list[int], list[StepRecord]]:
+def replay(emu: Emulator, spec: "CellSpec | ScreenCells", actions: list[int], meter: StepMeter) -> tuple[list[int], list[StepRecord]]:
     """Play `actions` from the reset and record the readings before each step (and after the
     last). Charged to the meter as search steps, even past the allowance: the replay is the
     search's product and was budgeted for by the caller."""
@@ -552,8 +561,8 @@ def replay(emu: Emulator, spec: CellSpec, actions: list[int], meter: StepMeter) 
     def record() -> StepRecord:
         ram = emu.ram()
         room, x, y = spec.position(ram)
-        return StepRecord(room=room, x=round(x, 2), y=round(y, 2),
-                          objects=[round(v, 2) for v in spec.object_positions(ram)], score=score, lives=emu.lives())  # fmt: skip
+        return StepRecord(room=room, x=round(x, 2), y=round(y, 2), objects=[round(v, 2) for v in spec.object_positions(ram)],
+                          score=score, lives=emu.lives(), cell=spec.cell_of(emu))  # fmt: skip
 
     records = []
     for a in actions:

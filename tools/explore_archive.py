@@ -63,7 +63,8 @@ class Archive:
         w = 1.0 / np.sqrt(chosen + 1) + 1.0 / np.sqrt(since + 1) + 0.5 / np.sqrt(seen + 1)
         levels = sorted({c.score for c in cells})
         rank = {s: i for i, s in enumerate(levels)}
-        w *= np.array([score_preference ** rank[c.score] for c in cells])
+        top = len(levels) - 1  # relative to the top level: hundreds of levels would overflow a float
+        w *= np.array([score_preference ** (rank[c.score] - top) for c in cells])
         return cells, w / w.sum()
 
     def save(self, path: Path, meta: dict) -> None:

@@ -123,11 +123,33 @@ class Toolbox:
         unknown = sorted(set(features or []) - set(controller.FEATURES)) + sorted(set(params or {}) - set(controller.PARAMS))
         if unknown:
             raise ToolRefused(f"{structure} has no feature or parameter {', '.join(unknown)}")
+        route_file = getattr(controller, "ROUTE_FILE", None)
+        if route_file and not (self.ctx.hs.path / route_file).exists():
+            raise ToolRefused(f"{structure} follows a route a search finds and hs/{route_file} does not exist yet: call `search_route` first")
         chosen = set(features) if features is not None else controller.initial_features(facts)
         values = {**starting_params(controller, facts, self.state.get("baseline")), **(params or {})}
         source = controller.write_policy(values, chosen, facts, f"the {structure} structure, written by the policy-writer")
         self.write_file("policy.py", source)
         return (re.match(r'"""(.*?)"""', source, re.S) or [None, ""])[1].strip()
+
+    def search_route(self, structure: str, env_steps: int) -> str:
+        """Run (or continue) the cell-archive search of a searching structure ("route": cells
+        from the player's RAM position; "screen_route": cells from the shrunk screen, any game)
+        for at most `env_steps` env steps (every step counted; the run keeps what its holdout
+        needs) and write its best trajectory to hs/<structure>.py. Returns the route's score;
+        then `write_structure` writes the policy that follows it."""
+        from agents.controllers import get_controller
+        from agents.roles.policy_writer import search_allowance, search_route
+
+        available = self._structures()
+        if structure not in available or not hasattr(get_controller(structure), "ROUTE_FILE"):
+            searching = [s for s in available if hasattr(get_controller(s), "ROUTE_FILE")]
+            raise ToolRefused(f"{structure!r} is not a searching structure of this game; available: {', '.join(searching) or 'none'}")
+        allowed = search_allowance(self.ctx, int(env_steps))
+        if allowed <= 0:
+            raise ToolRefused("the budget left is what the holdout needs: no env steps for a search")
+        found = search_route(self.ctx, self.state["detectors"], allowed, "asked for by the policy-writer", structure)
+        return json.dumps(found)
 
     def baseline(self) -> str:
         """The pattern baseline of this run: the blind action pattern that won the screen, its

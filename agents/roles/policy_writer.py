@@ -40,14 +40,21 @@ def write_candidate(ctx: RunContext, facts: dict, params: dict, features: set[st
     name = controller_name or facts["controller"]
     source_code = get_controller(name).write_policy(params, features, structure_facts(facts, name), direction)
     ctx.hs.write({"policy.py": source_code})
+    route = {"route_file": get_controller(name).ROUTE_FILE} if searches(name) else {}  # data the policy cannot run without
     return dict(policy_hash=policy_hash(ctx.hs.path / "policy.py"), controller=name, params=params,
-                features=sorted(features), direction=direction, source=source)  # fmt: skip
+                features=sorted(features), direction=direction, source=source, **route)  # fmt: skip
 
 
 SEARCH_SHARE = 0.7  # a search may take this share of what the run has left: the rest evaluates its route
+CHALLENGER_SEARCH_SHARE = 0.35  # ... half that for a first look, when it challenges another structure
 
 
-def search_allowance(ctx: RunContext, wanted: int) -> int:
+def searches(name: str) -> bool:
+    """Whether the structure's policy follows a route a search finds (ROUTE_FILE)."""
+    return hasattr(get_controller(name), "ROUTE_FILE")
+
+
+def search_allowance(ctx: RunContext, wanted: int, share: float = SEARCH_SHARE) -> int:
     """Env steps a route search may take: a share of what is left after a holdout (robustness
     check included) of episodes as long as the cap, the reserve the run held before any policy
     scored: a route may play that long, and the reserve held for the current best follows its
@@ -56,16 +63,18 @@ def search_allowance(ctx: RunContext, wanted: int) -> int:
     if ctx.meter.remaining is None:
         return wanted
     left = ctx.meter.remaining - max(ctx.meter.reserved, holdout_reserve(ctx.config, ctx.protocol, []))
-    return max(0, min(wanted, int(left * SEARCH_SHARE)))
+    return max(0, min(wanted, int(left * share)))
 
 
-def search_route(ctx: RunContext, facts: dict, extra_steps: int, reason: str) -> dict:
-    """Run (or continue) the cell-archive search and write its best route to hs/route.py."""
-    from agents.controllers.atari.route import write_route_module
+def search_route(ctx: RunContext, facts: dict, extra_steps: int, reason: str, name: str = "route") -> dict:
+    """Run (or continue) the cell-archive search of structure `name` (its cells: RAM positions
+    for route, the screen for screen_route) and write its best route to hs/<its ROUTE_FILE>."""
     from record.workspace import unique_path
     from tools.explore import search_route as run_search
 
-    folder = ctx.run_dir / "search"
+    controller = get_controller(name)
+    facts = structure_facts(facts, name)
+    folder = ctx.run_dir / controller.SEARCH_FOLDER
     folder.mkdir(exist_ok=True)
     # This call's step counter, named by its ledger row: a search killed before the row was
     # written is counted on resume (evaluation.evaluate.reconcile_interrupted).
@@ -82,10 +91,10 @@ def search_route(ctx: RunContext, facts: dict, extra_steps: int, reason: str) ->
         result = run_search(
             ctx.game, ctx.protocol, work.meter, facts, max_steps=extra_steps, seed=ctx.config.seed,
             archive_path=folder / "archive", progress=getattr(ctx.display, "search", None),
-            counter_path=calls / "steps-0.counter",
+            counter_path=calls / "steps-0.counter", cells=controller.search_cells(facts),
         )  # fmt: skip
-        ctx.hs.write({"route.py": write_route_module(result, facts)})
-        remember_route(ctx, ctx.hs.read("route.py"), float(result.score))
+        ctx.hs.write({controller.ROUTE_FILE: controller.write_route_module(result, facts)})
+        remember_route(ctx, name, ctx.hs.read(controller.ROUTE_FILE), float(result.score))
         summary.write_text(result.model_dump_json(indent=1) if hasattr(result, "model_dump_json") else str(result))
         work.scores = [float(result.score)]
     return {"search_score": float(result.score), "search_steps": work.meter.used_steps}
@@ -108,8 +117,8 @@ def tune_parameters(ctx: RunContext, facts: dict, controller_name: str, params: 
         variant = folder / "candidate"
         variant.mkdir(parents=True, exist_ok=True)
         (variant / "policy.py").write_text(code)
-        for sibling in ("detectors.py", "route.py"):  # the modules policy.py imports
-            if (ctx.hs.path / sibling).exists():
+        for sibling in ("detectors.py", getattr(controller, "ROUTE_FILE", "")):  # the modules policy.py imports
+            if sibling and (ctx.hs.path / sibling).exists():
                 shutil.copyfile(ctx.hs.path / sibling, variant / sibling)
         result = steps.evaluate_candidate(ctx, variant / "policy.py", role="policy_writer", kind="tuning",
                                           change_summary=f"tuning {candidate}")  # fmt: skip
@@ -123,26 +132,27 @@ def tune_parameters(ctx: RunContext, facts: dict, controller_name: str, params: 
     return best, value
 
 
-def route_key(protocol: str) -> str:
-    """The memory fact holding the best route a search found under a protocol (its frame skip)."""
-    return f"route:{protocol}"
+def route_key(protocol: str, name: str = "route") -> str:
+    """The memory fact holding the best route structure `name`'s search found under a protocol
+    (its frame skip)."""
+    return f"{name}:{protocol}"
 
 
-def remember_route(ctx: RunContext, source: str, score: float) -> None:
+def remember_route(ctx: RunContext, name: str, source: str, score: float) -> None:
     """A search's route is worth keeping whether or not its policy is accepted (a later run
     can start from it instead of searching again), unless memory has a better one."""
     if ctx.memory is None:
         return
-    known = ctx.memory.facts(ctx.game.name, ctx.config.obs_mode).get(route_key(ctx.config.protocol))
+    known = ctx.memory.facts(ctx.game.name, ctx.config.obs_mode).get(route_key(ctx.config.protocol, name))
     if known is None or known.value.get("score", float("-inf")) < score:
-        ctx.memory.add_fact(ctx.game.name, ctx.config.obs_mode, ctx.run_dir.name, route_key(ctx.config.protocol),
+        ctx.memory.add_fact(ctx.game.name, ctx.config.obs_mode, ctx.run_dir.name, route_key(ctx.config.protocol, name),
                             {"score": score, "route_source": source})  # fmt: skip
 
 
-def remembered_route(ctx: RunContext) -> str | None:
-    """The source of the best route memory holds for this game and protocol, or None."""
+def remembered_route(ctx: RunContext, name: str = "route") -> str | None:
+    """The source of the best route memory holds for this game, protocol and structure, or None."""
     known = ctx.memory.facts(ctx.game.name, ctx.config.obs_mode) if ctx.memory else {}
-    fact = known.get(route_key(ctx.config.protocol))
+    fact = known.get(route_key(ctx.config.protocol, name))
     return fact.value.get("route_source") if fact is not None else None
 
 
@@ -176,12 +186,8 @@ def first_candidate(ctx: RunContext, facts: dict, state: HLState) -> dict:
     controller = get_controller(name)
     remembered = remembered_policy(ctx, name) if state.get("iteration", 0) == 0 else None
     from_memory = remembered is not None
-    if name == "route" and not (ctx.hs.path / "route.py").exists():
-        source = remembered.value.get("route_source") if from_memory else remembered_route(ctx)
-        if source:
-            ctx.hs.write({"route.py": source})  # an earlier run's route: no search
-        else:
-            search_route(ctx, facts, search_allowance(ctx, ctx.config.search_steps), "first route")
+    if searches(name):
+        ensure_route(ctx, facts, name, remembered.value.get("route_source") if from_memory else None, SEARCH_SHARE)
     if from_memory:
         value = remembered.value
         return write_candidate(ctx, facts, {**default_params(controller), **value["params"]}, set(value["features"]),
@@ -190,11 +196,28 @@ def first_candidate(ctx: RunContext, facts: dict, state: HLState) -> dict:
                            f"{name} controller with default parameters", "initial")  # fmt: skip
 
 
+def ensure_route(ctx: RunContext, facts: dict, name: str, source: str | None, share: float) -> None:
+    """Before a searching structure's first policy: its route, from `source` (a remembered
+    policy's), else from memory's best route for this game, else a search of `share` of what
+    the run has left."""
+    route_file = get_controller(name).ROUTE_FILE
+    if (ctx.hs.path / route_file).exists():
+        return
+    source = source or remembered_route(ctx, name)
+    if source:
+        ctx.hs.write({route_file: source})  # an earlier run's route: no search
+    else:
+        search_route(ctx, facts, search_allowance(ctx, ctx.config.search_steps, share), "first route", name)
+
+
 def structure_order(ctx: RunContext, facts: dict) -> list[str]:
     """The structures to give a first look, in order: the probe's choice, then the challengers
     (the pattern is the baseline, already played); those memory says won most often on games
-    of this kind (runtime/remember.py, by probe features) go first."""
+    of this kind (runtime/remember.py, by probe features) go first. One search per run: a
+    second searching structure would only halve the budget of the first."""
     order = [s for s in [facts["controller"], *(facts.get("challengers") or {})] if s != "pattern"]
+    if searches(facts["controller"]):
+        order = [s for s in order if s == facts["controller"] or not searches(s)]
     wins = remembered_wins(ctx, facts_module(ctx.family.name).kind_of_game(facts))
     return sorted(order, key=lambda s: -wins.get(s, 0))  # stable: the probe's order among equals
 
@@ -206,6 +229,8 @@ def challenger_candidate(ctx: RunContext, facts: dict, name: str, baseline: dict
     controller = get_controller(name)
     own = structure_facts(facts, name)
     ctx.say(f"challenger: the {name} structure, against the best so far")
+    if searches(name):
+        ensure_route(ctx, facts, name, None, CHALLENGER_SEARCH_SHARE)
     return write_candidate(ctx, facts, starting_params(controller, own, baseline), controller.initial_features(own),
                            f"{name} controller with default parameters (a challenger to {facts['controller']})", "initial", name)  # fmt: skip
 
@@ -233,7 +258,7 @@ def finish_report(report: PolicyReport, state: dict, ctx: RunContext) -> NodeUpd
 # -- builtin brain -------------------------------------------------------------------------------
 
 
-@register("policy_writer", tools=["list_files", "read_file", "write_file", "patch_file", "structures", "write_structure", "baseline",
+@register("policy_writer", tools=["list_files", "read_file", "write_file", "patch_file", "structures", "write_structure", "search_route", "baseline",
                                    "probe_report", "evaluate_policy", "tune_parameters", "query_memory"],
           report=PolicyReport, finish=finish_report)  # fmt: skip
 def policy_writer(state: HLState, ctx: RunContext) -> NodeUpdate:
@@ -268,7 +293,7 @@ def policy_writer(state: HLState, ctx: RunContext) -> NodeUpdate:
     if diagnosis.get("direction") and not state.get("force_tune"):
         new_params, new_features = apply_change(controller, params, features, change)
         if change.get("search"):
-            search_route(ctx, facts, search_allowance(ctx, int(change["search"])), diagnosis["direction"])
+            search_route(ctx, facts, search_allowance(ctx, int(change["search"])), diagnosis["direction"], name)
         if change.get("search") or (new_params, new_features) != (params, features):
             return {"candidate": write_candidate(ctx, facts, new_params, new_features, diagnosis["direction"], "critic", name)}
     ctx.say("no untried direction: tuning parameters with Optuna")

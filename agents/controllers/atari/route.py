@@ -28,6 +28,8 @@ from agents.controllers.atari.pins import fixture_actions, pin_detectors
 __all__ = ["DETECTOR_TEST", "fixture_actions", "pin_detectors"]  # the detector hooks (generic pins)
 
 NAME = "route"
+ROUTE_FILE = "route.py"  # the route as data, next to policy.py
+SEARCH_FOLDER = "search"  # the search's archive in the run folder
 
 FEATURES = {
     "recovery": "when no route point is within reach, walk towards the nearest one in this room instead of playing its action blindly",
@@ -141,6 +143,14 @@ def order_failures(kinds: list[tuple[str, str]], findings, hs_dir) -> list[tuple
         what = f"the route is over: the policy scored all {score:g} of the route, then stood until the frame cap"
         return [("timeout", what)] + [k for k in kinds if k[0] != "timeout"]
     return kinds
+
+
+def search_cells(facts: dict):
+    """How the search turns a moment into a cell: the room, the score and the player's place,
+    read from RAM by the probe's fits."""
+    from tools.explore import CellSpec
+
+    return CellSpec.from_facts(facts)
 
 
 def facts_from_probe(report, obs_mode: str, facts: dict, protocol: str | None = None) -> dict:
