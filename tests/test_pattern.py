@@ -10,7 +10,7 @@ import types
 import pytest
 
 from agents.baseline import allowance, patterns
-from agents.controllers.atari import pattern
+from agents.controllers.atari import pattern, screen_route
 from agents.controllers.atari.facts import facts_from_probe
 from probe.atari import ActionEffect, MovementLabels, ObjectInfo, ProbeReport
 
@@ -43,16 +43,19 @@ def _policy(source: str, steps: int = 12):
 
 
 @pytest.mark.parametrize("player, obs_mode, passed_over", [
-    (False, "ram", []),  # no player: only the pattern suits
+    (False, "ram", []),  # no player: only the screen route and the pattern suit
     (True, "ram", ["route: the probe found no RAM byte for the player's x and y (|r| >= 0.9)"]),
     (True, "vision", ["route: the route controller reads positions from RAM: use --obs ram"]),
 ])  # fmt: skip
-def test_a_probe_that_found_too_little_for_a_structure_falls_back_to_the_pattern(player, obs_mode, passed_over):
+def test_a_probe_that_found_too_little_for_a_structure_falls_back_to_the_screen_route(player, obs_mode, passed_over):
     facts = facts_from_probe(_report(player, obs_mode), obs_mode, "hl")
-    assert facts["controller"] == "pattern" and facts["unsuited"] == passed_over
+    # The screen route reads nothing the probe must find (the screen and the score); the
+    # pattern, which reads nothing at all, is the baseline every run plays first.
+    assert facts["controller"] == "screen_route" and facts["unsuited"] == passed_over
     assert facts["distinct_actions"] == [0, 2, 3, 4, 5]  # FIRE did what NOOP did
-    assert pattern.fixture_actions(facts) == list(range(len(NAMES)))
-    assert "def read_" not in pattern.write_detectors(facts, obs_mode)  # nothing to read, nothing pinned
+    for structure in (pattern, screen_route):
+        assert structure.fixture_actions(facts) == list(range(len(NAMES)))
+        assert "def read_" not in structure.write_detectors(facts, obs_mode)  # nothing to read, nothing pinned
 
 
 def test_pattern_policies_play_what_they_say():

@@ -109,7 +109,7 @@ def test_the_llm_tools_write_any_available_structure_and_show_the_baseline(freew
     ctx = SimpleNamespace(hs=SimpleNamespace(path=tmp_path))
     tools = Toolbox(ctx, {"detectors": facts}, "policy_writer")
     listed = json.loads(tools.structures())
-    assert list(listed) == [facts["controller"], "reactive", "pattern"]
+    assert list(listed) == [facts["controller"], "reactive", "screen_route", "pattern"]
     assert listed["reactive"]["params"]["look_ahead"]["default"] == 16 and "dodge" in listed["reactive"]["features"]
     with pytest.raises(ToolRefused, match="no pattern baseline"):
         tools.baseline()
@@ -122,6 +122,10 @@ def test_the_llm_tools_write_any_available_structure_and_show_the_baseline(freew
         tools.write_structure("route")
     with pytest.raises(ToolRefused, match="reactive has no feature or parameter jump_height"):
         tools.write_structure("reactive", params={"jump_height": 3})
+    with pytest.raises(ToolRefused, match="screen_route follows a route a search finds .* call `search_route` first"):
+        tools.write_structure("screen_route")  # no route yet: the policy would have nothing to follow
+    with pytest.raises(ToolRefused, match="'reactive' is not a searching structure of this game; available: screen_route"):
+        tools.search_route("reactive", 10_000)
 
 
 def test_memory_puts_the_structure_that_won_on_this_kind_of_game_first(freeway, tmp_path):
@@ -138,8 +142,10 @@ def test_memory_puts_the_structure_that_won_on_this_kind_of_game_first(freeway, 
     assert kind.startswith("moves y, ") and "threats" in kind and "Freeway" not in kind  # probe features, not a name
     with Memory.open(runs_dir=tmp_path) as memory:
         ctx = SimpleNamespace(memory=memory, config=SimpleNamespace(obs_mode="ram"), family=get_family("atari"))
-        assert structure_order(ctx, facts) == [facts["controller"], "reactive"]  # nothing remembered: the probe's order
+        assert structure_order(ctx, facts) == [facts["controller"], "reactive", "screen_route"]  # nothing remembered: the probe's order
         remember_structures(ctx, "run-1", kind, ["pattern", facts["controller"], "reactive"], "reactive")
-        assert structure_order(ctx, facts) == ["reactive", facts["controller"]]  # another game of this kind: reactive first
+        assert structure_order(ctx, facts) == ["reactive", facts["controller"], "screen_route"]  # another game of this kind: reactive first
         remember_structures(ctx, "run-2", "moves xy, no ball, no formation, fire acts, threats, no rewards", ["pattern"], "pattern")
-        assert structure_order(ctx, facts) == ["reactive", facts["controller"]]  # another kind's runs change nothing here
+        assert structure_order(ctx, facts) == ["reactive", facts["controller"], "screen_route"]  # another kind's runs change nothing here
+        facts = {**facts, "controller": "route"}  # a structure that searches is chosen: no second search
+        assert structure_order(ctx, facts) == ["reactive", "route"]

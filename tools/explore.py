@@ -56,9 +56,10 @@ from envs.atari.games import GameSpec, resolve_game
 from envs.atari.protocols import Protocol, get_protocol
 from record.meter import BudgetExhausted, StepMeter
 from tools.explore_archive import Archive, Cell, archive_meta, load_archive
-from tools.screen_cells import ScreenCells
+from tools.screen_cells import CALIBRATION_FRAMES, ScreenCells  # noqa: F401 (ScreenCells: the type of a search_route cells argument)
 
 MIN_FIT_R = 0.9  # a RAM byte must track the image position at least this well
+GROWTH_DOUBLINGS = 4  # a cell that gave nothing new is explored up to 2**4 times further
 FLAT_PX = 4.0  # an object whose other coordinate stayed within this many px gets a constant for it
 
 
@@ -257,6 +258,7 @@ class SearchResult(BaseModel):
     final_ram: list[int] = Field(default_factory=list, description="RAM after the last action of the best trajectory")
     emulated_steps: int = Field(0, description="env steps the emulator ran in this call (equals steps_used)")
     emulated_frames: int = Field(0, description="emulator frames run in this call (equals frames_used)")
+    cell_shape: list[int] = Field(default_factory=list, description="screen cells: the grid's rows, columns and grey levels")
 
 
 # ============================================================================================
@@ -396,8 +398,14 @@ def search_route(
     proto = protocol if isinstance(protocol, Protocol) else get_protocol(protocol)
     cells_spec = cells if cells is not None else CellSpec.from_facts(facts, cfg.cell_px)
     emu = Emulator(spec_game, proto, seed)
-    meta = archive_meta(spec_game, proto, cells_spec)
     charges = _Charges(meter, proto.frame_skip, counter_path)
+    if hasattr(cells_spec, "calibrate") and max_steps > 2 * CALIBRATION_FRAMES // proto.frame_skip:
+        # Screen cells: pick the scale for this game (counted; a tiny search keeps the coarsest).
+        meter.allowance(CALIBRATION_FRAMES // proto.frame_skip + 1)
+        frames = emu.frames
+        cells_spec, taken = cells_spec.calibrate(emu, seed)
+        charges.charge(taken, emu.frames - frames)
+    meta = archive_meta(spec_game, proto, cells_spec)
     archive_path = Path(archive_path) if archive_path else None
     archive = _open_archive(archive_path, meta, emu, cells_spec, charges)
     rng = np.random.default_rng(seed)
@@ -477,13 +485,21 @@ class _Search:
             best = self.archive.best()
             if target_score is not None and best.score >= target_score:
                 return "target_score"
-            left = max_steps - self.charges.spent() - (best.length + 1)
-            if left <= 0:
+            if max_steps - self.charges.spent() - (best.length + 1) <= 0:
                 return "max_steps"
-            allowed = self._allowance(min(explore_steps, left), best.length + 1)
+            cells, weights = self.archive.weights(self.cfg.score_preference)
+            cell = cells[int(self.rng.choice(len(cells), p=weights))]
+            # A cell whose last explorations found nothing new is explored further (up to
+            # 16 times as far): a screen that stays the same for a while (an intro, a long
+            # fall) is only left by going on long enough.
+            wanted = explore_steps * 2 ** min(cell.chosen_since_new, GROWTH_DOUBLINGS)
+            wanted = affordable(max_steps - self.charges.spent(), wanted, best.length, cell.length)
+            if wanted == 0:
+                return "max_steps"
+            allowed = self._allowance(wanted, best.length, cell.length)
             if allowed == 0:
                 return "budget"
-            self._explore_from_a_cell(allowed)
+            self._explore_from(cell, allowed)
             now = time.perf_counter()
             if self.progress and now - last_report > 1.0:
                 self._report(self.archive.best().score)
@@ -492,23 +508,20 @@ class _Search:
                 self._save()
                 last_save = now
 
-    def _allowance(self, wanted: int, replay_steps: int) -> int:
+    def _allowance(self, wanted: int, best_length: int, cell_length: int) -> int:
         """Steps the next exploration may take; 0 when the budget cannot pay for one."""
         meter = self.charges.meter
         try:
             allowed = meter.allowance(wanted)
         except BudgetExhausted:
             return 0
-        if allowed is not None and meter.remaining is not None and meter.remaining - allowed < replay_steps:
-            # What is left after this exploration would not pay for the final replay.
-            allowed = max(0, meter.remaining - replay_steps - meter.reserved)
+        if allowed is not None and meter.remaining is not None:
+            # What is left after this exploration must pay for the final replay.
+            allowed = affordable(meter.remaining - meter.reserved, allowed, best_length, cell_length)
         return allowed
 
-    def _explore_from_a_cell(self, allowed: int) -> None:
-        """Select a cell by the archive's weights, explore up to `allowed` steps from it and
-        charge what was taken."""
-        cells, weights = self.archive.weights(self.cfg.score_preference)
-        cell = cells[int(self.rng.choice(len(cells), p=weights))]
+    def _explore_from(self, cell: Cell, allowed: int) -> None:
+        """Explore up to `allowed` steps from `cell` and charge what was taken."""
         cell.chosen += 1
         cell.chosen_since_new += 1
         taken, found = _explore(self.emu, self.archive, cell, self.cells_spec, self.cfg, self.rng, allowed)
@@ -547,7 +560,21 @@ class _Search:
             iterations=archive.iterations, stop_reason=stop_reason, wall_seconds=round(time.perf_counter() - started, 2),
             cell_px=self.cfg.cell_px, object_names=[f"{o.name}_{o.axis}" for o in self.cells_spec.objects],
             final_ram=[int(v) for v in emu.ram()], emulated_steps=emu.steps, emulated_frames=emu.frames,
+            cell_shape=list(getattr(self.cells_spec, "shape", ())),
         )  # fmt: skip
+
+
+def affordable(room: int, wanted: int, best_length: int, cell_length: int) -> int:
+    """The longest exploration (at most `wanted` steps) from a cell whose trajectory is
+    `cell_length` long that leaves, of `room` steps, enough for the final replay of the best
+    trajectory afterwards (one reset step plus its length: the current best's, or a new best
+    found at the end of this exploration)."""
+    room -= 1
+    same_best = min(wanted, room - best_length, best_length - cell_length)  # a new best no longer than the old
+    new_best = min(wanted, (room - cell_length) // 2)  # room for a new best as long as the exploration can make it
+    if cell_length + new_best <= best_length:
+        new_best = 0  # ... which would not be longer than the current best: the first case holds
+    return max(0, same_best, new_best)
 
 
 def replay(emu: Emulator, spec: "CellSpec | ScreenCells", actions: list[int], meter: StepMeter) -> tuple[list[int], list[StepRecord]]:

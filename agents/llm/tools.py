@@ -354,7 +354,7 @@ class Toolbox:
         return [StructuredTool.from_function(getattr(self, name), name=name) for name in names]
 
 
-TOOL_NAMES = ["list_files", "read_file", "write_file", "patch_file", "structures", "write_structure", "baseline", "run_probe",
+TOOL_NAMES = ["list_files", "read_file", "write_file", "patch_file", "structures", "write_structure", "search_route", "baseline", "run_probe",
               "probe_report", "evaluate_policy",
               "diagnose_last_evaluation", "view_contact_sheet", "view_frames", "run_hs_tests", "tune_parameters", "query_memory",
               "add_memory"]  # fmt: skip

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from agents.controllers.atari.pins import GENERIC_DETECTOR_TEST as DETECTOR_TEST
 from agents.controllers.atari.pins import fixture_actions, pin_detectors
-from tools.screen_cells import COLS, LEVELS, ROWS, ScreenCells, screen_cell
+from tools.screen_cells import ScreenCells, screen_cell
 
 __all__ = ["DETECTOR_TEST", "fixture_actions", "pin_detectors"]  # the detector hooks (generic pins)
 
@@ -152,12 +152,13 @@ def write_route_module(result, facts: dict) -> str:
             last = rec.cell
     cells = [", ".join(f"({s}, 0x{c:08x})" for s, c in changes[i : i + 6]) + "," for i in range(0, len(changes), 6)]
     rewards = [i for i in range(1, len(result.records)) if result.records[i].score > result.records[i - 1].score]
+    rows, cols, levels = result.cell_shape or ScreenCells().shape
     return "\n".join([
         f'"""The screen route: the best trajectory of a search over screen cells ({result.game}, protocol {result.protocol}).',
         "",
         f"Score {result.score:g} in {len(result.actions):,} env steps of {result.frame_skip} frame(s), found with",
-        f"{result.steps_total:,} search steps ({result.cells:,} cells: the screen shrunk to {ROWS}x{COLS} blocks of {LEVELS} grey",
-        "levels, plus the score; no sticky actions, every step counted).",
+        f"{result.steps_total:,} search steps ({result.cells:,} cells: the screen shrunk to {rows}x{cols} blocks of {levels} grey",
+        "levels, the scale a short calibration picked, plus the score; no sticky actions, every step counted).",
         f"The score rose at steps {rewards[:40]}{' ...' if len(rewards) > 40 else ''}.",
         "",
         "ACTIONS has one character per env step, the action index in base 36 ('0'-'9', then 'a'...).",
@@ -166,6 +167,7 @@ def write_route_module(result, facts: dict) -> str:
         '"""',
         "",
         f"FRAME_SKIP = {result.frame_skip}",
+        f"CELL_SHAPE = {(rows, cols, levels)!r}  # screen_cell's rows, columns and grey levels",
         f"SCORE = {result.score:g}",
         f"RESET_ACTION = {result.reset_action}",
         "ACTIONS = (",
@@ -192,7 +194,7 @@ def write_policy(params: dict, features: set[str], facts: dict, direction: str) 
     words = [
         "Screen-route follower. hs/screen_route.py holds the best trajectory a search over screen",
         "cells found: the action of every env step and the screen's cell before it (the frame",
-        f"shrunk to {ROWS}x{COLS} blocks of {LEVELS} grey levels, `screen_cell` below: the search's own definition).",
+        "shrunk to CELL_SHAPE blocks and grey levels, `screen_cell` below: the search's own definition).",
         "It plays the action of the route step it is at, one step after another.",
     ]
     resync = ""
@@ -204,7 +206,7 @@ def write_policy(params: dict, features: set[str], facts: dict, direction: str) 
             "step there shows it, it goes on by the count.",
         ]
         resync = """
-            cell = screen_cell(obs.rgb)
+            cell = screen_cell(obs.rgb, *CELL_SHAPE)
             if CELL_AT[k] != cell:
                 k = nearest(cell, k)"""
     after = """
@@ -241,7 +243,7 @@ for _step, _cell in enumerate(CELL_AT):
 
 {imports}
 
-from screen_route import {"ACTIONS, CELLS, FRAME_SKIP" if "resync" in features else "ACTIONS, FRAME_SKIP"}
+from screen_route import {"ACTIONS, CELL_SHAPE, CELLS, FRAME_SKIP" if "resync" in features else "ACTIONS, FRAME_SKIP"}
 
 P = {{
 {param_lines}
