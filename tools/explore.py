@@ -7,8 +7,9 @@ sparse-reward game by remembering every place reached and exploring onward from 
 The loop, in words:
 
 1. A **cell** is a coarse description of where the player is: (room, score so far, player x
-   and y rounded to `cell_px` pixels). Positions come from RAM readers the prober found
-   (`facts`, see `route_facts_from_probe`); nothing here knows any particular game.
+   and y rounded to `cell_px` pixels), positions from RAM readers the prober found (`facts`,
+   see `route_facts_from_probe`); or, with `cells=ScreenCells(...)`, the score and the shrunk
+   screen (tools/screen_cells.py), for games with no such readers. Nothing here knows a game.
 2. The **archive** maps each cell to the shortest trajectory found that reaches it (its
    actions and the emulator state at its end, from `cloneState`).
 3. Each iteration **selects** a cell at random, favouring cells that were chosen and seen
@@ -35,9 +36,8 @@ reset, `hl`) or NOOP (`ale-v5`), after which action index i of EnvPool's minimal
 is `ale.getMinimalActionSet()[i]` held for `frame_skip` frames. With sticky actions off,
 RAM matches byte for byte step after step under both protocols.
 
-The archive can be saved (`archive_path`) and a later call continues from it: only the new
-steps are charged. States are stored serialised; if they cannot be restored (another ale-py
-version), each cell's trajectory is replayed to rebuild it, and those steps are charged.
+The archive can be saved (`archive_path`) and a later call continues from it, charging only
+new steps; states that cannot be restored (another ale-py) are rebuilt by replay, charged.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ from envs.atari.games import GameSpec, resolve_game
 from envs.atari.protocols import Protocol, get_protocol
 from record.meter import BudgetExhausted, StepMeter
 from tools.explore_archive import Archive, Cell, archive_meta, load_archive
-from tools.screen_cells import CALIBRATION_FRAMES, ScreenCells  # noqa: F401 (ScreenCells: the type of a search_route cells argument)
+from tools.screen_cells import CALIBRATION_FRAMES, ScreenCells  # noqa: F401 (ScreenCells: a type in annotations)
 
 MIN_FIT_R = 0.9  # a RAM byte must track the image position at least this well
 GROWTH_DOUBLINGS = 4  # a cell that gave nothing new is explored up to 2**4 times further
@@ -386,9 +386,8 @@ def search_route(
     `archive_path`, an existing archive there is continued (its earlier steps are not
     charged again) and the archive is written back periodically and at the end.
     `progress` receives {"steps", "best_score", "cells", "iterations"} about once a second.
-    `counter_path`: a file kept holding the env steps this call has charged (8 bytes, little
-    endian, as the evaluation workers keep theirs), so the steps of a search killed before
-    its caller recorded them can still be counted (evaluation.evaluate.reconcile_interrupted).
+    `counter_path`: a file holding the env steps charged so far (8 bytes, little endian), so a
+    search killed before its caller recorded them is still counted (evaluate.reconcile_interrupted).
     `cells`: how a moment becomes a cell; default the RAM positions in `facts`
     (CellSpec.from_facts), or ScreenCells (tools/screen_cells.py) for a game without them.
     """
