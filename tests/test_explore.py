@@ -115,6 +115,20 @@ def test_search_stops_cleanly_at_the_meter_allowance():
         search_route(MONTEZUMA, "hl", StepMeter(budget=0), FACTS, max_steps=1_000)
 
 
+def test_best_route_is_the_top_score_soonest_or_the_furthest_without_a_loss():
+    """A pure rule on a hand-made archive: with points gained, the highest score reached in
+    the fewest steps; in a game whose rewards are only penalties (nothing above the start),
+    the longest trajectory that lost nothing, not the reset."""
+    from tools.explore_archive import Archive, Cell
+
+    def archive(*cells):
+        return Archive(cells={(i,): Cell((i,), score, bytes(length), None, 3) for i, (score, length) in enumerate(cells)})
+
+    assert archive((0, 0), (100, 50), (100, 40), (20, 90)).best().actions == bytes(40)
+    assert archive((0, 0), (0, 70), (-1, 300), (0, 120), (-5, 900)).best().actions == bytes(120)
+    assert archive((0, 0), (0, 30)).best().actions == bytes(30)
+
+
 def test_archive_continues_from_disk_without_recharging(tmp_path):
     archive = tmp_path / "archive.pkl"
     first_meter = StepMeter()

@@ -48,10 +48,12 @@ class Archive:
 
     def best(self) -> Cell:
         """Highest score, then shortest trajectory (the moment the score was reached). While
-        nothing has scored, the longest trajectory: the furthest the search has gone."""
+        nothing has scored above the start (0), the longest trajectory at the top level: the
+        furthest the search went without losing a point (in a game whose rewards are only
+        penalties, the reset itself would otherwise be the best route)."""
         top = max(c.score for c in self.cells.values())
-        if top == min(c.score for c in self.cells.values()):
-            return max(self.cells.values(), key=lambda c: c.length)
+        if top <= 0:
+            return max((c for c in self.cells.values() if c.score == top), key=lambda c: c.length)
         return max(self.cells.values(), key=lambda c: (c.score, -c.length))
 
     def weights(self, score_preference: float) -> tuple[list[Cell], np.ndarray]:
