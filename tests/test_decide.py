@@ -36,3 +36,30 @@ def test_under_sticky_actions_a_candidate_must_clear_the_noise(tmp_path):
 def test_under_hl_the_higher_mean_wins(tmp_path):
     ctx = _ctx(tmp_path, "hl", [[10.0, 2.0, 6.0], [4.0, 12.0, 5.0]])
     assert clearly_better(ctx, _eval(1, [4.0, 12.0, 5.0]), dict(score=6.0, trial=0)) == (True, "")
+
+
+def test_a_policy_that_plays_at_random_gets_several_dev_episodes_even_under_hl(tmp_path):
+    """Under hl one episode says all of a deterministic policy, but a random one (the pattern
+    with jitter) is one draw: the evaluate node plays it on 3 dev seeds. Real EnvPool, tiny
+    episodes."""
+    from agents.controllers.atari import pattern
+    from envs.atari.games import resolve_game
+    from graph.nodes import RANDOM_POLICY_DEV_EPISODES, evaluate
+    from record.meter import StepMeter
+    from runtime.config import RunConfig
+    from runtime.context import RunContext
+
+    facts = {"action_names": ["NOOP", "FIRE", "RIGHT", "LEFT"], "distinct_actions": [0, 1, 2, 3]}
+    seeds_played = {}
+    for name, features, protocol in [("random", {"jitter"}, "hl"), ("held", set(), "hl"), ("random", {"jitter"}, "ale-v5")]:
+        run_dir = tmp_path / f"{name}-{protocol}"
+        (run_dir / "hs").mkdir(parents=True)
+        params = {"first_action": 2, "jitter": 1.0} if features else {"first_action": 2}
+        (run_dir / "hs" / "policy.py").write_text(pattern.write_policy(params, features, facts, "test"))
+        config = RunConfig(game="Breakout", runs_dir=tmp_path, protocol=protocol, eval_max_frames=400, robustness_episodes=0)
+        ctx = RunContext(config, resolve_game("breakout"), run_dir, StepMeter(50_000))
+        candidate = {"controller": "pattern", "features": sorted(features), "params": params, "direction": name}
+        update = evaluate({"candidate": candidate}, ctx)
+        assert update["evaluation"]["status"] == "ok"
+        seeds_played[(name, protocol)] = len(Ledger(run_dir / "trials.jsonl").records()[-1].seeds)
+    assert seeds_played == {("random", "hl"): RANDOM_POLICY_DEV_EPISODES, ("held", "hl"): 1, ("random", "ale-v5"): 3}

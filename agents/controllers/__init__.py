@@ -25,6 +25,10 @@ Every controller is a module with the same interface:
     SELF_CONTAINED: bool                                 optional: policy.py reads the frame
                                                          itself (no detectors.py), so it can be
                                                          tried as a challenger to any structure
+    RANDOM_FEATURES: set[str]                            optional: features that make the
+                                                         policy draw random numbers (its score
+                                                         varies by seed even where the game
+                                                         does not)
 
 and owns its detectors (the detector-writer calls these):
 
@@ -92,6 +96,15 @@ def suitable_controllers(facts: dict, family: str = "atari") -> list[str]:
     """The family's controllers that suit what the probe found, in the family's order (its
     last, a structure that suits every game, is the fallback)."""
     return [name for name, module in available(family).items() if module.suits(facts)]
+
+
+def plays_at_random(candidate: dict) -> bool:
+    """Whether a candidate's policy draws random numbers (a builtin structure with one of its
+    RANDOM_FEATURES on): one episode of it says little even where every seed is the same game."""
+    name = candidate.get("controller")
+    if name not in CONTROLLER_MODULES:
+        return False
+    return bool(set(candidate.get("features") or ()) & getattr(get_controller(name), "RANDOM_FEATURES", set()))
 
 
 def default_params(controller: ModuleType) -> dict:

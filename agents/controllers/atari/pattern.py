@@ -36,6 +36,7 @@ PARAMS = {
 }
 
 INT_PARAMS = {"first_action", "hold_first", "second_action", "hold_second", "jitter_hold"}
+RANDOM_FEATURES = {"jitter"}  # seeded by the episode: under hl one episode is one draw of many
 ACTION_PARAMS = {"first_action", "second_action"}  # action indices: tuned as choices among the game's distinct actions
 
 # failure kind -> candidate directions (agents/controllers/__init__.py has the change format).
