@@ -127,6 +127,19 @@ def test_calibration_refines_the_grid_when_the_screen_hardly_changes():
     assert grids["alien"] == 0 and grids["bowling"] > 2
 
 
+def test_a_continued_search_keeps_the_scale_its_archive_was_made_at(tmp_path):
+    """A first search too small to calibrate keeps the default grid; a longer continuation
+    (the critic's "search" direction) goes on with that archive instead of calibrating anew
+    (Bowling calibrates to a finer grid, and the archive's cells would not match)."""
+    bowling, archive = resolve_game("bowling"), tmp_path / "archive"
+    first = search_route(bowling, "hl", StepMeter(budget=3_000), {}, max_steps=3_000, archive_path=archive, cells=ScreenCells())
+    assert tuple(first.cell_shape) == ScreenCells().shape
+    meter = StepMeter(budget=20_000)
+    more = search_route(bowling, "hl", meter, {}, max_steps=20_000, archive_path=archive, cells=ScreenCells())
+    assert tuple(more.cell_shape) == ScreenCells().shape and more.cells >= first.cells
+    assert meter.used_steps == more.steps_used <= 20_000  # no calibration was played
+
+
 @pytest.mark.parametrize("room, wanted, best, cell, expected", [
     (1_000, 100, 50, 10, 100),  # plenty of room
     (120, 100, 103, 6, 16),  # the replay of the current best (103 + reset) leaves 16

@@ -24,11 +24,10 @@ The loop, in words:
 5. The best trajectory (highest score, then fewest steps) is replayed once from the start
    to record per-step readings (room, position, objects, score, lives) for the route policy.
 
-Step accounting: every `ale.act` call is one env step of `frame_skip` frames and is
-charged to the meter as kind "search"; restores are free. The search asks
-`meter.allowance(...)` before each exploration and stops cleanly (returning what it has)
-when the budget, `max_steps` or `target_score` is reached. Search runs without sticky
-actions (repeat_action_probability 0), so a trajectory replays exactly; the ledger says so.
+Step accounting: every `ale.act` call is one env step of `frame_skip` frames, charged to the
+meter as kind "search"; restores are free. The search asks `meter.allowance(...)` before each
+exploration and stops cleanly (returning what it has) at the budget, `max_steps` or
+`target_score`. It runs without sticky actions, so a trajectory replays exactly (the ledger says so).
 
 Alignment with the evaluation harness (measured with EnvPool 1.2.5 and ale-py 0.12.1): an
 EnvPool reset equals an ale-py `reset_game()` plus one frame of FIRE (protocols with fire
@@ -55,7 +54,7 @@ from envs.atari.emulator import make_ale
 from envs.atari.games import GameSpec, resolve_game
 from envs.atari.protocols import Protocol, get_protocol
 from record.meter import BudgetExhausted, StepMeter
-from tools.explore_archive import Archive, Cell, archive_meta, load_archive
+from tools.explore_archive import Archive, Cell, archive_meta, load_archive, saved_cells
 from tools.screen_cells import CALIBRATION_FRAMES, ScreenCells  # noqa: F401 (ScreenCells: a type in annotations)
 
 MIN_FIT_R = 0.9  # a RAM byte must track the image position at least this well
@@ -388,8 +387,7 @@ def search_route(
     `progress` receives {"steps", "best_score", "cells", "iterations"} about once a second.
     `counter_path`: a file holding the env steps charged so far (8 bytes, little endian), so a
     search killed before its caller recorded them is still counted (evaluate.reconcile_interrupted).
-    `cells`: how a moment becomes a cell; default the RAM positions in `facts`
-    (CellSpec.from_facts), or ScreenCells (tools/screen_cells.py) for a game without them.
+    `cells`: how a moment becomes a cell: default the RAM positions in `facts`, or ScreenCells.
     """
     started = time.perf_counter()
     cfg = config or SearchConfig()
@@ -398,14 +396,16 @@ def search_route(
     cells_spec = cells if cells is not None else CellSpec.from_facts(facts, cfg.cell_px)
     emu = Emulator(spec_game, proto, seed)
     charges = _Charges(meter, proto.frame_skip, counter_path)
-    if hasattr(cells_spec, "calibrate") and max_steps > 2 * CALIBRATION_FRAMES // proto.frame_skip:
+    archive_path = Path(archive_path) if archive_path else None
+    if hasattr(cells_spec, "calibrate") and (saved := saved_cells(archive_path)) is not None:
+        cells_spec = saved  # a continued search: the scale its archive was made at
+    elif hasattr(cells_spec, "calibrate") and max_steps > 2 * CALIBRATION_FRAMES // proto.frame_skip:
         # Screen cells: pick the scale for this game (counted; a tiny search keeps the coarsest).
         meter.allowance(CALIBRATION_FRAMES // proto.frame_skip + 1)
         frames = emu.frames
         cells_spec, taken = cells_spec.calibrate(emu, seed)
         charges.charge(taken, emu.frames - frames)
     meta = archive_meta(spec_game, proto, cells_spec)
-    archive_path = Path(archive_path) if archive_path else None
     archive = _open_archive(archive_path, meta, emu, cells_spec, charges)
     rng = np.random.default_rng(seed)
     if archive.rng_state is not None:

@@ -95,8 +95,17 @@ class Archive:
 def archive_meta(spec: GameSpec, protocol: Protocol, cells: CellSpec) -> dict:
     import ale_py
 
-    return dict(rom=spec.rom, protocol=protocol.name, frame_skip=protocol.frame_skip,
-                use_fire_reset=protocol.use_fire_reset, cell_spec=repr(cells), ale_py=ale_py.__version__)  # fmt: skip
+    return dict(rom=spec.rom, protocol=protocol.name, frame_skip=protocol.frame_skip, use_fire_reset=protocol.use_fire_reset,
+                cell_spec=repr(cells), cells=cells, ale_py=ale_py.__version__)  # fmt: skip
+
+
+def saved_cells(path: Path | None) -> object | None:
+    """The cell spec a saved archive was made with (a continued search keeps it: a spec
+    calibrated anew could differ), or None when there is no archive there."""
+    if path is None or not Path(path).exists():
+        return None
+    with open(path, "rb") as f:
+        return pickle.load(f)["meta"].get("cells")
 
 
 def load_archive(path: Path, meta: dict, emu: Emulator, meter: StepMeter) -> Archive:
