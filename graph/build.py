@@ -17,6 +17,7 @@ from langgraph.graph import END, START, StateGraph
 
 from agents.registry import get_role
 from graph import nodes
+from record.meter import BudgetExhausted
 from runtime.context import RunContext
 from runtime.state import HLState
 
@@ -64,6 +65,10 @@ def traced(name: str, fn, ctx: RunContext):
         ctx.tracer.event("start", name, iteration=state.get("iteration", 0), env_steps_total=steps_before)
         try:
             update = fn(state, ctx) or {}
+        except BudgetExhausted:
+            # A node that needed env steps found none left (the simplifier's ablations took the
+            # last before the policy-writer's search): the run ends, and decide keeps the best.
+            update = {"evaluation": None, "stop_reason": nodes.budget_spent(ctx, state.get("best"))}
         except Exception as err:
             ctx.tracer.event("error", name, error=f"{type(err).__name__}: {err}", seconds=round(time.time() - started, 3))
             raise

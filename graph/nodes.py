@@ -61,17 +61,35 @@ def evaluate(state: HLState, ctx: RunContext) -> NodeUpdate:
                                       change_summary=candidate.get("direction", ""))  # fmt: skip
     usage = {"env_steps": ctx.meter.used_steps - before}
     if result is None:
-        return {"evaluation": None, "stop_reason": _budget_spent(ctx, state.get("best")), "usage": usage}
+        return {"evaluation": None, "stop_reason": budget_spent(ctx, state.get("best")), "usage": usage}
     return {"evaluation": result, "usage": usage}
 
 
-def _budget_spent(ctx: RunContext, best: dict | None) -> str:
+def budget_spent(ctx: RunContext, best: dict | None) -> str:
     """The stop reason when the budget is spent, saying what the rest is for."""
     if not best:
         return "budget spent: no policy scored, so there is no holdout to run"
     cfg = ctx.config
     check = f" and {cfg.robustness_episodes} under {cfg.robustness_protocol}" if cfg.robustness_protocol else ""
     return f"budget spent: {ctx.meter.remaining:,} env steps left for the holdout of the best policy ({cfg.holdout_episodes} episodes{check})"
+
+
+def _structure_best(state: HLState, candidate: dict, score: float | None) -> dict:
+    """state["structure_best"] with this candidate in, if it is its structure's best so far."""
+    table = dict(state.get("structure_best") or {})
+    name = candidate.get("controller")
+    if name and score is not None and score > table.get(name, {}).get("score", float("-inf")):
+        table[name] = dict(score=score, params=candidate.get("params") or {}, features=candidate.get("features") or [])
+    return table
+
+
+def _runner_up(state: HLState, best: dict | None) -> str | None:
+    """The structure with the best score after the best's own (the pattern baseline aside),
+    that has not had a second turn yet; None when there is none."""
+    own = ((best or {}).get("policy") or {}).get("controller")
+    others = {n: e for n, e in (state.get("structure_best") or {}).items()
+              if n not in (own, "pattern") and n not in (state.get("structures_switched") or [])}  # fmt: skip
+    return max(others, key=lambda n: others[n]["score"]) if others else None
 
 
 def _tuned_since_best(state: HLState, update: dict) -> bool:
@@ -125,6 +143,7 @@ def decide(state: HLState, ctx: RunContext) -> NodeUpdate:
             ctx.hs.rollback()
             update["plateau"] = state.get("plateau", 0) + 1
             outcome = "rejected"
+        update["structure_best"] = _structure_best(state, candidate, score)
         if candidate.get("source") == "baseline" and score is not None:
             update["baseline"] = dict(state.get("baseline") or {}, score=score)  # the floor every structure must beat
         if ctx.memory is not None and candidate.get("source") not in ("initial", "baseline"):
@@ -148,14 +167,20 @@ def decide(state: HLState, ctx: RunContext) -> NodeUpdate:
     if stop:
         pass
     elif ctx.meter.exhausted or (ctx.meter.remaining is not None and ctx.meter.remaining <= ctx.meter.reserved):
-        stop = _budget_spent(ctx, best_now)
+        stop = budget_spent(ctx, best_now)
     elif target is not None and best_now and best_now["score"] >= target:
         stop = f"target {target:g} reached"
     elif update.get("plateau", state.get("plateau", 0)) >= cfg.plateau_patience and _tuned_since_best(state, update):
-        stop = f"plateau: no improvement in {cfg.plateau_patience} iterations, parameter search included"
+        runner_up = _runner_up({**state, **update}, best_now)
+        if runner_up is None:
+            stop = f"plateau: no improvement in {cfg.plateau_patience} iterations, parameter search included"
+        else:  # the best's structure is out of ideas: the next best structure gets a second turn first
+            update["switch_to"] = runner_up
+            update["structures_switched"] = list(state.get("structures_switched") or []) + [runner_up]
     elif iteration >= cfg.max_iterations:
         stop = f"iteration limit ({cfg.max_iterations})"
     update["stop_reason"] = stop
+    update.setdefault("switch_to", None)  # a second turn is asked for once
     plateaued = update.get("plateau", state.get("plateau", 0)) >= cfg.plateau_patience
     # Out of named directions: the policy-writer runs a parameter search before the run gives up.
     update["force_tune"] = bool(plateaued and not stop)

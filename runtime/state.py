@@ -41,7 +41,7 @@ class Candidate(TypedDict, total=False):
     controller: str  # the controller structure, e.g. "intercept"
     params: dict  # the named parameters of policy.py
     direction: str  # what changed and why, in one line
-    source: str  # "baseline" | "initial" | "critic" | "tuning" | "simplifier" | "memory"
+    source: str  # "baseline" | "initial" | "critic" | "tuning" | "switch" (a second turn) | "simplifier" | "memory"
     route_file: str  # a searching structure's route (hs/route.py, hs/screen_route.py): data the policy imports
 
 
@@ -100,6 +100,10 @@ class HLState(TypedDict, total=False):
     best: Best | None
     baseline: dict | None  # the pattern baseline (agents/baseline.py): winner, rounds, env steps; its dev score once evaluated
     structures_tried: list[str]  # structures that have had their first candidate (the probe's, then challengers)
+    # Each builtin structure's best evaluated candidate, accepted or not: name -> {score, params, features}.
+    structure_best: dict[str, dict]
+    switch_to: str | None  # decide asks the policy-writer to give this runner-up structure a second turn
+    structures_switched: list[str]  # structures that have had their second turn
     plateau: int  # iterations since the best improved
     new_best: bool
     route: str  # where decide sends the graph next

@@ -107,12 +107,35 @@ def test_the_reserve_follows_the_best_policys_episodes():
 def test_the_stop_reason_says_what_the_rest_of_the_budget_is_for():
     from types import SimpleNamespace
 
-    from graph.nodes import _budget_spent
+    from graph.nodes import budget_spent
 
     meter = StepMeter(budget=120_000, used_steps=84_000)
     meter.reserved = 36_000
     ctx = SimpleNamespace(meter=meter, config=SimpleNamespace(holdout_episodes=3, robustness_protocol=None))
-    assert _budget_spent(ctx, best=None) == "budget spent: no policy scored, so there is no holdout to run"
-    assert "36,000 env steps left for the holdout of the best policy (3 episodes)" in _budget_spent(ctx, best={"score": 9})
+    assert budget_spent(ctx, best=None) == "budget spent: no policy scored, so there is no holdout to run"
+    assert "36,000 env steps left for the holdout of the best policy (3 episodes)" in budget_spent(ctx, best={"score": 9})
     ctx.config = SimpleNamespace(holdout_episodes=3, robustness_protocol="ale-v5", robustness_episodes=10)
-    assert "left for the holdout of the best policy (3 episodes and 10 under ale-v5)" in _budget_spent(ctx, best={"score": 9})
+    assert "left for the holdout of the best policy (3 episodes and 10 under ale-v5)" in budget_spent(ctx, best={"score": 9})
+
+
+def test_a_node_that_finds_the_budget_spent_ends_the_run_instead_of_crashing(tmp_path):
+    # Bowling at 200k: the simplifier's ablation took the last free steps, then the policy-writer
+    # asked for a search allowance and the meter raised; the run died with an internal error.
+    from types import SimpleNamespace
+
+    from graph.build import traced
+    from record.tracing import Tracer
+
+    meter = StepMeter(budget=120_000, used_steps=84_000)
+    meter.reserved = 36_000
+    ctx = SimpleNamespace(meter=meter, display=None, tracer=Tracer(tmp_path / "trace.jsonl"),
+                          config=SimpleNamespace(holdout_episodes=3, robustness_protocol=None))  # fmt: skip
+
+    def wants_a_search(state, ctx):
+        ctx.meter.allowance(5_000)  # raises: everything left is held for the holdout
+        raise AssertionError("unreachable")
+
+    update = traced("policy_writer", wants_a_search, ctx)({"best": {"score": 20}, "evaluation": {"score_mean": 20}})
+    assert update["evaluation"] is None  # decide must not judge the last iteration's evaluation again
+    assert update["stop_reason"].startswith("budget spent: 36,000 env steps left for the holdout")
+    assert meter.used_steps == 84_000

@@ -63,3 +63,20 @@ def test_a_policy_that_plays_at_random_gets_several_dev_episodes_even_under_hl(t
         assert update["evaluation"]["status"] == "ok"
         seeds_played[(name, protocol)] = len(Ledger(run_dir / "trials.jsonl").records()[-1].seeds)
     assert seeds_played == {("random", "hl"): RANDOM_POLICY_DEV_EPISODES, ("held", "hl"): 1, ("random", "ale-v5"): 3}
+
+
+def test_a_plateaued_best_hands_a_second_turn_to_the_runner_up_structure():
+    """decide's bookkeeping for structure switches: each structure's best candidate, accepted
+    or not, and the runner-up (not the best's own, not the baseline, once each)."""
+    from graph.nodes import _runner_up, _structure_best
+
+    state = {}
+    for name, score in [("pattern", 21.0), ("intercept", 0.0), ("reactive", 22.0), ("screen_route", 15.0), ("reactive", 20.0)]:
+        state["structure_best"] = _structure_best(state, {"controller": name, "params": {"p": score}, "features": []}, score)
+    assert {n: e["score"] for n, e in state["structure_best"].items()} == {"pattern": 21, "intercept": 0, "reactive": 22, "screen_route": 15}
+    assert state["structure_best"]["reactive"]["params"] == {"p": 22.0}  # the best candidate's, not the last's
+    best = {"policy": {"controller": "reactive"}}
+    assert _runner_up(state, best) == "screen_route"
+    assert _runner_up({**state, "structures_switched": ["screen_route"]}, best) == "intercept"
+    assert _runner_up({**state, "structures_switched": ["screen_route", "intercept"]}, best) is None
+    assert _structure_best(state, {"controller": "intercept"}, None) == state["structure_best"]  # a crash scores nothing

@@ -99,8 +99,11 @@ def test_all_roles_leave_their_records(first_run):
     assert facts["best_policy"].value["score"] == s["best_score"]
     assert memory.count("Breakout")["hl_failures"] >= 1
     # Every revision is remembered: all iterations but the first versions (the pattern baseline,
-    # the probe's structure and each challenger structure), each a commit in hs/.
-    first_versions = [m for m in log if m.startswith("pattern baseline: ") or "controller with default parameters" in m]
+    # the probe's structure and each challenger structure). The trace's decisions name them all;
+    # hs/ keeps only the accepted ones (a rejected challenger is rolled back).
+    decided = [e["summary"].split(": ", 1)[1] for e in ends if e["node"] == "decide" and e["summary"]]  # not the stop
+    assert len(decided) == s["iterations"]
+    first_versions = [d for d in decided if d.startswith("pattern baseline: ") or "controller with default parameters" in d]
     assert len(first_versions) >= 3  # the baseline, intercept and at least one challenger
     assert len(memory.directions("Breakout", "ram")) == s["iterations"] - len(first_versions)
 

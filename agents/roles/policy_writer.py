@@ -235,6 +235,23 @@ def challenger_candidate(ctx: RunContext, facts: dict, name: str, baseline: dict
                            f"{name} controller with default parameters (a challenger to {facts['controller']})", "initial", name)  # fmt: skip
 
 
+def second_turn(ctx: RunContext, facts: dict, state: HLState, name: str) -> dict:
+    """The best's structure plateaued, parameter search included: the runner-up structure
+    (decide picks it by its best score) goes on from its best candidate, with a longer search
+    if it follows one, and a parameter search; decide keeps it only if it beats the best."""
+    entry = state["structure_best"][name]
+    params, features = dict(entry["params"]), set(entry["features"])
+    ctx.say(f"second turn: the {name} structure ({entry['score']:g}), as the best's structure has plateaued")
+    extra = ""
+    if searches(name):
+        search_route(ctx, facts, search_allowance(ctx, ctx.config.search_steps), f"second turn for {name}", name)
+        extra = "a longer search, "
+    tuned, _ = tune_parameters(ctx, facts, name, params, features, seed=ctx.config.seed + state.get("iteration", 0))
+    changed = ", ".join(f"{k}={v}" for k, v in sorted(tuned.items()) if params.get(k) != v) or "no change"
+    direction = f"second turn for the {name} structure: {extra}tuned parameters: {changed}"
+    return write_candidate(ctx, facts, tuned, features, direction, "switch", name)
+
+
 # -- LLM brain ---------------------------------------------------------------------------------
 
 
@@ -270,6 +287,8 @@ def policy_writer(state: HLState, ctx: RunContext) -> NodeUpdate:
             return first_pattern(ctx, facts)
         return {"candidate": first_candidate(ctx, facts, state), "structures_tried": [facts["controller"]]}
 
+    if state.get("switch_to"):
+        return {"candidate": second_turn(ctx, facts, state, state["switch_to"])}
     policy = best["policy"]
     name = policy.get("controller") or facts["controller"]
     tried = list(state.get("structures_tried") or [])
