@@ -85,10 +85,13 @@ def _structure_best(state: HLState, candidate: dict, score: float | None) -> dic
 
 def _runner_up(state: HLState, best: dict | None) -> str | None:
     """The structure with the best score after the best's own (the pattern baseline aside),
-    that has not had a second turn yet; None when there is none."""
+    that has not had a second turn yet and scored above the baseline (one that could not beat
+    blind play has shown nothing to build on: Freeway's intercept at 0 against hold-UP's 21);
+    None when there is none."""
     own = ((best or {}).get("policy") or {}).get("controller")
+    floor = (state.get("baseline") or {}).get("score", float("-inf"))
     others = {n: e for n, e in (state.get("structure_best") or {}).items()
-              if n not in (own, "pattern") and n not in (state.get("structures_switched") or [])}  # fmt: skip
+              if n not in (own, "pattern") and n not in (state.get("structures_switched") or []) and e["score"] > floor}  # fmt: skip
     return max(others, key=lambda n: others[n]["score"]) if others else None
 
 

@@ -79,4 +79,11 @@ def test_a_plateaued_best_hands_a_second_turn_to_the_runner_up_structure():
     assert _runner_up(state, best) == "screen_route"
     assert _runner_up({**state, "structures_switched": ["screen_route"]}, best) == "intercept"
     assert _runner_up({**state, "structures_switched": ["screen_route", "intercept"]}, best) is None
+    # Against the baseline: a structure that could not beat blind play gets no second turn
+    # (Freeway: hold UP 21, intercept 0).
+    with_floor = {**state, "baseline": {"score": 21.0}}
+    assert _runner_up(with_floor, best) is None
+    with_floor["baseline"] = {"score": 10.0}
+    assert _runner_up(with_floor, best) == "screen_route"
+    assert _runner_up({**with_floor, "structures_switched": ["screen_route"]}, best) is None
     assert _structure_best(state, {"controller": "intercept"}, None) == state["structure_best"]  # a crash scores nothing

@@ -95,3 +95,17 @@ def test_random_play_holds_each_drawn_action_for_jitter_hold_steps():
     assert all(len(set(r)) == 1 for r in runs) and len({r[0] for r in runs}) > 1  # held in threes, and random
     assert set(played) <= {0, 2, 3, 4}
     assert _policy(code, steps=30) == played  # the episode's seed: the same steps every replay
+
+
+def test_among_equal_scores_the_baseline_keeps_random_play():
+    from agents.baseline import rank
+
+    noop, up = ({"first_action": 0}, set()), ({"first_action": 2}, set())
+    every_step = ({"first_action": 0, "jitter": 1.0}, {"jitter"})
+    held = ({"first_action": 0, "jitter": 1.0, "jitter_hold": 6}, {"jitter"})
+    # A look too short to score: random play, held as the published agent played, goes on.
+    order = [p for p, _ in rank([(noop, 0.0), (up, 0.0), (every_step, 0.0), (held, 0.0)])]
+    assert order == [held, every_step, noop, up]
+    # A score decides before anything else, and a failed look comes last.
+    order = [p for p, _ in rank([(noop, 0.0), (held, None), (up, 3.0), (every_step, -1.0)])]
+    assert order == [up, noop, every_step, held]
