@@ -61,9 +61,11 @@ def rank(results: list[tuple[tuple[dict, set[str]], float | None]]) -> list:
     scores nothing at all (CrazyClimber: every pattern 0 in 357 frames, where the random agent
     makes 10,781 in a game), random play is the pattern that scores once episodes are long,
     and it is the floor the run is measured against. Then the order of `patterns()`."""
+    random_features = get_controller("pattern").RANDOM_FEATURES
+
     def key(ps):
         (params, features), score = ps
-        return (-math.inf if score is None else score, "jitter" in features, params.get("jitter_hold", 1))
+        return (-math.inf if score is None else score, bool(features & random_features), params.get("jitter_hold", 1))
 
     return sorted(results, key=key, reverse=True)  # stable: equal keys keep their order
 

@@ -235,6 +235,12 @@ def challenger_candidate(ctx: RunContext, facts: dict, name: str, baseline: dict
                            f"{name} controller with default parameters (a challenger to {facts['controller']})", "initial", name)  # fmt: skip
 
 
+def tuned_words(params: dict, tuned: dict) -> str:
+    """A parameter search's direction: "tuned parameters: " and what it changed."""
+    changed = ", ".join(f"{k}={v}" for k, v in sorted(tuned.items()) if params.get(k) != v)
+    return "tuned parameters: " + (changed or "no change")
+
+
 def second_turn(ctx: RunContext, facts: dict, state: HLState, name: str) -> dict:
     """The best's structure plateaued, parameter search included: the runner-up structure
     (decide picks it by its best score) goes on from its best candidate, with a longer search
@@ -247,8 +253,7 @@ def second_turn(ctx: RunContext, facts: dict, state: HLState, name: str) -> dict
         search_route(ctx, facts, search_allowance(ctx, ctx.config.search_steps), f"second turn for {name}", name)
         extra = "a longer search, "
     tuned, _ = tune_parameters(ctx, facts, name, params, features, seed=ctx.config.seed + state.get("iteration", 0))
-    changed = ", ".join(f"{k}={v}" for k, v in sorted(tuned.items()) if params.get(k) != v) or "no change"
-    direction = f"second turn for the {name} structure: {extra}tuned parameters: {changed}"
+    direction = f"second turn for the {name} structure: {extra}{tuned_words(params, tuned)}"
     return write_candidate(ctx, facts, tuned, features, direction, "switch", name)
 
 
@@ -317,6 +322,4 @@ def policy_writer(state: HLState, ctx: RunContext) -> NodeUpdate:
             return {"candidate": write_candidate(ctx, facts, new_params, new_features, diagnosis["direction"], "critic", name)}
     ctx.say("no untried direction: tuning parameters with Optuna")
     tuned, value = tune_parameters(ctx, facts, name, params, features, seed=ctx.config.seed + state.get("iteration", 0))
-    changed = {k: v for k, v in tuned.items() if params.get(k) != v}
-    direction = "tuned parameters: " + (", ".join(f"{k}={v}" for k, v in sorted(changed.items())) or "no change")
-    return {"candidate": write_candidate(ctx, facts, tuned, features, direction, "tuning", name)}
+    return {"candidate": write_candidate(ctx, facts, tuned, features, tuned_words(params, tuned), "tuning", name)}
