@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from agents.controllers import plays_at_random
+from agents.controllers import RANDOM_POLICY_DEV_EPISODES, dev_episodes_for  # noqa: F401 (tests read it here)
 from envs.seeds import split_seeds
 from runtime import steps
 from runtime.budget import holdout_reserve
@@ -19,8 +19,6 @@ from runtime.state import HLState, NodeUpdate
 # many standard errors of its per-seed score differences (the same dev seeds for both: common
 # random numbers), so noise does not replace a policy with a luckier copy of a worse one.
 NOISE_Z = 1.0
-# Dev episodes of a policy that draws at random, even where every seed is the same game (hl).
-RANDOM_POLICY_DEV_EPISODES = 3
 
 
 def clearly_better(ctx: RunContext, evaluation: dict, best: dict | None) -> tuple[bool, str]:
@@ -52,11 +50,8 @@ def evaluate(state: HLState, ctx: RunContext) -> NodeUpdate:
     steps.count_interrupted(ctx)  # steps of an evaluation a kill cut short still count
     before = ctx.meter.used_steps
     candidate = state.get("candidate") or {}
-    seeds = None
-    if ctx.family.robustness_protocol(ctx.config.protocol) is not None and plays_at_random(candidate):
-        # Every seed is the same game, but the policy draws at random: one episode would be one
-        # lucky (or unlucky) draw, and decide would keep it on that.
-        seeds = split_seeds("dev", max(ctx.config.dev_episodes, RANDOM_POLICY_DEV_EPISODES))
+    seeds_differ = ctx.family.robustness_protocol(ctx.config.protocol) is None
+    seeds = split_seeds("dev", dev_episodes_for(candidate, ctx.config.dev_episodes, seeds_differ))
     result = steps.evaluate_candidate(ctx, ctx.hs.path / "policy.py", role="evaluate", seeds=seeds,
                                       change_summary=candidate.get("direction", ""))  # fmt: skip
     usage = {"env_steps": ctx.meter.used_steps - before}

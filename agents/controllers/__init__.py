@@ -98,6 +98,20 @@ def suitable_controllers(facts: dict, family: str = "atari") -> list[str]:
     return [name for name, module in available(family).items() if module.suits(facts)]
 
 
+# Dev episodes of a policy that draws at random, even where every seed is the same game (hl).
+RANDOM_POLICY_DEV_EPISODES = 3
+
+
+def dev_episodes_for(candidate: dict, dev_episodes: int, seeds_differ: bool) -> int:
+    """Dev episodes to judge a candidate on (its evaluation and each parameter-search trial):
+    the run's, or RANDOM_POLICY_DEV_EPISODES for a policy that draws at random where every seed
+    is the same game (one episode would be one lucky or unlucky draw, and a search or decide
+    would keep it on that)."""
+    if not seeds_differ and plays_at_random(candidate):
+        return max(dev_episodes, RANDOM_POLICY_DEV_EPISODES)
+    return dev_episodes
+
+
 def plays_at_random(candidate: dict) -> bool:
     """Whether a candidate's policy draws random numbers (a builtin structure with one of its
     RANDOM_FEATURES on): one episode of it says little even where every seed is the same game."""

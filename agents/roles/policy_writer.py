@@ -21,9 +21,10 @@ import shutil
 
 from pydantic import BaseModel, Field
 
-from agents.controllers import (CONTROLLER_MODULES, apply_change, default_params, facts_module, get_controller, starting_params,
-                                structure_facts)  # fmt: skip
+from agents.controllers import (CONTROLLER_MODULES, apply_change, default_params, dev_episodes_for, facts_module, get_controller,
+                                starting_params, structure_facts)  # fmt: skip
 from agents.registry import BrainFailed, register
+from envs.seeds import split_seeds
 from memory.store import best_policy_key
 from record.meter import BudgetExhausted
 from record.workspace import policy_hash
@@ -111,6 +112,10 @@ def tune_parameters(ctx: RunContext, facts: dict, controller_name: str, params: 
     distinct = list(facts.get("distinct_actions") or range(len(facts["action_names"])))
     space = {name: distinct if name in actions else (low, high, name in controller.INT_PARAMS)
              for name, (_, low, high, _) in controller.PARAMS.items() if name in params and controller.param_used(name, features)}  # fmt: skip
+    # Every trial on the same dev seeds, as many as decide would judge the candidate on.
+    seeds_differ = ctx.family.robustness_protocol(ctx.config.protocol) is None
+    seeds = split_seeds("dev", dev_episodes_for({"controller": controller_name, "features": sorted(features)},
+                                                ctx.config.dev_episodes, seeds_differ))  # fmt: skip
 
     def score(candidate: dict) -> float | None:
         code = controller.write_policy(candidate, features, facts, "parameter search")
@@ -120,7 +125,7 @@ def tune_parameters(ctx: RunContext, facts: dict, controller_name: str, params: 
         for sibling in ("detectors.py", getattr(controller, "ROUTE_FILE", "")):  # the modules policy.py imports
             if sibling and (ctx.hs.path / sibling).exists():
                 shutil.copyfile(ctx.hs.path / sibling, variant / sibling)
-        result = steps.evaluate_candidate(ctx, variant / "policy.py", role="policy_writer", kind="tuning",
+        result = steps.evaluate_candidate(ctx, variant / "policy.py", role="policy_writer", kind="tuning", seeds=seeds,
                                           change_summary=f"tuning {candidate}")  # fmt: skip
         if result is None:
             raise BudgetExhausted("budget spent during tuning")
