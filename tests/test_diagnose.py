@@ -90,3 +90,11 @@ def test_route_controller_blames_the_route_when_the_policy_scored_all_of_it(tmp_
     stuck = analyse_episode(write_trace(tmp_path / "stuck.npz", rewards, [5] * 5000), seed=0, truncated="time_limit")
     assert route.order_failures(failure_kinds(stuck, set()), stuck, tmp_path) == failure_kinds(stuck, set())
     assert route.route_score(tmp_path / "nowhere") is None
+    # All of the route scored, then every life lost standing still (no frame cap): still the
+    # route that falls short (MsPacman at 200k tuned the follower 24 times instead).
+    rewards[300] = 100
+    lives = [3] * 2000 + [2] * 1000 + [1] * 1000 + [0] * 1000
+    died = analyse_episode(write_trace(tmp_path / "died.npz", rewards, lives), seed=0, truncated=None)
+    ordered = route.order_failures(failure_kinds(died, set()), died, tmp_path)
+    assert ordered[0][0] == "timeout" and "scored nothing more" in ordered[0][1]
+    assert route.DIRECTIONS["timeout"][0][2].get("search"), "the route's answer: search further"

@@ -13,6 +13,11 @@ from record.meter import BudgetExhausted
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
+# After this many trials that all scored the same, the search stops: these parameters change
+# nothing the evaluation sees (a route replayed exactly under hl plays the same whatever its
+# matching radius), and more trials would only spend env steps.
+FLAT_TRIALS = 6
+
 
 def tune(
     space: dict[str, tuple[float, float, bool] | list[int]],
@@ -27,7 +32,8 @@ def tune(
     `score(params)` evaluates one parameter set and returns its mean dev score (None when the
     trial failed; BudgetExhausted stops the search). Returns (best params, best score,
     trials run). TPE with a fixed seed: a resumed run proposes the same parameters again,
-    so the evaluations it already paid for are found in the ledger instead of rerun.
+    so the evaluations it already paid for are found in the ledger instead of rerun. The
+    search ends early when its first FLAT_TRIALS trials all score the same.
     """
     sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(6, trials))
     study = optuna.create_study(direction="maximize", sampler=sampler)
@@ -53,6 +59,9 @@ def tune(
         ran += 1
         trial.set_user_attr("params", params)  # exactly what was evaluated (rounded)
         study.tell(trial, -math.inf if value is None else value)
+        values = {t.value for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE}
+        if ran == FLAT_TRIALS and len(values) == 1:
+            break  # flat: no trial scored differently from the start
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE and t.value != -math.inf]
     if not done:
         return dict(start), None, ran

@@ -135,13 +135,19 @@ def route_score(hs_dir) -> float | None:
 
 
 def order_failures(kinds: list[tuple[str, str]], findings, hs_dir) -> list[tuple[str, str]]:
-    """Hook for the replay-critic. An episode that timed out having scored all the route
-    scores followed the route to its end: the route is what falls short (search further),
-    not the following. Otherwise the critic's order stands."""
-    score = route_score(hs_dir)
-    if findings.timeout and score is not None and findings.score >= score:
-        what = f"the route is over: the policy scored all {score:g} of the route, then stood until the frame cap"
-        return [("timeout", what)] + [k for k in kinds if k[0] != "timeout"]
+    """Hook for the replay-critic (see route_over_first)."""
+    return route_over_first(kinds, findings, route_score(hs_dir))
+
+
+def route_over_first(kinds: list[tuple[str, str]], findings, score: float | None) -> list[tuple[str, str]]:
+    """An episode that scored all the route scores followed the route to its end, whatever
+    ended it afterwards (the frame cap, or lives lost standing still): the route is what falls
+    short (search further), not the following. Otherwise the critic's order stands."""
+    if score is not None and findings.score >= score:
+        after = ", then stood until the frame cap" if findings.timeout else ", and what came after it scored nothing more"
+        return [("timeout", f"the route is over: the policy scored all {score:g} of the route{after}")] + [
+            k for k in kinds if k[0] != "timeout"
+        ]
     return kinds
 
 

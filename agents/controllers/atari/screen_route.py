@@ -29,6 +29,7 @@ from pathlib import Path
 
 from agents.controllers.atari.pins import GENERIC_DETECTOR_TEST as DETECTOR_TEST
 from agents.controllers.atari.pins import fixture_actions, pin_detectors
+from agents.controllers.atari.route import route_over_first
 from tools.screen_cells import ScreenCells, screen_cell
 
 __all__ = ["DETECTOR_TEST", "fixture_actions", "pin_detectors"]  # the detector hooks (generic pins)
@@ -126,11 +127,7 @@ def route_score(hs_dir) -> float | None:
 def order_failures(kinds: list[tuple[str, str]], findings, hs_dir) -> list[tuple[str, str]]:
     """Hook for the replay-critic: an episode that scored all the route scores followed it to
     its end, so the route is what falls short (search further), not the following."""
-    score = route_score(hs_dir)
-    if score is not None and findings.score >= score:
-        what = f"the route is over: the policy scored all {score:g} of the route"
-        return [("timeout", what)] + [k for k in kinds if k[0] != "timeout"]
-    return kinds
+    return route_over_first(kinds, findings, route_score(hs_dir))
 
 
 # ============================================================================================
