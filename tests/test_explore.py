@@ -173,6 +173,26 @@ def test_found_trajectory_replays_exactly_in_envpool_under_hl(hl_search, tmp_pat
     assert list(trace["ram"][n]) == result.final_ram
 
 
+def test_every_reset_of_the_search_emulator_is_a_fresh_envpool_reset():
+    """In BeamRider a second reset_game() keeps 33 bytes of RAM from the game before, so a
+    search that reset after its calibration found routes EnvPool never replays (440 in the
+    search, 132 in evaluation). Every reset of the search's emulator is the first one's."""
+    from envs.atari import make_env
+    from tools.explore import Emulator
+
+    game, protocol = resolve_game("beam_rider"), PROTOCOLS["hl"]
+    env = make_env(game.task_id, protocol, [0])
+    _, info = env.reset()
+    emu = Emulator(game, protocol)
+    emu.reset()
+    rng = np.random.default_rng(0)
+    for _ in range(2000):
+        emu.step(int(rng.integers(len(emu.actions))))
+    emu.reset()
+    assert emu.steps == 2002  # each reset is one env step, as EnvPool's is
+    assert list(emu.ram()) == list(info["ram"][0])
+
+
 def test_route_facts_from_a_probe_report():
     def fit(label, address, a, b, lag=0, r=0.999):
         return RamFit(label=label, address=address, r=r, r_inliers=r, inliers=1.0, a=a, b=b, lag=lag, rmse=0.3, within_2px=1.0, n=100)

@@ -277,11 +277,19 @@ class Emulator:
         self.reset_action = names.index("FIRE") if protocol.use_fire_reset and "FIRE" in names else 0
         self.steps = 0  # env steps taken (charged by the caller)
         self.frames = 0  # emulator frames run
+        self.start = None  # the state after the first reset, which every later reset restores
 
     def reset(self) -> None:
-        """reset_game() + the reset frame, counted as one env step."""
-        self.ale.reset_game()
-        self.ale.act(self.actions[self.reset_action])
+        """reset_game() + the reset frame, counted as one env step. Only the first reset after
+        loading the ROM is EnvPool's (each evaluation env is fresh): in some games a second
+        reset_game() keeps part of the RAM (BeamRider: 33 bytes, KungFuMaster: 7), and a route
+        found from there does not replay. So later resets restore the first one's state."""
+        if self.start is None:
+            self.ale.reset_game()
+            self.ale.act(self.actions[self.reset_action])
+            self.start = self.clone()
+        else:
+            self.restore(self.start)
         self.steps += 1
         self.frames += 1
 
