@@ -182,7 +182,7 @@ def test_every_reset_of_the_search_emulator_is_a_fresh_envpool_reset():
 
     game, protocol = resolve_game("beam_rider"), PROTOCOLS["hl"]
     env = make_env(game.task_id, protocol, [0])
-    _, info = env.reset()
+    obs, info = env.reset()
     emu = Emulator(game, protocol)
     emu.reset()
     rng = np.random.default_rng(0)
@@ -191,6 +191,7 @@ def test_every_reset_of_the_search_emulator_is_a_fresh_envpool_reset():
     emu.reset()
     assert emu.steps == 2002  # each reset is one env step, as EnvPool's is
     assert list(emu.ram()) == list(info["ram"][0])
+    assert (emu.screen() == obs[0].transpose(1, 2, 0)).all()  # restoreState does not redraw: the first reset's screen
 
 
 def test_route_facts_from_a_probe_report():

@@ -278,6 +278,8 @@ class Emulator:
         self.steps = 0  # env steps taken (charged by the caller)
         self.frames = 0  # emulator frames run
         self.start = None  # the state after the first reset, which every later reset restores
+        self.start_screen = None  # ... and its screen: restoreState does not redraw it
+        self.screen_now = None  # the screen while it is the restored start's, else None
 
     def reset(self) -> None:
         """reset_game() + the reset frame, counted as one env step. Only the first reset after
@@ -287,13 +289,19 @@ class Emulator:
         if self.start is None:
             self.ale.reset_game()
             self.ale.act(self.actions[self.reset_action])
-            self.start = self.clone()
+            self.start, self.start_screen = self.clone(), self.ale.getScreenRGB()
         else:
             self.restore(self.start)
+        self.screen_now = self.start_screen
         self.steps += 1
         self.frames += 1
 
+    def screen(self) -> np.ndarray:
+        """The RGB screen of the current frame (after a reset: the first reset's)."""
+        return self.screen_now if self.screen_now is not None else self.ale.getScreenRGB()
+
     def step(self, action: int) -> float:
+        self.screen_now = None
         reward = 0.0
         for _ in range(self.frame_skip):
             reward += self.ale.act(self.actions[action])

@@ -68,7 +68,7 @@ class ScreenCells:
             emu.step(action)
             if emu.ale.game_over():
                 emu.reset()
-            screens.append(emu.ale.getScreenRGB())
+            screens.append(emu.screen())
         wanted = steps * emu.frame_skip / FRAMES_PER_CELL
         grid = next((g for g in GRIDS if len({screen_cell(s, *g) for s in screens}) >= wanted), GRIDS[-1])
         return ScreenCells(*grid), emu.steps - before
@@ -77,7 +77,7 @@ class ScreenCells:
         return (int(score), self.cell_of(emu))
 
     def cell_of(self, emu) -> int:
-        return screen_cell(emu.ale.getScreenRGB(), self.rows, self.cols, self.levels)
+        return screen_cell(emu.screen(), self.rows, self.cols, self.levels)
 
     def position(self, ram: np.ndarray) -> tuple[int, float, float]:
         return 0, 0.0, 0.0
