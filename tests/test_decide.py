@@ -87,3 +87,33 @@ def test_a_plateaued_best_hands_a_second_turn_to_the_runner_up_structure():
     assert _runner_up(with_floor, best) == "screen_route"
     assert _runner_up({**with_floor, "structures_switched": ["screen_route"]}, best) is None
     assert _structure_best(state, {"controller": "intercept"}, None) == state["structure_best"]  # a crash scores nothing
+
+
+def test_after_a_challenger_lost_the_critic_reads_the_bests_episodes(tmp_path):
+    """A challenger of another structure that lost leaves the best's structure to go on: the
+    critic diagnoses the best's last evaluation, so the policy-writer gets a direction it can
+    apply (KungFuMaster at 200k: the reactive challenger's diagnosis was dropped and the route
+    was tuned instead of searched further). Real EnvPool, tiny episodes."""
+    from agents.controllers.atari import pattern
+    from agents.roles.replay_critic import replay_critic
+    from envs.atari.games import resolve_game
+    from graph.nodes import evaluate
+    from record.meter import StepMeter
+    from runtime.config import RunConfig
+    from runtime.context import RunContext
+
+    facts = {"action_names": ["NOOP", "FIRE", "RIGHT", "LEFT"], "distinct_actions": [0, 1, 2, 3], "controller": "intercept"}
+    (tmp_path / "hs").mkdir()
+    config = RunConfig(game="Breakout", runs_dir=tmp_path, eval_max_frames=400, robustness_episodes=0)
+    ctx = RunContext(config, resolve_game("breakout"), tmp_path, StepMeter(50_000))
+    trials = []
+    for name, params in [("pattern", {"first_action": 1}), ("reactive", {"first_action": 0})]:
+        (tmp_path / "hs" / "policy.py").write_text(pattern.write_policy(params, set(), facts, name))
+        candidate = {"controller": name, "features": [], "params": params, "direction": f"{name} first look"}
+        trials.append(evaluate({"candidate": candidate}, ctx)["evaluation"]["trial"])
+    best = {"score": 0.0, "trial": trials[0], "policy": {"controller": "pattern", "params": {"first_action": 1}, "features": []}}
+    state = {"run_id": "r", "best": best, "detectors": facts, "new_best": False, "iteration": 2,
+             "candidate": {"controller": "reactive", "features": [], "params": {}, "direction": "reactive first look"},
+             "evaluation": {"status": "ok", "trial": trials[1], "score_mean": 0.0}}  # fmt: skip
+    diagnosis = replay_critic(state, ctx)["diagnosis"]
+    assert diagnosis["controller"] == "pattern" and diagnosis["evidence"].startswith(f"trial {trials[0]},")

@@ -101,11 +101,15 @@ def replay_critic(state: HLState, ctx: RunContext) -> NodeUpdate:
     evaluation = state.get("evaluation")
     best = state.get("best") or {}
     candidate = state.get("candidate") or {}
-    # The evaluated policy's structure: a challenger of another structure (after the
-    # baseline, or a structure switch) is diagnosed in its own terms, not the best's.
     policy = best.get("policy") or candidate
-    if candidate.get("controller") and candidate.get("controller") != policy.get("controller"):
-        policy = candidate
+    if evaluation and candidate.get("controller") and candidate.get("controller") != policy.get("controller"):
+        if best.get("trial") is not None and evaluation["status"] == "ok":
+            # A challenger of another structure that lost (a better one would be the best): the
+            # best's structure goes on, so the best's own episodes say what to change next (a
+            # diagnosis of the loser's would be a change the policy-writer cannot apply).
+            evaluation = {"status": "ok", "trial": best["trial"]}
+        else:
+            policy = candidate  # nothing accepted yet, or the challenger crashed: its own terms
     if not evaluation:
         return {"diagnosis": None}
     if evaluation["status"] == "failed":
