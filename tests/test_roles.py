@@ -65,3 +65,21 @@ def test_prompts_name_only_tools_that_exist_and_the_role_may_call():
         named = set(re.findall(r"`([a-z]+(?:_[a-z]+)+)`", text))
         assert named <= set(TOOL_NAMES), f"{name}.md names tools that do not exist: {named - set(TOOL_NAMES)}"
         assert named <= set(role.tools), f"{name}.md names tools {name} may not call: {named - set(role.tools)}"
+
+
+def test_under_hl_the_simplifier_keeps_what_only_acts_when_the_game_differs():
+    """Under hl a route replays exactly, so re-synchronising never acts and its removal always
+    "holds the score": the simplifier keeps it (ale-v5 play needs it). Under ale-v5 it is tried."""
+    from types import SimpleNamespace
+
+    from agents.roles.simplifier import removable
+    from envs.registry import get_family
+
+    policy = {"controller": "screen_route", "features": ["play_on", "resync"]}
+    for protocol, expected in (("hl", ["play_on"]), ("ale-v5", ["play_on", "resync"])):
+        ctx = SimpleNamespace(family=get_family("atari"), config=SimpleNamespace(protocol=protocol))
+        assert removable(ctx, policy) == expected
+    route = {"controller": "route", "features": ["recovery", "respawn_resync", "timed_waits", "unstick"]}
+    assert removable(SimpleNamespace(family=get_family("atari"), config=SimpleNamespace(protocol="hl")), route) == []
+    assert removable(SimpleNamespace(family=get_family("atari"), config=SimpleNamespace(protocol="hl")),
+                     {"controller": "llm", "features": []}) == []  # fmt: skip

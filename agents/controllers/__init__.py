@@ -29,6 +29,12 @@ Every controller is a module with the same interface:
                                                          policy draw random numbers (its score
                                                          varies by seed even where the game
                                                          does not)
+    ROBUSTNESS_FEATURES: set[str]                        optional: features that only act when
+                                                         the game differs from the one recorded
+                                                         (re-synchronising, recovering): where
+                                                         every seed is the same game the
+                                                         simplifier cannot judge them, so keeps
+                                                         them
 
 and owns its detectors (the detector-writer calls these):
 

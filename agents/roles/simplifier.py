@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from agents.controllers import CONTROLLER_MODULES, get_controller
 from agents.registry import register
 from agents.roles.policy_writer import write_candidate
 from record.workspace import policy_hash
@@ -42,6 +43,16 @@ def finish_report(report: SimplifierReport, state: dict, ctx: RunContext) -> Nod
     return {"best": best, "new_best": False, "trace_summary": f"removed {', '.join(report.removed)}"}
 
 
+def removable(ctx: RunContext, policy: dict) -> list[str]:
+    """The features the simplifier tries to remove, in order. Where every seed is the same game
+    (hl), a feature that only acts when the game differs from the recorded one (the structure's
+    ROBUSTNESS_FEATURES) always holds the score there: it is kept, and its evaluation not paid."""
+    name = policy.get("controller")
+    seeds_same = ctx.family.robustness_protocol(ctx.config.protocol) is not None
+    kept = getattr(get_controller(name), "ROBUSTNESS_FEATURES", set()) if seeds_same and name in CONTROLLER_MODULES else set()
+    return sorted(set(policy["features"]) - kept)
+
+
 @register("simplifier", tools=["read_file", "write_file", "patch_file", "evaluate_policy"], report=SimplifierReport,
           finish=finish_report)  # fmt: skip
 def simplifier(state: HLState, ctx: RunContext) -> NodeUpdate:
@@ -50,7 +61,7 @@ def simplifier(state: HLState, ctx: RunContext) -> NodeUpdate:
     policy = dict(best["policy"])
     facts = state["detectors"]
     removed = []
-    for feature in sorted(policy["features"]):
+    for feature in removable(ctx, policy):
         features = set(policy["features"]) - {feature}
         direction = f"simplify: remove {feature} (score must hold)"
         candidate = write_candidate(ctx, facts, policy["params"], features, direction, "simplifier", policy.get("controller"))

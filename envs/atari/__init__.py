@@ -4,7 +4,7 @@ and RAM, under the `hl` and `ale-v5` protocols.
 - games.py: names as people type them -> GameSpec (HNS metadata for Atari57)
 - protocols.py: the `hl` and `ale-v5` presets
 - observation.py: the Observation an Atari policy gets (rgb, ram in ram mode, lives)
-- emulator.py: the one ale-py builder (clone/restore and RAM pokes, for probes and searches)
+- emulator.py: the one ale-py builder (clone/restore and RAM pokes, for probes and searches), and an ale-py emulator stepped like EnvPool
 """
 
 from __future__ import annotations

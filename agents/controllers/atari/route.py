@@ -38,6 +38,10 @@ FEATURES = {
     "unstick": "when the matched route point stops advancing, line up exactly with it (a ladder needs the exact column), then play the following points' actions",
 }
 
+# Under hl the route replays exactly: the player is always where the route was, so none of
+# these acts, and a simplifier judging them there would remove what ale-v5 play needs.
+ROBUSTNESS_FEATURES = {"recovery", "timed_waits", "respawn_resync", "unstick"}
+
 PARAMS = {
     # name: (default, low, high, what it means)
     "match_radius": (12.0, 2.0, 32.0, "px: route points further than this from the player do not match"),

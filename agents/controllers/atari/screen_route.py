@@ -44,6 +44,9 @@ FEATURES = {
     "play_on": "when the route is over, play random distinct actions, each held a few frames, instead of standing still",
 }
 
+# Under hl every screen is the one recorded at its step: resync never acts there.
+ROBUSTNESS_FEATURES = {"resync"}
+
 PARAMS = {
     # name: (default, low, high, what it means)
     "lookahead": (64, 0, 2000, "frames of route searched ahead of the expected step for the screen seen"),
