@@ -42,7 +42,8 @@ def _holdout_line(holdout: dict | None, best: dict | None) -> str:
         return "none: no budget was left for it"
     if holdout["status"] == "budget_stop" or holdout["score_mean"] is None:
         return f"none: cut by the budget ({holdout['status']}) before an episode finished"
-    return f"{_fmt_score(holdout['score_mean'])} over {len(holdout['scores'])} holdout episodes"
+    n = len(holdout["scores"])
+    return f"{_fmt_score(holdout['score_mean'])} over {n} holdout episode{'s' if n != 1 else ''}"
 
 
 def _robustness_line(ctx: RunContext, robust: dict | None, best: dict | None) -> str | None:

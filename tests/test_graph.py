@@ -56,7 +56,7 @@ def test_all_roles_leave_their_records(first_run):
     # The holdout was paid for from the reserve and scored, as the summary says; so was the
     # same policy on 10 ale-v5 holdout seeds (under hl every seed is the same game).
     holdout, robust = rows[-2], rows[-1]
-    assert holdout.role == "finish" and holdout.status == "ok" and s["holdout"].endswith("over 1 holdout episodes")
+    assert holdout.role == "finish" and holdout.status == "ok" and s["holdout"].endswith("over 1 holdout episode")
     assert (robust.kind, robust.protocol, robust.status, len(robust.scores)) == ("robustness", "ale-v5", "ok", 10)
     assert s["robustness_score"] == robust.score_mean and s["robustness"].startswith(f"{robust.score_mean:g} over 10 holdout episodes")
     assert all(r.policy_hash for r in rows if r.kind in ("evaluation", "tuning"))
