@@ -28,7 +28,7 @@ from envs.base import EnvProtocol
 from envs.registry import family_of, resolve_env
 from runtime.config import RunConfig
 
-MIN_DEV_EVALUATIONS = 4  # a run that cannot afford a few evaluations cannot learn anything
+MIN_DEV_EVALUATIONS = 6  # a run that cannot afford a few evaluations cannot learn anything
 MIN_EPISODE_FRAMES = 2_000  # half a minute of play: shorter episodes say little about a policy
 RESERVE_MARGIN = 1.25  # holdout seeds may play longer than the dev seeds did (sticky actions)
 

@@ -51,11 +51,11 @@ def test_a_small_budget_caps_episodes_and_holds_the_holdout_from_the_start():
     cfg = _config(120_000, robustness_episodes=0)
     assert cfg.dev_episodes == 1 and cfg.holdout_episodes == 1
     plan = plan_budget(cfg, get_protocol("hl"))
-    assert plan.capped and plan.episode_frames == 18_000 < get_protocol("hl").max_episode_frames
+    assert plan.capped and plan.episode_frames == 12_000 < get_protocol("hl").max_episode_frames
     # The probe, the minimum number of dev evaluations and the holdout all fit, at the cap.
     assert cfg.probe_budget + (MIN_DEV_EVALUATIONS * cfg.dev_episodes + 1) * plan.episode_steps <= 120_000
-    assert plan.initial_reserve == 18_000
-    assert "capped at 18,000 frames" in plan.note(get_protocol("hl"))
+    assert plan.initial_reserve == 12_000
+    assert "capped at 12,000 frames" in plan.note(get_protocol("hl"))
 
     roomy = plan_budget(_config(1_000_000, robustness_episodes=0), get_protocol("hl"))
     assert not roomy.capped and roomy.episode_frames == 108_000 and roomy.initial_reserve == 108_000
@@ -73,10 +73,10 @@ def test_under_hl_the_budget_also_pays_for_a_holdout_under_ale_v5():
     cfg = _config(120_000)
     assert cfg.robustness_protocol == "ale-v5" and cfg.robustness_episodes == 10
     plan = plan_budget(cfg, hl)
-    # 90,000 steps after the probe for 4 dev episodes, 1 holdout episode and 10 ale-v5 episodes
-    # of a quarter of the steps each: 12,000 steps an episode.
-    assert plan.episode_frames == 12_000 and plan.robustness_steps == 10 * 3_000
-    assert plan.initial_reserve == 12_000 + 10 * 3_000
+    # 90,000 steps after the probe for 6 dev episodes, 1 holdout episode and 10 ale-v5 episodes
+    # of a quarter of the steps each: 9,473 steps an episode, rounded down to 9,000 frames.
+    assert plan.episode_frames == 9_000 and plan.robustness_steps == 10 * 2_250
+    assert plan.initial_reserve == 9_000 + 10 * 2_250
     assert "10 episodes under ale-v5" in plan.note(hl)
     # Once a best policy has played 8,000-step episodes: the same play time, in each protocol's steps.
     assert holdout_reserve(_config(1_000_000), hl, [8_000]) == 10_000 + 10 * 2_500
@@ -87,10 +87,10 @@ def test_a_budget_that_cannot_pay_for_a_holdout_is_refused():
     from envs.atari.protocols import get_protocol
     from runtime.budget import BudgetTooSmall, plan_budget
 
-    with pytest.raises(BudgetTooSmall, match=r"too small.*use --budget 40,000 or more"):
-        plan_budget(_config(39_000, robustness_episodes=0), get_protocol("hl"))
+    with pytest.raises(BudgetTooSmall, match=r"too small.*use --budget 44,000 or more"):
+        plan_budget(_config(40_000, robustness_episodes=0), get_protocol("hl"))
     # The ale-v5 episodes of the robustness check are paid for too: 2.5 more hl episodes' worth.
-    with pytest.raises(BudgetTooSmall, match=r"holdout of 1 and 10 episodes under ale-v5 .*use --budget 45,000 or more"):
+    with pytest.raises(BudgetTooSmall, match=r"holdout of 1 and 10 episodes under ale-v5 .*use --budget 49,000 or more"):
         plan_budget(_config(40_000), get_protocol("hl"))
 
 
