@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from agents.controllers import RANDOM_POLICY_DEV_EPISODES, dev_episodes_for  # noqa: F401 (tests read it here)
+from agents.controllers import dev_episodes_for
 from envs.seeds import split_seeds
 from runtime import steps
 from runtime.budget import holdout_reserve

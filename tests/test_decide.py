@@ -44,7 +44,8 @@ def test_a_policy_that_plays_at_random_gets_several_dev_episodes_even_under_hl(t
     episodes."""
     from agents.controllers.atari import pattern
     from envs.atari.games import resolve_game
-    from graph.nodes import RANDOM_POLICY_DEV_EPISODES, evaluate
+    from agents.controllers import RANDOM_POLICY_DEV_EPISODES
+    from graph.nodes import evaluate
     from record.meter import StepMeter
     from runtime.config import RunConfig
     from runtime.context import RunContext
