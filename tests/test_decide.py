@@ -118,3 +118,9 @@ def test_after_a_challenger_lost_the_critic_reads_the_bests_episodes(tmp_path):
              "evaluation": {"status": "ok", "trial": trials[1], "score_mean": 0.0}}  # fmt: skip
     diagnosis = replay_critic(state, ctx)["diagnosis"]
     assert diagnosis["controller"] == "pattern" and diagnosis["evidence"].startswith(f"trial {trials[0]},")
+    # The critic runs before decide: a candidate of another structure that beats the best's
+    # score may become the best, so it is diagnosed in its own terms (Alien: the first screen
+    # route, 1,840 against the baseline's 227, must get its "search for a longer route").
+    state["best"] = {**best, "score": -1.0}
+    diagnosis = replay_critic(state, ctx)["diagnosis"]
+    assert diagnosis["controller"] == "reactive" and diagnosis["evidence"].startswith(f"trial {trials[1]},")

@@ -118,6 +118,14 @@ def dev_episodes_for(candidate: dict, dev_episodes: int, seeds_differ: bool) -> 
     return dev_episodes
 
 
+def acting_features(controller: ModuleType, features: set[str], seeds_differ: bool) -> set[str]:
+    """The features whose effect an evaluation can see: all of them where seeds differ; where
+    every seed is the same game (hl), all but the structure's ROBUSTNESS_FEATURES, which only
+    act when the game differs from the one recorded (the simplifier keeps them, a parameter
+    search leaves their parameters alone)."""
+    return set(features) if seeds_differ else set(features) - getattr(controller, "ROBUSTNESS_FEATURES", set())
+
+
 def plays_at_random(candidate: dict) -> bool:
     """Whether a candidate's policy draws random numbers (a builtin structure with one of its
     RANDOM_FEATURES on): one episode of it says little even where every seed is the same game."""

@@ -21,8 +21,8 @@ import shutil
 
 from pydantic import BaseModel, Field
 
-from agents.controllers import (CONTROLLER_MODULES, apply_change, default_params, dev_episodes_for, facts_module, get_controller,
-                                starting_params, structure_facts)  # fmt: skip
+from agents.controllers import (CONTROLLER_MODULES, acting_features, apply_change, default_params, dev_episodes_for, facts_module,
+                                get_controller, starting_params, structure_facts)  # fmt: skip
 from agents.registry import BrainFailed, register
 from envs.seeds import split_seeds
 from memory.store import best_policy_key
@@ -110,10 +110,11 @@ def tune_parameters(ctx: RunContext, facts: dict, controller_name: str, params: 
     # Action indices are names, not a scale: Optuna picks among the game's distinct actions.
     actions = getattr(controller, "ACTION_PARAMS", set())
     distinct = list(facts.get("distinct_actions") or range(len(facts["action_names"])))
-    space = {name: distinct if name in actions else (low, high, name in controller.INT_PARAMS)
-             for name, (_, low, high, _) in controller.PARAMS.items() if name in params and controller.param_used(name, features)}  # fmt: skip
-    # Every trial on the same dev seeds, as many as decide would judge the candidate on.
     seeds_differ = ctx.family.robustness_protocol(ctx.config.protocol) is None
+    acting = acting_features(controller, features, seeds_differ)  # under hl a re-sync's parameters change nothing
+    space = {name: distinct if name in actions else (low, high, name in controller.INT_PARAMS)
+             for name, (_, low, high, _) in controller.PARAMS.items() if name in params and controller.param_used(name, acting)}  # fmt: skip
+    # Every trial on the same dev seeds, as many as decide would judge the candidate on.
     seeds = split_seeds("dev", dev_episodes_for({"controller": controller_name, "features": sorted(features)},
                                                 ctx.config.dev_episodes, seeds_differ))  # fmt: skip
 

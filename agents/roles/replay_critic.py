@@ -103,13 +103,16 @@ def replay_critic(state: HLState, ctx: RunContext) -> NodeUpdate:
     candidate = state.get("candidate") or {}
     policy = best.get("policy") or candidate
     if evaluation and candidate.get("controller") and candidate.get("controller") != policy.get("controller"):
-        if best.get("trial") is not None and evaluation["status"] == "ok":
-            # A challenger of another structure that lost (a better one would be the best): the
-            # best's structure goes on, so the best's own episodes say what to change next (a
-            # diagnosis of the loser's would be a change the policy-writer cannot apply).
+        # A candidate of another structure (the first structure after the baseline, a
+        # challenger, a second turn). decide runs after the critic, so: a score that cannot
+        # beat the best's loses, the best's structure goes on, and the best's own episodes say
+        # what to change next (a diagnosis of the loser's is a change the policy-writer cannot
+        # apply); otherwise it may become the best and is diagnosed in its own terms.
+        score = evaluation.get("score_mean") if evaluation["status"] == "ok" else None
+        if best.get("trial") is not None and score is not None and score <= best["score"]:
             evaluation = {"status": "ok", "trial": best["trial"]}
         else:
-            policy = candidate  # nothing accepted yet, or the challenger crashed: its own terms
+            policy = candidate
     if not evaluation:
         return {"diagnosis": None}
     if evaluation["status"] == "failed":

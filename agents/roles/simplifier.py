@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from agents.controllers import CONTROLLER_MODULES, get_controller
+from agents.controllers import CONTROLLER_MODULES, acting_features, get_controller
 from agents.registry import register
 from agents.roles.policy_writer import write_candidate
 from record.workspace import policy_hash
@@ -47,10 +47,10 @@ def removable(ctx: RunContext, policy: dict) -> list[str]:
     """The features the simplifier tries to remove, in order. Where every seed is the same game
     (hl), a feature that only acts when the game differs from the recorded one (the structure's
     ROBUSTNESS_FEATURES) always holds the score there: it is kept, and its evaluation not paid."""
-    name = policy.get("controller")
-    seeds_same = ctx.family.robustness_protocol(ctx.config.protocol) is not None
-    kept = getattr(get_controller(name), "ROBUSTNESS_FEATURES", set()) if seeds_same and name in CONTROLLER_MODULES else set()
-    return sorted(set(policy["features"]) - kept)
+    name, features = policy.get("controller"), set(policy["features"])
+    if name not in CONTROLLER_MODULES:
+        return sorted(features)
+    return sorted(acting_features(get_controller(name), features, ctx.family.robustness_protocol(ctx.config.protocol) is None))
 
 
 @register("simplifier", tools=["read_file", "write_file", "patch_file", "evaluate_policy"], report=SimplifierReport,
