@@ -83,3 +83,19 @@ def test_under_hl_the_simplifier_keeps_what_only_acts_when_the_game_differs():
     assert removable(SimpleNamespace(family=get_family("atari"), config=SimpleNamespace(protocol="hl")), route) == []
     assert removable(SimpleNamespace(family=get_family("atari"), config=SimpleNamespace(protocol="hl")),
                      {"controller": "llm", "features": []}) == []  # fmt: skip
+
+
+def test_under_hl_the_critic_skips_directions_that_only_change_a_re_sync():
+    """Alien at 200k: "look further ahead for the screen" (the re-sync's lookahead) was evaluated
+    under hl, where the screen is always the recorded one: a full episode for the same score."""
+    from agents.controllers import default_params
+    from agents.controllers.atari import screen_route
+    from agents.roles.replay_critic import changes_what_is_seen
+
+    params, features = default_params(screen_route), {"resync", "play_on"}
+    further = {name: change for name, _, change in screen_route.DIRECTIONS["lost"]}["look further ahead for the screen"]
+    assert not changes_what_is_seen(screen_route, params, features, further, seeds_differ=False)
+    assert changes_what_is_seen(screen_route, params, features, further, seeds_differ=True)
+    search = {name: change for name, _, change in screen_route.DIRECTIONS["timeout"]}["search for a longer route"]
+    assert changes_what_is_seen(screen_route, params, features, search, seeds_differ=False)
+    assert not changes_what_is_seen(screen_route, params, features, {"features": {"+play_on"}}, seeds_differ=True)

@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from agents.controllers import CONTROLLER_MODULES, apply_change, effective, get_controller
+from agents.controllers import CONTROLLER_MODULES, acting_features, apply_change, effective, get_controller
 from agents.registry import register
 from runtime.context import RunContext
 from runtime.state import HLState, NodeUpdate
@@ -136,6 +136,7 @@ def replay_critic(state: HLState, ctx: RunContext) -> NodeUpdate:
         kinds = controller.order_failures(kinds, f, ctx.hs.path)  # the controller knows what its failures mean
 
     direction, hypothesis, change = "", "", {}
+    seeds_differ = ctx.family.robustness_protocol(ctx.config.protocol) is None
     under_judgement = (state.get("candidate") or {}).get("direction")
     # The most telling failure first; when its directions are all tried, the next one's.
     kind, what = kinds[0]
@@ -143,9 +144,8 @@ def replay_critic(state: HLState, ctx: RunContext) -> NodeUpdate:
         for candidate, why, candidate_change in controller.DIRECTIONS.get(failure, []):
             if candidate == under_judgement or _already_rejected(ctx, state, candidate):
                 continue  # decide is judging it right now, or it was rejected before
-            changed = apply_change(controller, params, features, candidate_change)
-            if effective(controller, *changed) == effective(controller, params, features) and not candidate_change.get("search"):
-                continue  # changes nothing in the accepted policy (feature present, parameter at its limit)
+            if not changes_what_is_seen(controller, params, features, candidate_change, seeds_differ):
+                continue  # feature present, parameter at its limit, or under hl a re-sync's
             direction, hypothesis, change = candidate, why, candidate_change
             kind, what = failure, description
             break
@@ -164,6 +164,16 @@ def replay_critic(state: HLState, ctx: RunContext) -> NodeUpdate:
                                trial=evaluation["trial"])  # fmt: skip
     _write_note(ctx, state, diagnosis)
     return {"diagnosis": diagnosis, "trace_summary": f"{kind}: {direction or 'no new direction'}"}
+
+
+def changes_what_is_seen(controller, params: dict, features: set[str], change: dict, seeds_differ: bool) -> bool:
+    """Whether a direction's change could show in an evaluation: a search always can; a feature
+    or parameter change only if the code it generates differs in what acts (where every seed
+    is the same game, a structure's ROBUSTNESS_FEATURES never act)."""
+    if change.get("search"):
+        return True
+    seen = lambda p, f: effective(controller, p, acting_features(controller, f, seeds_differ))  # noqa: E731
+    return seen(*apply_change(controller, params, features, change)) != seen(params, features)
 
 
 def _write_note(ctx: RunContext, state: HLState, diagnosis: dict) -> None:
