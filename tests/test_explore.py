@@ -297,3 +297,38 @@ def test_controller_interface_and_generated_code():
         assert f"{name!r}:" in full
     compile(full, "policy.py", "exec")
     compile(route_controller.write_route_detectors(FACTS), "detectors.py", "exec")
+
+
+def test_after_the_route_the_follower_plays_on_with_held_random_actions(tmp_path):
+    """Boxing at 200k: the search's route scored 20 in its 2,107 steps, then the follower stood
+    still for the rest of the bout and ended at -43. With play_on it plays random distinct
+    actions, each held after_hold frames, seeded by the episode."""
+    import importlib
+    from types import SimpleNamespace
+
+    (tmp_path / "route.py").write_text("FRAME_SKIP = 1\nSCORE = 0\nROUTE = [(0, 0.0, 10.0, 10.0, 3, ())]\n")
+    (tmp_path / "detectors.py").write_text("def read_position(obs):\n    return 0, 10.0, 10.0\n\ndef read_objects(obs):\n    return ()\n")
+    params = {**default_params(route_controller), "after_hold": 4}
+    (tmp_path / "policy.py").write_text(route_controller.write_policy(params, {"play_on"}, FACTS, "test"))
+    sys.path.insert(0, str(tmp_path))
+    try:
+        for module in ("policy", "route", "detectors"):
+            sys.modules.pop(module, None)
+        policy_module = importlib.import_module("policy")
+        obs = SimpleNamespace(last_reward=0.0, lives=5)
+        played = {}
+        for seed in (0, 1):
+            policy = policy_module.Policy()
+            policy.reset(seed)
+            played[seed] = [policy.act(obs) for _ in range(41)]
+    finally:
+        sys.path.remove(str(tmp_path))
+        for module in ("policy", "route", "detectors"):
+            sys.modules.pop(module, None)
+    actions = played[0]
+    assert actions[0] == 3  # the route's one step
+    after = actions[1:]
+    assert all(len(set(after[i : i + 4])) == 1 for i in range(0, 40, 4))  # each held 4 frames
+    assert len(set(after)) > 1 and set(after) <= set(range(len(FACTS["action_names"])))
+    assert played[0] != played[1]  # seeded by the episode
+    assert "stands still" in route_controller.write_policy(params, set(), FACTS, "bare")

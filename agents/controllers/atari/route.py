@@ -36,6 +36,7 @@ FEATURES = {
     "timed_waits": "before a moving hazard that came close to the player on the route, wait until it is where it was when the route passed",
     "respawn_resync": "after a life is lost, look for the respawn point along the whole route instead of near the last position",
     "unstick": "when the matched route point stops advancing, line up exactly with it (a ladder needs the exact column), then play the following points' actions",
+    "play_on": "when the route is over, play random distinct actions, each held a few frames, instead of standing still",
 }
 
 # Under hl the route replays exactly: the player is always where the route was, so none of
@@ -55,9 +56,10 @@ PARAMS = {
     "wait_lead": (48, 4, 480, "frames of route before the close approach where the policy waits"),
     "hazard_tolerance": (4.0, 1.0, 24.0, "px: the wait ends when each object is this close to its recorded position"),
     "max_wait": (1600, 40, 16000, "frames of waiting after which the policy goes anyway"),
+    "after_hold": (6, 1, 64, "frames each random action is held after the route"),
 }
 
-INT_PARAMS = {"lookahead", "lookback", "wait_lead", "max_wait", "stall_frames"}
+INT_PARAMS = {"lookahead", "lookback", "wait_lead", "max_wait", "stall_frames", "after_hold"}
 
 DIRECTIONS = {
     "lost": [
@@ -93,6 +95,8 @@ DIRECTIONS = {
     "timeout": [
         ("search for a longer route", "the route ends and the player idles: the search did not go further",
          {"search": 1_000_000}),
+        ("play on after the route", "the route is over and the player stands still while the game goes on",
+         {"features": {"+play_on"}}),
     ],
 }  # fmt: skip
 
@@ -112,7 +116,7 @@ def suits(facts: dict) -> bool:
 
 
 def initial_features(facts: dict) -> set[str]:
-    features = {"recovery", "respawn_resync", "unstick"}
+    features = {"recovery", "respawn_resync", "unstick", "play_on"}
     if (facts.get("ram") or {}).get("objects"):
         features.add("timed_waits")
     return features
@@ -126,6 +130,8 @@ def param_used(name: str, features: set[str]) -> bool:
         return "unstick" in features
     if name in ("hazard_radius", "wait_lead", "hazard_tolerance", "max_wait"):
         return "timed_waits" in features
+    if name == "after_hold":
+        return "play_on" in features
     return True
 
 
@@ -334,7 +340,11 @@ def write_policy(params: dict, features: set[str], facts: dict, direction: str) 
             "every object is within `hazard_tolerance` px of where it was when the route passed (and moves",
             "the same way), at most `max_wait` frames, then goes on: the hazard is where it was then.",
         ]
-    words += ["When the route is over it stands still.", "", f"Last change: {direction}"]
+    if "play_on" in features:
+        words.append("When the route is over it plays random distinct actions, each held for `after_hold` frames.")
+    else:
+        words.append("When the route is over it stands still.")
+    words += ["", f"Last change: {direction}"]
     doc = "\n".join(words)
     param_lines = "\n".join(
         f"    {name!r}: {_fmt(params.get(name, PARAMS[name][0]))},  # {PARAMS[name][3]}"
@@ -497,11 +507,23 @@ TIMED = timed_waypoints()'''
             "\n            self.wait_at, self.waited, self.released = None, 0, set()" if "timed_waits" in features else ""
         )
 
+    after, after_reset, distinct, random_import = "return NOOP  # the route is over: stand still", "", "", ""
+    if "play_on" in features:
+        random_import = "\nimport random"
+        after = """if self.held == 0:  # the route is over: random distinct actions, each held a while
+                self.action, self.held = self.rng.choice(DISTINCT), steps(P["after_hold"])
+            self.held -= 1
+            return self.action"""
+        after_reset = """
+        self.rng = random.Random(seed)  # the episode's seed: the same steps every replay
+        self.action, self.held = NOOP, 0"""
+        distinct = f"\nDISTINCT = {list(facts.get('distinct_actions') or range(len(names)))!r}  # one action of each group the probe saw act differently"
+
     code = f'''"""{doc}
 """
 
 import bisect
-import math
+import math{random_import}
 
 from detectors import read_objects, read_position
 from route import FRAME_SKIP, ROUTE
@@ -510,7 +532,7 @@ P = {{
 {param_lines}
 }}
 
-NOOP = {noop}
+NOOP = {noop}{distinct}
 {moves}
 
 
@@ -531,14 +553,14 @@ class Policy:
         self.index = -1  # the route point matched last (-1: before the start)
         self.score = 0.0  # rewards collected so far: which phase of the route we are in
         self.lives = None
-        self.anywhere = True  # match anywhere in the phase (start, respawn, off the route){unstick_reset}{timed_reset}
+        self.anywhere = True  # match anywhere in the phase (start, respawn, off the route){unstick_reset}{timed_reset}{after_reset}
 
     def act(self, obs):
         self.score += obs.last_reward{resync}
         self.lives = obs.lives
         room, x, y = read_position(obs){timed_read}
         if self.index >= len(ROUTE) - 1:
-            return NOOP  # the route is over
+            {after}
         phase = PHASES.get((room, self.score))
         if not phase:
             return NOOP  # this room and score are not on the route
