@@ -25,6 +25,7 @@ def tune(
     score: Callable[[dict], float | None],
     trials: int,
     seed: int = 0,
+    start_value: float | None = None,
 ) -> tuple[dict, float | None, int]:
     """Search `space` ({name: (low, high, is_int)}, or {name: [choices]} for a parameter whose
     values are names, not a scale: an action index) starting from `start`.
@@ -33,7 +34,9 @@ def tune(
     trial failed; BudgetExhausted stops the search). Returns (best params, best score,
     trials run). TPE with a fixed seed: a resumed run proposes the same parameters again,
     so the evaluations it already paid for are found in the ledger instead of rerun. The
-    search ends early when its first FLAT_TRIALS trials all score the same.
+    search ends early when its first FLAT_TRIALS trials all score the same. `start_value`:
+    the start's score when it is already known (the accepted policy's, on the same seeds),
+    so its first trial costs nothing.
     """
     sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(6, trials))
     study = optuna.create_study(direction="maximize", sampler=sampler)
@@ -51,16 +54,19 @@ def tune(
                 params[name] = trial.suggest_int(name, int(low), int(high))
             else:
                 params[name] = round(trial.suggest_float(name, low, high), 2)
-        try:
-            value = score(params)
-        except BudgetExhausted:
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
-            break
-        ran += 1
+        if trial.number == 0 and start_value is not None:
+            value = start_value  # the enqueued start, scored before
+        else:
+            try:
+                value = score(params)
+            except BudgetExhausted:
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                break
+            ran += 1
         trial.set_user_attr("params", params)  # exactly what was evaluated (rounded)
         study.tell(trial, -math.inf if value is None else value)
-        values = {t.value for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE}
-        if ran == FLAT_TRIALS and len(values) == 1:
+        values = [t.value for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+        if len(values) == FLAT_TRIALS and len(set(values)) == 1:
             break  # flat: no trial scored differently from the start
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE and t.value != -math.inf]
     if not done:

@@ -102,8 +102,11 @@ def search_route(ctx: RunContext, facts: dict, extra_steps: int, reason: str, na
 
 
 def tune_parameters(ctx: RunContext, facts: dict, controller_name: str, params: dict, features: set[str],
-                    seed: int) -> tuple[dict, float | None]:  # fmt: skip
-    """Optuna over the parameters the current features use; each trial is a ledger row."""
+                    seed: int, start_score: float | None = None) -> tuple[dict, float | None]:  # fmt: skip
+    """Optuna over the parameters the current features use; each trial is a ledger row.
+    `start_score`: the score `params` already has on these dev seeds (not evaluated again).
+    Each trial's policy.py is the one the winner's candidate will be, direction line included,
+    so the evaluate node finds the winner's evaluation in the ledger instead of paying again."""
     controller = get_controller(controller_name)
     facts = structure_facts(facts, controller_name)
     folder = ctx.run_dir / "tuning"
@@ -119,7 +122,7 @@ def tune_parameters(ctx: RunContext, facts: dict, controller_name: str, params: 
                                                 ctx.config.dev_episodes, seeds_differ))  # fmt: skip
 
     def score(candidate: dict) -> float | None:
-        code = controller.write_policy(candidate, features, facts, "parameter search")
+        code = controller.write_policy(candidate, features, facts, tuned_words(params, candidate))
         variant = folder / "candidate"
         variant.mkdir(parents=True, exist_ok=True)
         (variant / "policy.py").write_text(code)
@@ -134,7 +137,7 @@ def tune_parameters(ctx: RunContext, facts: dict, controller_name: str, params: 
 
     if not space:
         return dict(params), None  # nothing to tune with these features
-    best, value, _ = tune(space, params, score, trials=ctx.config.tune_trials, seed=seed)
+    best, value, _ = tune(space, params, score, trials=ctx.config.tune_trials, seed=seed, start_value=start_score)
     return best, value
 
 
@@ -258,7 +261,9 @@ def second_turn(ctx: RunContext, facts: dict, state: HLState, name: str) -> dict
     if searches(name):
         search_route(ctx, facts, search_allowance(ctx, ctx.config.search_steps), f"second turn for {name}", name)
         extra = "a longer search, "
-    tuned, _ = tune_parameters(ctx, facts, name, params, features, seed=ctx.config.seed + state.get("iteration", 0))
+    # After a new search the start plays a new route: its score is not known.
+    tuned, _ = tune_parameters(ctx, facts, name, params, features, seed=ctx.config.seed + state.get("iteration", 0),
+                               start_score=None if extra else entry["score"])  # fmt: skip
     direction = f"second turn for the {name} structure: {extra}{tuned_words(params, tuned)}"
     return write_candidate(ctx, facts, tuned, features, direction, "switch", name)
 
@@ -327,5 +332,6 @@ def policy_writer(state: HLState, ctx: RunContext) -> NodeUpdate:
         if change.get("search") or (new_params, new_features) != (params, features):
             return {"candidate": write_candidate(ctx, facts, new_params, new_features, diagnosis["direction"], "critic", name)}
     ctx.say("no untried direction: tuning parameters with Optuna")
-    tuned, value = tune_parameters(ctx, facts, name, params, features, seed=ctx.config.seed + state.get("iteration", 0))
+    tuned, value = tune_parameters(ctx, facts, name, params, features, seed=ctx.config.seed + state.get("iteration", 0),
+                                   start_score=best["score"])  # fmt: skip
     return {"candidate": write_candidate(ctx, facts, tuned, features, tuned_words(params, tuned), "tuning", name)}
