@@ -45,7 +45,7 @@ def check_ledgers(batch_dir: Path, manifest: Manifest, budget: int) -> None:
 
 
 def test_a_suite_on_the_local_pool_and_on_ray_gives_the_same_manifest_and_scoreboard(tmp_path):
-    args = ["--games", "pong", "--repeats", "2", "--budget", "30000"]
+    args = ["--games", "pong,breakout", "--repeats", "2", "--budget", "30000"]
     local, ray = tmp_path / "local", tmp_path / "ray"
     done = {}
     for batch_dir, extra in ((local, []), (ray, ["--ray", "auto"])):  # auto: no cluster here, so a local Ray instance
@@ -53,15 +53,16 @@ def test_a_suite_on_the_local_pool_and_on_ray_gives_the_same_manifest_and_scoreb
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
         assert ("Ray cluster at" in proc.stdout) == bool(extra)
         assert "cell pong-ram-hl-1 started (attempt 1)" in proc.stdout  # not a terminal: one plain line per event
-        assert "cell pong-ram-hl-2 done: best" in proc.stdout
+        assert "cell breakout-ram-hl-2 done: best" in proc.stdout
         manifest = read_manifest(batch_dir)
-        assert [(c.id, c.state, c.attempts) for c in manifest.cells] == [("pong-ram-hl-1", "done", 1), ("pong-ram-hl-2", "done", 1)]
+        assert [(c.id, c.state, c.attempts) for c in manifest.cells] == [
+            ("pong-ram-hl-1", "done", 1), ("breakout-ram-hl-1", "done", 1), ("pong-ram-hl-2", "done", 1), ("breakout-ram-hl-2", "done", 1)]  # fmt: skip
         for cell in manifest.cells:
             summary = json.loads((batch_dir / cell.run_dir / "summary.json").read_text())
             assert cell.result.best_score == summary["best_score"] is not None
             assert cell.result.structure == summary["structure"] is not None
         # Repeat 2 of a game started from what repeat 1 put in the batch's one memory.
-        assert [c.result.memory_at_start > 0 for c in manifest.cells] == [False, True]
+        assert [c.result.memory_at_start > 0 for c in manifest.cells] == [False, False, True, True]
         check_ledgers(batch_dir, manifest, 30_000)
         with open(batch_dir / "suite.csv", newline="") as f:
             rows = list(csv.DictReader(f))
@@ -74,7 +75,7 @@ def test_a_suite_on_the_local_pool_and_on_ray_gives_the_same_manifest_and_scoreb
     # Under hl a first run is deterministic: the same scores whichever executor ran it.
     first = lambda m: [(c.id, c.result.best_score, c.result.env_steps) for c in m.cells if c.repeat == 1]  # noqa: E731
     assert first(m_local) == first(m_ray)
-    assert list(rows_local[0]) == list(rows_ray[0]) and len(rows_local) == len(rows_ray) == 1
+    assert list(rows_local[0]) == list(rows_ray[0]) and len(rows_local) == len(rows_ray) == 2
     assert [line.split("|")[1] for line in md_local.splitlines() if line.startswith("|")] == \
            [line.split("|")[1] for line in md_ray.splitlines() if line.startswith("|")]  # fmt: skip
 
