@@ -11,6 +11,7 @@ from envs.seeds import split_seeds
 from runtime import steps
 from runtime.budget import holdout_reserve
 from runtime.context import RunContext
+from runtime.context import seeds_differ as runs_differ
 from runtime.remember import remember_best_policy
 from runtime.state import HLState, NodeUpdate
 
@@ -32,7 +33,7 @@ def clearly_better(ctx: RunContext, evaluation: dict, best: dict | None) -> tupl
         return True, ""
     if score <= best["score"]:
         return False, f"score {score:g} vs best {best['score']:g}"
-    if ctx.family.robustness_protocol(ctx.config.protocol) is not None:
+    if not runs_differ(ctx):
         return True, ""  # deterministic: the one game every seed plays says it all
     new, old = steps.trial_row(ctx, evaluation["trial"]), steps.trial_row(ctx, best.get("trial"))
     if new is None or old is None or new.seeds != old.seeds or len(new.scores) < 2 or len(new.scores) != len(old.scores):
@@ -50,8 +51,7 @@ def evaluate(state: HLState, ctx: RunContext) -> NodeUpdate:
     steps.count_interrupted(ctx)  # steps of an evaluation a kill cut short still count
     before = ctx.meter.used_steps
     candidate = state.get("candidate") or {}
-    seeds_differ = ctx.family.robustness_protocol(ctx.config.protocol) is None
-    seeds = split_seeds("dev", dev_episodes_for(candidate, ctx.config.dev_episodes, seeds_differ))
+    seeds = split_seeds("dev", dev_episodes_for(candidate, ctx.config.dev_episodes, runs_differ(ctx)))
     result = steps.evaluate_candidate(ctx, ctx.hs.path / "policy.py", role="evaluate", seeds=seeds,
                                       change_summary=candidate.get("direction", ""))  # fmt: skip
     usage = {"env_steps": ctx.meter.used_steps - before}

@@ -64,3 +64,10 @@ class RunContext:
         """A line for the live display (and the trace)."""
         if self.display is not None:
             self.display.note(message)
+
+
+def seeds_differ(ctx: RunContext) -> bool:
+    """Whether the run's protocol plays each seed as a different game (Atari ale-v5: sticky
+    actions). Where it does not (hl), one episode of a deterministic policy says it all, and a
+    structure's robustness features never act."""
+    return ctx.family.robustness_protocol(ctx.config.protocol) is None

@@ -30,6 +30,7 @@ from record.meter import BudgetExhausted
 from record.workspace import policy_hash
 from runtime import steps
 from runtime.context import RunContext
+from runtime.context import seeds_differ as runs_differ
 from runtime.budget import holdout_reserve
 from runtime.remember import remembered_wins
 from runtime.state import HLState, NodeUpdate
@@ -113,7 +114,7 @@ def tune_parameters(ctx: RunContext, facts: dict, controller_name: str, params: 
     # Action indices are names, not a scale: Optuna picks among the game's distinct actions.
     actions = getattr(controller, "ACTION_PARAMS", set())
     distinct = list(facts.get("distinct_actions") or range(len(facts["action_names"])))
-    seeds_differ = ctx.family.robustness_protocol(ctx.config.protocol) is None
+    seeds_differ = runs_differ(ctx)
     acting = acting_features(controller, features, seeds_differ)  # under hl a re-sync's parameters change nothing
     space = {name: distinct if name in actions else (low, high, name in controller.INT_PARAMS)
              for name, (_, low, high, _) in controller.PARAMS.items() if name in params and controller.param_used(name, acting)}  # fmt: skip

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from agents.controllers import CONTROLLER_MODULES, acting_features, apply_change, effective, get_controller
 from agents.registry import register
 from runtime.context import RunContext
+from runtime.context import seeds_differ as runs_differ
 from runtime.state import HLState, NodeUpdate
 from runtime.steps import trial_row
 from tools.diagnose import EpisodeFindings, analyse_trial, describe_stall
@@ -136,7 +137,7 @@ def replay_critic(state: HLState, ctx: RunContext) -> NodeUpdate:
         kinds = controller.order_failures(kinds, f, ctx.hs.path)  # the controller knows what its failures mean
 
     direction, hypothesis, change = "", "", {}
-    seeds_differ = ctx.family.robustness_protocol(ctx.config.protocol) is None
+    seeds_differ = runs_differ(ctx)
     under_judgement = (state.get("candidate") or {}).get("direction")
     # The most telling failure first; when its directions are all tried, the next one's.
     kind, what = kinds[0]

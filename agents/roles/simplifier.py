@@ -14,6 +14,7 @@ from agents.registry import register
 from agents.roles.policy_writer import write_candidate
 from record.workspace import policy_hash
 from runtime.context import RunContext
+from runtime.context import seeds_differ as runs_differ
 from runtime.remember import remember_best_policy
 from runtime.state import HLState, NodeUpdate
 from runtime.steps import evaluate_candidate
@@ -50,7 +51,7 @@ def removable(ctx: RunContext, policy: dict) -> list[str]:
     name, features = policy.get("controller"), set(policy["features"])
     if name not in CONTROLLER_MODULES:
         return sorted(features)
-    return sorted(acting_features(get_controller(name), features, ctx.family.robustness_protocol(ctx.config.protocol) is None))
+    return sorted(acting_features(get_controller(name), features, runs_differ(ctx)))
 
 
 @register("simplifier", tools=["read_file", "write_file", "patch_file", "evaluate_policy"], report=SimplifierReport,
