@@ -143,7 +143,9 @@ def decide(state: HLState, ctx: RunContext) -> NodeUpdate:
             outcome = "rejected"
         update["structure_best"] = _structure_best(state, candidate, score)
         if candidate.get("source") == "baseline" and score is not None:
-            update["baseline"] = dict(state.get("baseline") or {}, score=score)  # the floor every structure must beat
+            # The floor every structure must beat: the best of the patterns played in full.
+            floor = max(score, (state.get("baseline") or {}).get("score", float("-inf")))
+            update["baseline"] = dict(state.get("baseline") or {}, score=floor)
         if ctx.memory is not None and candidate.get("source") not in ("initial", "baseline"):
             evidence = f"trial {evaluation['trial']}: score {score} vs best {previous}" + (f" ({why_not})" if why_not else "")
             if evaluation["status"] != "ok":

@@ -109,3 +109,48 @@ def test_among_equal_scores_the_baseline_keeps_random_play():
     # A score decides before anything else, and a failed look comes last.
     order = [p for p, _ in rank([(noop, 0.0), (held, None), (up, 3.0), (every_step, -1.0)])]
     assert order == [up, noop, every_step, held]
+
+
+def test_a_fixed_pattern_that_tied_random_play_is_kept_to_be_played_in_full():
+    from agents.baseline import rank, tied_fixed_pattern
+
+    noop, up = ({"first_action": 0}, set()), ({"first_action": 2}, set())
+    held = ({"first_action": 0, "jitter": 1.0, "jitter_hold": 6}, {"jitter"})
+    # Every look scored 0 (IceHockey): random play wins the tie, NOOP is played in full beside it.
+    assert tied_fixed_pattern(rank([(up, 0.0), (held, 0.0), (noop, 0.0)])) == {"params": {"first_action": 2}, "features": []}
+    # Random play won on score, or a fixed pattern won: nothing to play again.
+    assert tied_fixed_pattern(rank([(noop, 0.0), (held, 1.0)])) is None
+    assert tied_fixed_pattern(rank([(noop, 2.0), (held, 1.0)])) is None
+    assert tied_fixed_pattern(rank([(noop, None), (held, None)])) is None
+
+
+def test_a_direction_that_changes_only_the_fixed_actions_of_random_play_changes_nothing():
+    from agents.roles.replay_critic import changes_what_is_seen
+
+    random_play = {**pattern.clamp({"jitter": 1.0, "jitter_hold": 6}, {"action_names": ["NOOP", "FIRE", "UP"]})}
+    alternate = {"features": {"+alternate"}, "params": {"second_action": ("set", 1)}}
+    assert not changes_what_is_seen(pattern, random_play, {"jitter"}, alternate, seeds_differ=False)
+    assert not changes_what_is_seen(pattern, random_play, {"jitter"}, {"params": {"hold_first": ("scale", 2.0)}}, False)
+    # Below a jitter of 1 the held actions are played, and the same directions change the game.
+    sometimes = {**random_play, "jitter": 0.5}
+    assert changes_what_is_seen(pattern, sometimes, {"jitter"}, alternate, seeds_differ=False)
+    assert changes_what_is_seen(pattern, random_play, {"jitter"}, {"params": {"jitter": ("set", 0.5)}}, False)
+
+
+def test_random_play_that_always_shoots_draws_only_the_actions_that_fire():
+    names = ["NOOP", "FIRE", "UP", "RIGHT", "UPFIRE", "RIGHTFIRE"]
+    facts = {"action_names": names, "distinct_actions": [0, 1, 2, 3, 4, 5]}
+    code = pattern.write_policy({"first_action": 0, "jitter": 1.0}, {"jitter", "fire_only"}, facts, "test")
+    assert "play a random distinct action that fires every step" in code
+    played = _policy(code, steps=60)
+    assert set(played) <= {1, 4, 5} and len(set(played)) > 1
+    # The baseline tries it where some actions fire and some do not; a game where every
+    # distinct action fires (or none does) has nothing to restrict.
+    assert ({"first_action": 0, "jitter": 1.0}, {"jitter", "fire_only"}) in patterns(facts)
+    assert not any("fire_only" in f for _, f in patterns({**facts, "distinct_actions": [1, 4, 5]}))
+    # Without random steps the feature draws nothing: a direction adding it changes nothing.
+    from agents.roles.replay_critic import changes_what_is_seen
+
+    held = pattern.clamp({"first_action": 3}, facts)
+    assert not changes_what_is_seen(pattern, held, set(), {"features": {"+fire_only"}}, seeds_differ=False)
+    assert changes_what_is_seen(pattern, {**held, "jitter": 1.0}, {"jitter"}, {"features": {"+fire_only"}}, False)

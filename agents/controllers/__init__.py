@@ -170,6 +170,10 @@ def apply_change(controller: ModuleType, params: dict, features: set[str], chang
 
 
 def effective(controller: ModuleType, params: dict, features: set[str]) -> tuple:
-    """What the generated code depends on: parameters of disabled features do not count."""
+    """What the generated code depends on: parameters of disabled features do not count, nor
+    what a controller's optional `plays_as(params, features)` says its code never reaches
+    (the pattern's fixed actions under uniform random play)."""
+    if hasattr(controller, "plays_as"):
+        params, features = controller.plays_as(params, features)
     used = ((k, v) for k, v in params.items() if controller.param_used(k, features))
     return tuple(sorted(features)), tuple(sorted(used))

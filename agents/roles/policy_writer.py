@@ -191,6 +191,18 @@ def first_pattern(ctx: RunContext, facts: dict) -> dict:
     return {"candidate": candidate, "baseline": found}
 
 
+def tied_pattern(ctx: RunContext, facts: dict, baseline: dict) -> dict:
+    """The fixed pattern that tied random play in the baseline's short looks, played in full
+    (agents/baseline.py `tied_fixed_pattern`): decide keeps whichever scores better."""
+    tied = baseline["tied"]
+    pattern = get_controller("pattern")
+    words = pattern.describe(tied["params"], set(tied["features"]), facts["action_names"])
+    ctx.say(f"pattern baseline: {words} tied random play in every short look; played in full")
+    direction = f"pattern baseline: {words}, played in full (it tied random play in the short looks)"
+    candidate = write_candidate(ctx, facts, tied["params"], set(tied["features"]), direction, "baseline", "pattern")
+    return {"candidate": candidate, "baseline": {**baseline, "tied": None}}
+
+
 def first_candidate(ctx: RunContext, facts: dict, state: HLState) -> dict:
     name = facts["controller"]
     controller = get_controller(name)
@@ -304,6 +316,8 @@ def policy_writer(state: HLState, ctx: RunContext) -> NodeUpdate:
             return first_pattern(ctx, facts)
         return {"candidate": first_candidate(ctx, facts, state), "structures_tried": [facts["controller"]]}
 
+    if (state.get("baseline") or {}).get("tied"):
+        return tied_pattern(ctx, facts, state["baseline"])
     if state.get("switch_to"):
         return {"candidate": second_turn(ctx, facts, state, state["switch_to"])}
     policy = best["policy"]
@@ -335,4 +349,11 @@ def policy_writer(state: HLState, ctx: RunContext) -> NodeUpdate:
     ctx.say("no untried direction: tuning parameters with Optuna")
     tuned, value = tune_parameters(ctx, facts, name, params, features, seed=ctx.config.seed + state.get("iteration", 0),
                                    start_score=best["score"])  # fmt: skip
+    if tuned == params:
+        # Nothing beat the best: policy.py stays the best's own file (rolled back to it), so the
+        # evaluate node finds its evaluation in the ledger instead of playing it again under a
+        # new docstring, and decide records the search as a direction that changed nothing.
+        route = {"route_file": controller.ROUTE_FILE} if searches(name) else {}
+        return {"candidate": dict(policy_hash=policy_hash(ctx.hs.path / "policy.py"), controller=name, params=params,
+                                  features=sorted(features), direction=tuned_words(params, tuned), source="tuning", **route)}  # fmt: skip
     return {"candidate": write_candidate(ctx, facts, tuned, features, tuned_words(params, tuned), "tuning", name)}

@@ -23,6 +23,7 @@ NAME = "pattern"
 FEATURES = {
     "alternate": "alternate the first action with a second one, each held for a number of steps",
     "jitter": "now and then (probability `jitter`) play a random one of the game's distinct actions instead",
+    "fire_only": "draw the random actions only among the distinct actions that fire (a shooter's random play that always shoots)",
 }
 
 PARAMS = {
@@ -43,10 +44,14 @@ ACTION_PARAMS = {"first_action", "second_action"}  # action indices: tuned as ch
 # A blind pattern has few levers: its rhythm. Which actions to play is the baseline's choice.
 DIRECTIONS = {
     "score": [
+        ("draw random actions only among those that fire", "random play scores little: in a shooter every step could shoot",
+         {"features": {"+fire_only"}}),
         ("alternate with pauses", "one action held throughout does not earn: the game may need a rhythm",
          {"features": {"+alternate"}, "params": {"second_action": ("set", 0)}}),
     ],
     "lost": [
+        ("draw random actions only among those that fire", "random play dies before it scores: shooting every step clears the way",
+         {"features": {"+fire_only"}}),
         ("alternate with pauses", "holding one action runs the player into danger: pause between",
          {"features": {"+alternate"}, "params": {"second_action": ("set", 0)}}),
         ("switch actions more often", "holding one action runs the player into danger",
@@ -81,6 +86,17 @@ def param_used(name: str, features: set[str]) -> bool:
     return name == "first_action" or "alternate" in features
 
 
+def plays_as(params: dict, features: set[str]) -> tuple[dict, set[str]]:
+    """What the policy plays: a jitter of 1 draws a random action on every step, so the held
+    and alternated actions are never reached (a direction that changes them changes nothing;
+    BattleZone spent 42k env steps on two such); without random steps nothing is drawn."""
+    if "jitter" not in features:
+        return params, features - {"fire_only"}
+    if params.get("jitter", PARAMS["jitter"][0]) >= 1:
+        return {k: v for k, v in params.items() if k in ("jitter", "jitter_hold")}, features & {"jitter", "fire_only"}
+    return params, features
+
+
 def facts_from_probe(report, obs_mode: str, base: dict, protocol: str | None = None) -> dict:
     """Nothing beyond the base facts (the action names)."""
     return {}
@@ -102,14 +118,24 @@ def describe(params: dict, features: set[str], names: list[str]) -> str:
     first, second = names[params["first_action"]], names[params["second_action"]]
     plural = lambda n: f"{n} step{'s' if n != 1 else ''}"  # noqa: E731
     held = params.get("jitter_hold", 1)
+    kind = "distinct action that fires" if "fire_only" in features else "distinct action"
     if "jitter" in features and params["jitter"] >= 1:
-        return "play a random distinct action every step" if held <= 1 else f"play random distinct actions, each held for {plural(held)}"
+        return f"play a random {kind} every step" if held <= 1 else f"play random {kind}s, each held for {plural(held)}"
     if "alternate" not in features:
         words = f"hold {first} throughout"
     else:
         words = f"hold {first} for {plural(params['hold_first'])}, then {second} for {plural(params['hold_second'])}, and repeat"
     held = f" (held for {plural(held)})" if held > 1 else ""
-    return words + (f", a random action{held} on {params['jitter']:.0%} of steps" if "jitter" in features else "")
+    return words + (f", a random {kind}{held} on {params['jitter']:.0%} of steps" if "jitter" in features else "")
+
+
+def firing_actions(facts: dict) -> list[int]:
+    """The distinct actions whose name says they fire (the Atari action set names them), when
+    they are some but not all of them; else []."""
+    names = facts["action_names"]
+    distinct = list(facts.get("distinct_actions") or range(len(names)))
+    firing = [a for a in distinct if "FIRE" in names[a]]
+    return firing if 0 < len(firing) < len(distinct) else []
 
 
 def clamp(params: dict, facts: dict) -> dict:
@@ -146,6 +172,8 @@ def write_policy(params: dict, features: set[str], facts: dict, direction: str) 
     distinct = list(facts.get("distinct_actions") or range(len(names)))
     head = f"import numpy as np\n\n" if "jitter" in features else ""
     consts = f"DISTINCT = {distinct!r}  # one action of each group the probe saw act differently\n" if "jitter" in features else ""
+    if "jitter" in features and "fire_only" in features and firing_actions(facts):
+        consts = f"DISTINCT = {firing_actions(facts)!r}  # one action of each group the probe saw act differently, of those that fire\n"
     rng = ("\n        self.rng = np.random.default_rng(seed)  # the episode's seed: the same steps every replay"
            "\n        self.random_action, self.held = 0, 0") if "jitter" in features else ""  # fmt: skip
     return f'''"""Pattern controller: {describe(p, features, names)}.
