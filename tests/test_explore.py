@@ -332,3 +332,18 @@ def test_after_the_route_the_follower_plays_on_with_held_random_actions(tmp_path
     assert len(set(after)) > 1 and set(after) <= set(range(len(FACTS["action_names"])))
     assert played[0] != played[1]  # seeded by the episode
     assert "stands still" in route_controller.write_policy(params, set(), FACTS, "bare")
+
+    # When the pattern baseline's winner held one action, that action is held after the route.
+    from agents.controllers import starting_params
+
+    held = starting_params(route_controller, FACTS, {"params": {"first_action": 2}, "features": []})
+    assert held["after_action"] == 2
+    assert starting_params(route_controller, FACTS, {"params": {"first_action": 0, "jitter": 1.0}, "features": ["jitter"]})["after_action"] == -1
+    code = route_controller.write_policy(held, {"play_on"}, FACTS, "test")
+    assert f"it holds {FACTS['action_names'][2]}" in code and "'after_hold'" not in code
+    namespace: dict = {}
+    exec(compile(code.replace("from detectors import read_objects, read_position", "read_position = lambda obs: (0, 10.0, 10.0)")
+                 .replace("from route import FRAME_SKIP, ROUTE", "FRAME_SKIP, ROUTE = 1, [(0, 0.0, 10.0, 10.0, 3, ())]"), "policy.py", "exec"), namespace)  # fmt: skip
+    policy = namespace["Policy"]()
+    policy.reset(0)
+    assert [policy.act(SimpleNamespace(last_reward=0.0, lives=5)) for _ in range(6)] == [3, 2, 2, 2, 2, 2]

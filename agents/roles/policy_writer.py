@@ -111,12 +111,14 @@ def tune_parameters(ctx: RunContext, facts: dict, controller_name: str, params: 
     controller = get_controller(controller_name)
     facts = structure_facts(facts, controller_name)
     folder = ctx.run_dir / "tuning"
-    # Action indices are names, not a scale: Optuna picks among the game's distinct actions.
+    # Action indices are names, not a scale: Optuna picks among the game's distinct actions
+    # (and -1 where the parameter's range allows it: route followers' "random play after the route").
     actions = getattr(controller, "ACTION_PARAMS", set())
     distinct = list(facts.get("distinct_actions") or range(len(facts["action_names"])))
+    choices = lambda name: distinct + [-1] * (controller.PARAMS[name][1] < 0)  # noqa: E731
     seeds_differ = runs_differ(ctx)
     acting = acting_features(controller, features, seeds_differ)  # under hl a re-sync's parameters change nothing
-    space = {name: distinct if name in actions else (low, high, name in controller.INT_PARAMS)
+    space = {name: choices(name) if name in actions else (low, high, name in controller.INT_PARAMS)
              for name, (_, low, high, _) in controller.PARAMS.items() if name in params and controller.param_used(name, acting)}  # fmt: skip
     # Every trial on the same dev seeds, as many as decide would judge the candidate on.
     seeds = split_seeds("dev", dev_episodes_for({"controller": controller_name, "features": sorted(features)},

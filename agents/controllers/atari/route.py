@@ -22,6 +22,8 @@ import re
 import textwrap
 from pathlib import Path
 
+from agents.controllers.atari import route_end
+from agents.controllers.atari.route_end import route_over_first
 from agents.controllers.atari.pins import GENERIC_DETECTOR_TEST as DETECTOR_TEST
 from agents.controllers.atari.pins import fixture_actions, pin_detectors
 
@@ -36,7 +38,7 @@ FEATURES = {
     "timed_waits": "before a moving hazard that came close to the player on the route, wait until it is where it was when the route passed",
     "respawn_resync": "after a life is lost, look for the respawn point along the whole route instead of near the last position",
     "unstick": "when the matched route point stops advancing, line up exactly with it (a ladder needs the exact column), then play the following points' actions",
-    "play_on": "when the route is over, play random distinct actions, each held a few frames, instead of standing still",
+    "play_on": route_end.PLAY_ON,
 }
 
 # Under hl the route replays exactly: the player is always where the route was, so none of
@@ -56,10 +58,11 @@ PARAMS = {
     "wait_lead": (48, 4, 480, "frames of route before the close approach where the policy waits"),
     "hazard_tolerance": (4.0, 1.0, 24.0, "px: the wait ends when each object is this close to its recorded position"),
     "max_wait": (1600, 40, 16000, "frames of waiting after which the policy goes anyway"),
-    "after_hold": (6, 1, 64, "frames each random action is held after the route"),
+    **route_end.PLAY_ON_PARAMS,
 }
 
-INT_PARAMS = {"lookahead", "lookback", "wait_lead", "max_wait", "stall_frames", "after_hold"}
+INT_PARAMS = {"lookahead", "lookback", "wait_lead", "max_wait", "stall_frames", "after_action", "after_hold"}
+ACTION_PARAMS = {"after_action"}  # action indices: tuned as choices among the game's distinct actions (and -1)
 
 DIRECTIONS = {
     "lost": [
@@ -122,6 +125,14 @@ def initial_features(facts: dict) -> set[str]:
     return features
 
 
+def initial_params(facts: dict, baseline: dict | None) -> dict:
+    """After the route: the pattern baseline's action, if it held one (route_end.py)."""
+    return route_end.initial_params(baseline)
+
+
+plays_as = route_end.plays_as  # what acts after the route (controllers' `effective`)
+
+
 def param_used(name: str, features: set[str]) -> bool:
     """Whether policy.py uses parameter `name` with these features."""
     if name == "recover_axis_px":
@@ -130,7 +141,7 @@ def param_used(name: str, features: set[str]) -> bool:
         return "unstick" in features
     if name in ("hazard_radius", "wait_lead", "hazard_tolerance", "max_wait"):
         return "timed_waits" in features
-    if name == "after_hold":
+    if name in ("after_action", "after_hold"):
         return "play_on" in features
     return True
 
@@ -147,18 +158,6 @@ def route_score(hs_dir) -> float | None:
 def order_failures(kinds: list[tuple[str, str]], findings, hs_dir) -> list[tuple[str, str]]:
     """Hook for the replay-critic (see route_over_first)."""
     return route_over_first(kinds, findings, route_score(hs_dir))
-
-
-def route_over_first(kinds: list[tuple[str, str]], findings, score: float | None) -> list[tuple[str, str]]:
-    """An episode that scored all the route scores followed the route to its end, whatever
-    ended it afterwards (the frame cap, or lives lost standing still): the route is what falls
-    short (search further), not the following. Otherwise the critic's order stands."""
-    if score is not None and findings.score >= score:
-        after = ", then stood until the frame cap" if findings.timeout else ", and what came after it scored nothing more"
-        return [("timeout", f"the route is over: the policy scored all {score:g} of the route{after}")] + [
-            k for k in kinds if k[0] != "timeout"
-        ]
-    return kinds
 
 
 def search_cells(facts: dict):
@@ -341,15 +340,16 @@ def write_policy(params: dict, features: set[str], facts: dict, direction: str) 
             "the same way), at most `max_wait` frames, then goes on: the hazard is where it was then.",
         ]
     if "play_on" in features:
-        words.append("When the route is over it plays random distinct actions, each held for `after_hold` frames.")
+        words.append(route_end.words(params, names))
     else:
         words.append("When the route is over it stands still.")
     words += ["", f"Last change: {direction}"]
     doc = "\n".join(words)
+    shown = plays_as({name: params.get(name, spec[0]) for name, spec in PARAMS.items()}, features)[0]  # holding an action after the route: no hold
     param_lines = "\n".join(
         f"    {name!r}: {_fmt(params.get(name, PARAMS[name][0]))},  # {PARAMS[name][3]}"
         for name in PARAMS
-        if param_used(name, features)
+        if param_used(name, features) and name in shown
     )
     moves = (
         f"LEFT, RIGHT, UP, DOWN = {move.get('left')}, {move.get('right')}, {move.get('up')}, {move.get('down')}"
@@ -508,7 +508,9 @@ TIMED = timed_waypoints()'''
         )
 
     after, after_reset, distinct, random_import = "return NOOP  # the route is over: stand still", "", "", ""
-    if "play_on" in features:
+    if "play_on" in features and route_end.held_action(params, names) is not None:
+        after = "return P[\"after_action\"]  # the route is over: hold the pattern baseline's action"
+    elif "play_on" in features:
         random_import = "\nimport random"
         after = """if self.held == 0:  # the route is over: random distinct actions, each held a while
                 self.action, self.held = self.rng.choice(DISTINCT), steps(P["after_hold"])

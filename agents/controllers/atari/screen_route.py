@@ -10,7 +10,8 @@ env step and the screen cell seen before it). The policy shrinks each frame the 
 plays the action of the route step it is at; with `resync`, a screen that is not the one
 recorded at the expected step sends it to the nearest step that shows this screen, so a game
 running a step late or early (a sticky action) is followed from where it is. After the route
-(`play_on`) it plays random held actions instead of standing still.
+(`play_on`) it holds the pattern baseline's action, or plays random held actions, instead of
+standing still (route_end.py).
 
 Under `hl` every episode is the same game, so the route replays exactly: its score is the
 search's, and it is memorisation. The run's robustness check (ale-v5 holdout seeds) shows
@@ -27,9 +28,10 @@ import inspect
 import re
 from pathlib import Path
 
+from agents.controllers.atari import route_end
 from agents.controllers.atari.pins import GENERIC_DETECTOR_TEST as DETECTOR_TEST
 from agents.controllers.atari.pins import fixture_actions, pin_detectors
-from agents.controllers.atari.route import route_over_first
+from agents.controllers.atari.route_end import route_over_first
 from tools.screen_cells import ScreenCells, screen_cell
 
 __all__ = ["DETECTOR_TEST", "fixture_actions", "pin_detectors"]  # the detector hooks (generic pins)
@@ -41,7 +43,7 @@ SEARCH_FOLDER = "screen_search"  # the search's archive in the run folder
 
 FEATURES = {
     "resync": "when the screen is not the one recorded at the expected step, go on from the nearest step that shows it",
-    "play_on": "when the route is over, play random distinct actions, each held a few frames, instead of standing still",
+    "play_on": route_end.PLAY_ON,
 }
 
 # Under hl every screen is the one recorded at its step: resync never acts there.
@@ -51,10 +53,11 @@ PARAMS = {
     # name: (default, low, high, what it means)
     "lookahead": (64, 0, 2000, "frames of route searched ahead of the expected step for the screen seen"),
     "lookback": (32, 0, 2000, "frames of route searched behind the expected step"),
-    "after_hold": (6, 1, 64, "frames each random action is held after the route"),
+    **route_end.PLAY_ON_PARAMS,
 }
 
-INT_PARAMS = {"lookahead", "lookback", "after_hold"}
+INT_PARAMS = {"lookahead", "lookback", "after_action", "after_hold"}
+ACTION_PARAMS = {"after_action"}  # action indices: tuned as choices among the game's distinct actions (and -1)
 
 SEARCH_MORE = 1_000_000  # env steps a "search further" direction asks for (the run's allowance clamps it)
 
@@ -107,6 +110,14 @@ itself (its screen_cell) and follows hs/screen_route.py."""
 
 def initial_features(facts: dict) -> set[str]:
     return {"resync", "play_on"}
+
+
+def initial_params(facts: dict, baseline: dict | None) -> dict:
+    """After the route: the pattern baseline's action, if it held one (route_end.py)."""
+    return route_end.initial_params(baseline)
+
+
+plays_as = route_end.plays_as  # what acts after the route (controllers' `effective`)
 
 
 def param_used(name: str, features: set[str]) -> bool:
@@ -190,7 +201,8 @@ def write_policy(params: dict, features: set[str], facts: dict, direction: str) 
     names = list(facts["action_names"])
     noop = names.index("NOOP") if "NOOP" in names else 0
     p = {name: params.get(name, spec[0]) for name, spec in PARAMS.items()}
-    param_lines = "\n".join(f"    {name!r}: {p[name]!r},  # {PARAMS[name][3]}" for name in PARAMS if param_used(name, features))
+    shown = plays_as(p, features)[0]  # holding an action after the route, its random play's hold is not written
+    param_lines = "\n".join(f"    {name!r}: {p[name]!r},  # {PARAMS[name][3]}" for name in PARAMS if name in shown and param_used(name, features))
     words = [
         "Screen-route follower. hs/screen_route.py holds the best trajectory a search over screen",
         "cells found: the action of every env step and the screen's cell before it (the frame",
@@ -211,8 +223,13 @@ def write_policy(params: dict, features: set[str], facts: dict, direction: str) 
                 k = nearest(cell, k)"""
     after = """
         return NOOP  # the route is over: stand still"""
-    if "play_on" in features:
-        words.append("When the route is over it plays random distinct actions, each held for `after_hold` frames.")
+    held = route_end.held_action(p, names) if "play_on" in features else None
+    if held is not None:
+        words.append(route_end.words(p, names))
+        after = """
+        return P["after_action"]  # the route is over: hold the pattern baseline's action"""
+    elif "play_on" in features:
+        words.append(route_end.words(p, names))
         after = """
         if self.held == 0:  # the route is over: random distinct actions, each held a while
             self.action, self.held = int(self.rng.choice(DISTINCT)), steps(P["after_hold"])

@@ -1,0 +1,59 @@
+"""Once a route follower's (route, screen_route) route is over: what it plays (the `play_on`
+feature) and how the critic reads an episode that got there (`route_over_first`).
+
+A route is the best trajectory a search found, often a few thousand steps of an episode that
+goes on much longer. After it the follower either holds the pattern baseline's action (when
+the baseline's winner was one action held throughout: NameThisGame's "hold LEFTFIRE" earned
+2,570 in a whole game, where random play after the route earned next to nothing) or plays
+random distinct actions, each held `after_hold` frames.
+"""
+
+from __future__ import annotations
+
+PLAY_ON = "when the route is over, hold the pattern baseline's action, or play random distinct actions held a few frames, instead of standing still"
+
+PLAY_ON_PARAMS = {
+    "after_action": (-1, -1, 17, "the action held after the route (-1: random distinct actions, each held `after_hold` frames)"),
+    "after_hold": (6, 1, 64, "frames each random action is held after the route"),
+}
+
+
+def initial_params(baseline: dict | None) -> dict:
+    """`after_action`: the baseline winner's action when it held one action throughout, else
+    -1 (random play)."""
+    winner = baseline or {}
+    held = winner.get("params") and not winner.get("features")
+    return {"after_action": int(winner["params"]["first_action"]) if held else -1}
+
+
+def plays_as(params: dict, features: set[str]) -> tuple[dict, set[str]]:
+    """Holding one action, the random play's hold never acts (controllers' `effective`)."""
+    if "play_on" in features and params.get("after_action", -1) >= 0:
+        return {k: v for k, v in params.items() if k != "after_hold"}, features
+    return params, features
+
+
+def words(params: dict, names: list[str]) -> str:
+    """The docstring line for play_on."""
+    action = params.get("after_action", -1)
+    if action >= 0:
+        return f"When the route is over it holds {names[action % len(names)]} (`after_action`, the pattern baseline's action)."
+    return "When the route is over it plays random distinct actions, each held for `after_hold` frames."
+
+
+def held_action(params: dict, names: list[str]) -> int | None:
+    """The action index held after the route, or None for random play."""
+    action = params.get("after_action", -1)
+    return action % len(names) if action >= 0 else None
+
+
+def route_over_first(kinds: list[tuple[str, str]], findings, score: float | None) -> list[tuple[str, str]]:
+    """An episode that scored all the route scores followed the route to its end, whatever
+    ended it afterwards (the frame cap, or lives lost standing still): the route is what falls
+    short (search further), not the following. Otherwise the critic's order stands."""
+    if score is not None and findings.score >= score:
+        after = ", then stood until the frame cap" if findings.timeout else ", and what came after it scored nothing more"
+        return [("timeout", f"the route is over: the policy scored all {score:g} of the route{after}")] + [
+            k for k in kinds if k[0] != "timeout"
+        ]
+    return kinds
