@@ -117,7 +117,8 @@ def evaluate(
         cost_usd=round(cost_usd, 6), artifacts=artifacts, **_failure_fields(first_failure),
         **score_stats([e["score"] for e in complete]),
     )  # fmt: skip
-    refresh_reports(run_dir, title=f"{spec.name} · {obs_mode} · {proto.name}")
+    if kind != "baseline":  # a pattern baseline's thirty short looks would redraw the plot thirty times
+        refresh_reports(run_dir, title=f"{spec.name} · {obs_mode} · {proto.name}")
     return record
 
 

@@ -19,9 +19,9 @@ from envs.base import ActionSpace, EnvFamily, EnvSpec, StepView
 
 def make_env(task_id: str, protocol: Protocol, seeds: list[int], num_threads: int = 1):
     """An EnvPool batch of one Atari game: one env per seed, each seeded with its own seed."""
-    import envpool
+    from envs.envpool_import import import_envpool
 
-    return envpool.make(
+    return import_envpool().make(
         task_id,
         env_type="gymnasium",
         num_envs=len(seeds),
