@@ -347,3 +347,20 @@ def test_after_the_route_the_follower_plays_on_with_held_random_actions(tmp_path
     policy = namespace["Policy"]()
     policy.reset(0)
     assert [policy.act(SimpleNamespace(last_reward=0.0, lives=5)) for _ in range(6)] == [3, 2, 2, 2, 2, 2]
+
+
+def test_recovery_in_a_game_without_one_of_the_moves_still_returns_an_action():
+    """Gravitar's probe found LEFT, RIGHT and UP but no DOWN; off the route above its point, the
+    recovery returned DOWN, None, and the ale-v5 check failed on an invalid action."""
+    from types import SimpleNamespace
+
+    facts = {**FACTS, "movement": {**FACTS["movement"], "down": None}}
+    code = route_controller.write_policy(default_params(route_controller), set(route_controller.initial_features(facts)), facts, "test")
+    namespace: dict = {}
+    exec(compile(code.replace("from detectors import read_objects, read_position",
+                              "read_position = lambda obs: (0, 10.0, -20.0)\nread_objects = lambda obs: ()")
+                 .replace("from route import FRAME_SKIP, ROUTE", "FRAME_SKIP, ROUTE = 1, [(0, 0.0, 10.0, 10.0, 3, ())]"), "policy.py", "exec"), namespace)  # fmt: skip
+    policy = namespace["Policy"]()
+    policy.reset(0)
+    played = [policy.act(SimpleNamespace(last_reward=0.0, lives=5)) for _ in range(40)]
+    assert all(isinstance(a, int) for a in played), played

@@ -442,10 +442,11 @@ TIMED = timed_waypoints()'''
             # Off the route: head for the nearest route point of this room and score (x first:
             # walking works anywhere, climbing only on ladders).
             dx, dy = ROUTE[nearest][2] - x, ROUTE[nearest][3] - y
-            if abs(dx) > P["recover_axis_px"] and LEFT is not None:
-                return RIGHT if dx > 0 else LEFT
-            if abs(dy) > P["recover_axis_px"] and UP is not None:
-                return DOWN if dy > 0 else UP
+            step_x, step_y = (RIGHT if dx > 0 else LEFT), (DOWN if dy > 0 else UP)  # None: the game has no such move
+            if abs(dx) > P["recover_axis_px"] and step_x is not None:
+                return step_x
+            if abs(dy) > P["recover_axis_px"] and step_y is not None:
+                return step_y
             return ROUTE[nearest][4]"""
     else:
         off_route = """
@@ -471,10 +472,11 @@ TIMED = timed_waypoints()'''
             target = self.next_place(k, x, y)
             dx, dy = ROUTE[target][2] - x, ROUTE[target][3] - y
             tolerance = P["align_px"] * FRAME_SKIP
-            if abs(dx) > tolerance and LEFT is not None:
-                return RIGHT if dx > 0 else LEFT
-            if abs(dy) > tolerance and UP is not None:
-                return DOWN if dy > 0 else UP
+            step_x, step_y = (RIGHT if dx > 0 else LEFT), (DOWN if dy > 0 else UP)
+            if abs(dx) > tolerance and step_x is not None:
+                return step_x
+            if abs(dy) > tolerance and step_y is not None:
+                return step_y
             return ROUTE[k][4]"""
         gap_reset = """
         self.gap = math.inf"""
