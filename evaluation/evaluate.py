@@ -91,13 +91,18 @@ def evaluate(
     eval_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{digest[:8]}-{secrets.token_hex(2)}"
     trace_dir = run_dir / "traces" / eval_id
     workers = workers or min(2, len(seeds))
-    jobs = _jobs(policy_path, spec, proto, obs_mode, seeds, allowance, trace_dir, video_seeds, workers, stall)
+    # When the budget may run out before every episode reaches the cap, the episodes are played
+    # one after another in one worker, so those that finish count (rollout.run_episodes_in_turn).
+    in_turn = allowance is not None and allowance < len(seeds) * proto.max_episode_steps
+    workers = 1 if in_turn else workers
+    jobs = _jobs(policy_path, spec, proto, obs_mode, seeds, allowance, trace_dir, video_seeds, workers, stall, in_turn)
     outcomes = _run(jobs, workers, len(seeds), limits, on_progress)
 
     steps = sum(o.steps for o in outcomes)
-    frames = steps * proto.frame_skip + proto.reset_frames * len(seeds)
-    meter.charge(steps, frames, kind)
     episodes_done = sorted((e for o in outcomes for e in o.episodes), key=lambda e: seeds.index(e["seed"]))
+    never_reset = sum(1 for e in episodes_done if in_turn and e["length"] == 0 and e["truncated"] == "budget")
+    frames = steps * proto.frame_skip + proto.reset_frames * (len(seeds) - never_reset)
+    meter.charge(steps, frames, kind)
     failed = [o for o in outcomes if o.status == "failed"]
     complete = [e for e in episodes_done if e["truncated"] != "budget"]
     status = "failed" if failed else ("budget_stop" if len(complete) < len(seeds) else "ok")
@@ -123,12 +128,12 @@ def evaluate(
 
 
 def _jobs(policy_path: Path, spec: EnvSpec, protocol: EnvProtocol, obs_mode: str, seeds: list[int],
-          allowance: int | None, trace_dir: Path, video_seeds, workers: int, stall: StallRule | None) -> list[dict]:  # fmt: skip
-    """One worker job per group of seeds, each with its share of the step allowance."""
-    groups = []
-    for group in _distribute(seeds, workers):
-        for i in range(0, len(group), MAX_EPISODES_PER_WORKER):
-            groups.append(group[i : i + MAX_EPISODES_PER_WORKER])
+          allowance: int | None, trace_dir: Path, video_seeds, workers: int, stall: StallRule | None,
+          in_turn: bool = False) -> list[dict]:  # fmt: skip
+    """One worker job per group of seeds, each with its share of the step allowance (in turn:
+    one job, its seeds played one after another)."""
+    groups = [list(seeds)] if in_turn else [group[i : i + MAX_EPISODES_PER_WORKER] for group in _distribute(seeds, workers)
+                                              for i in range(0, len(group), MAX_EPISODES_PER_WORKER)]  # fmt: skip
     return [
         dict(
             policy_path=str(policy_path),
@@ -142,6 +147,7 @@ def _jobs(policy_path: Path, spec: EnvSpec, protocol: EnvProtocol, obs_mode: str
             video_seeds=[s for s in video_seeds if s in group],
             counter_path=str(trace_dir / f"steps-{index}.counter"),
             stall=stall.to_dict() if stall else None,
+            in_turn=in_turn,
         )
         for index, group in enumerate(groups)
     ]

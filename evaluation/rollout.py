@@ -253,6 +253,45 @@ def run_episodes(
     return sorted(finished, key=lambda r: order[r.seed])
 
 
+def run_episodes_in_turn(
+    policy_path: str | Path,
+    spec: EnvSpec,
+    protocol: EnvProtocol,
+    obs_mode: str,
+    seeds: list[int],
+    step_allowance: int | None = None,
+    on_progress: Callable[[int, list[EpisodeResult]], None] | None = None,
+    step_counter: np.ndarray | None = None,
+    on_ready: Callable[[], None] | None = None,
+    **options,
+) -> list[EpisodeResult]:
+    """`run_episodes`, one seed after another, sharing `step_allowance`. In one batch a budget
+    that runs out cuts every episode at once (Hero's ale-v5 check: ten episodes cut at 4,080
+    steps each, no score at all); in turn, the episodes that finished count and only the one
+    playing is cut. A seed reached with no steps left is a budget-cut episode of length 0."""
+    results: list[EpisodeResult] = []
+    taken = 0
+
+    class _Offset:  # the sandbox's step counter, counting on from the episodes before
+        def __setitem__(self, index, value):
+            step_counter[index] = taken + value
+
+    for seed in seeds:
+        left = None if step_allowance is None else step_allowance - taken
+        if left is not None and left <= 0:
+            results.append(EpisodeResult(seed=seed, truncated="budget"))
+            continue
+        done = run_episodes(
+            policy_path, spec, protocol, obs_mode, [seed], step_allowance=left,
+            on_progress=(lambda steps, finished: on_progress(taken + steps, results + finished)) if on_progress else None,
+            step_counter=_Offset() if step_counter is not None else None, on_ready=on_ready if not results else None,
+            **{**options, "video_seeds": tuple(s for s in options.get("video_seeds", ()) if s == seed)},
+        )  # fmt: skip
+        taken += sum(r.length for r in done)
+        results.extend(done)
+    return results
+
+
 def _start_episodes(policy_cls, seeds: list[int], view: StepView, info, protocol: EnvProtocol, trace_dir: Path | None,
                     video_seeds: tuple[int, ...], recent_frames: int) -> dict[int, _EpisodeState]:  # fmt: skip
     """One policy instance and its bookkeeping per env (env id = position in `seeds`)."""

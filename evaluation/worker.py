@@ -55,7 +55,7 @@ def main() -> int:
     set_limits(job.get("memory_mb"), job.get("file_mb"))
 
     from envs.registry import get_family
-    from evaluation.rollout import PolicyError, StallRule, run_episodes
+    from evaluation.rollout import PolicyError, StallRule, run_episodes, run_episodes_in_turn
 
     import numpy as np
 
@@ -72,7 +72,8 @@ def main() -> int:
 
     family = get_family(job["family"])
     try:
-        results = run_episodes(
+        play = run_episodes_in_turn if job.get("in_turn") else run_episodes
+        results = play(
             policy_path=job["policy_path"],
             spec=family.resolve(job["env"]),
             protocol=family.protocol_from_settings(job["protocol"]),

@@ -17,7 +17,8 @@ from runtime.context import RunContext
 
 
 def _summary(r) -> dict:
-    return dict(trial=r.trial, status=r.status, score_mean=r.score_mean, scores=r.scores, video=r.artifacts.get("video"))
+    return dict(trial=r.trial, status=r.status, score_mean=r.score_mean, scores=r.scores, episodes=r.episodes,
+                video=r.artifacts.get("video"))  # fmt: skip
 
 
 def _holdout(ctx: RunContext, best: dict | None) -> dict | None:
@@ -40,9 +41,11 @@ def _holdout_line(holdout: dict | None, best: dict | None) -> str:
         return "none: no policy scored"
     if holdout is None:
         return "none: no budget was left for it"
-    if holdout["status"] == "budget_stop" or holdout["score_mean"] is None:
-        return f"none: cut by the budget ({holdout['status']}) before an episode finished"
     n = len(holdout["scores"])
+    if holdout["score_mean"] is None or not n:
+        return f"none: cut by the budget ({holdout['status']}) before an episode finished"
+    if holdout["status"] == "budget_stop":  # played in turn: the episodes that finished before the budget ran out
+        return f"{_fmt_score(holdout['score_mean'])} over {n} of {holdout.get('episodes', n)} holdout episodes (the budget ran out)"
     return f"{_fmt_score(holdout['score_mean'])} over {n} holdout episode{'s' if n != 1 else ''}"
 
 

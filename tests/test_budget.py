@@ -12,11 +12,14 @@ def test_budget_stops_evaluation_exactly(run_dir):
     meter = StepMeter(budget=3000)
     first = evaluate(policy("noop"), "pong", run_dir, episodes=2, max_frames=1000, meter=meter)
     assert first.status == "ok" and first.env_steps == 2000
+    # 1,000 steps left for two episodes of up to 1,000: they are played in turn, so the first
+    # finishes and counts, and only the second is cut (never started: no reset frames either).
     second = evaluate(policy("noop"), "pong", run_dir, episodes=2, max_frames=1000, meter=meter)
     assert second.status == "budget_stop"
     assert second.env_steps == 1000 and meter.used_steps == 3000 and meter.exhausted
-    assert second.truncated == ["budget", "budget"]
-    assert second.scores == []  # cut episodes are not scored
+    assert second.truncated == ["time_limit", "budget"] and second.lengths == [1000, 0]
+    assert len(second.scores) == 1  # a cut episode is not scored
+    assert second.frames == first.frames // 2
     with pytest.raises(BudgetExhausted):
         evaluate(policy("noop"), "pong", run_dir, episodes=1, max_frames=1000, meter=meter)
     rows = Ledger(run_dir / "trials.jsonl").records()
@@ -141,3 +144,13 @@ def test_a_node_that_finds_the_budget_spent_ends_the_run_instead_of_crashing(tmp
     assert update["evaluation"] is None  # decide must not judge the last iteration's evaluation again
     assert update["stop_reason"].startswith("budget spent: 36,000 env steps left for the holdout")
     assert meter.used_steps == 84_000
+
+
+def test_a_check_the_budget_cut_reports_the_episodes_that_finished():
+    from graph.finish import _holdout_line
+
+    best = {"score": 10.0}
+    cut = dict(status="budget_stop", score_mean=4.0, scores=[3.0, 5.0], episodes=10)
+    assert _holdout_line(cut, best) == "4 over 2 of 10 holdout episodes (the budget ran out)"
+    assert _holdout_line({**cut, "scores": [], "score_mean": None}, best).startswith("none: cut by the budget")
+    assert _holdout_line({**cut, "status": "ok", "episodes": 2}, best) == "4 over 2 holdout episodes"
