@@ -253,18 +253,10 @@ def run_episodes(
     return sorted(finished, key=lambda r: order[r.seed])
 
 
-def run_episodes_in_turn(
-    policy_path: str | Path,
-    spec: EnvSpec,
-    protocol: EnvProtocol,
-    obs_mode: str,
-    seeds: list[int],
-    step_allowance: int | None = None,
-    on_progress: Callable[[int, list[EpisodeResult]], None] | None = None,
-    step_counter: np.ndarray | None = None,
-    on_ready: Callable[[], None] | None = None,
-    **options,
-) -> list[EpisodeResult]:
+def run_episodes_in_turn(policy_path: str | Path, spec: EnvSpec, protocol: EnvProtocol, obs_mode: str, seeds: list[int],
+                         step_allowance: int | None = None, on_progress: Callable[[int, list[EpisodeResult]], None] | None = None,
+                         step_counter: np.ndarray | None = None, on_ready: Callable[[], None] | None = None,
+                         **options) -> list[EpisodeResult]:  # fmt: skip
     """`run_episodes`, one seed after another, sharing `step_allowance`. In one batch a budget
     that runs out cuts every episode at once (Hero's ale-v5 check: ten episodes cut at 4,080
     steps each, no score at all); in turn, the episodes that finished count and only the one
