@@ -14,6 +14,7 @@ what reading it is worth.
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 from agents.controllers import get_controller
 from envs.seeds import split_seeds
@@ -74,11 +75,11 @@ def rank(results: list[tuple[tuple[dict, set[str]], float | None]]) -> list:
 
 
 def tied_fixed_pattern(ranked: list) -> dict | None:
-    """When random play won the last round only by the tie rule (`rank`): the best fixed
-    pattern that scored the same, as {"params", "features"}; else None. A tie in short looks
-    says nothing about whole games: IceHockey's every look scored 0, random play then scored
-    -12.3 over whole games where "hold NOOP" scores 0, so the fixed pattern is played in full
-    too, and decide keeps the better."""
+    """When random play leads a round only by the tie rule (`rank`): the best fixed pattern
+    that scored the same, as {"params", "features"}; else None. A tie in short looks says
+    nothing about whole games: IceHockey's every look scored 0, random play then scored -12.3
+    over whole games where "hold NOOP" scores 0, so the fixed pattern is played in full too,
+    and decide keeps the better."""
     random_features = get_controller("pattern").RANDOM_FEATURES
     (_, winner_features), winner_score = ranked[0]
     if winner_score is None or not winner_features & random_features:
@@ -89,11 +90,33 @@ def tied_fixed_pattern(ranked: list) -> dict | None:
     return None
 
 
+def halve(alive: list, rounds: int, look: Callable[[int, list], list]) -> tuple[list, list, dict | None]:
+    """Successive halving: round r scores the patterns still in (`look(r, alive)` -> [(pattern,
+    score)], fewer when the budget ran out) and keeps the better half (`rank`). Returns (the
+    patterns left, best first; each round's ranked results; the fixed pattern that tied random
+    play in the last round that still had one, `tied_fixed_pattern`: when every look ties,
+    the last rounds are random play against random play)."""
+    random_features = get_controller("pattern").RANDOM_FEATURES
+    history, with_fixed = [], None
+    for r in range(rounds):
+        results = look(r, alive)
+        if not results:
+            break
+        ranked = rank(results)
+        history.append(ranked)
+        if any(not features & random_features for (_, features), _ in ranked):
+            with_fixed = ranked
+        alive = [p for p, _ in ranked[: max(1, math.ceil(len(ranked) / 2))]]
+        if len(alive) == 1:
+            break
+    return alive, history, tied_fixed_pattern(with_fixed) if with_fixed else None
+
+
 def run_baseline(ctx: RunContext, facts: dict) -> dict:
     """Successive halving over `patterns(facts)`; every look is a ledger row of kind
     "baseline". Returns {"params", "features": the winner's, "rounds": [[(description, score), ...]],
-    "env_steps": what it took, "patterns": how many, "tied": `tied_fixed_pattern` of the last
-    round}."""
+    "env_steps": what it took, "patterns": how many, "tied": a fixed pattern to play in full
+    beside random play (`halve`)}."""
     pattern = get_controller("pattern")
     names = facts["action_names"]
     alive = patterns(facts, ctx.protocol.frame_skip)
@@ -102,11 +125,10 @@ def run_baseline(ctx: RunContext, facts: dict) -> dict:
     seeds = split_seeds("dev", 1)
     folder = ctx.run_dir / "baseline"
     before = ctx.meter.used_steps
-    history, ranked = [], []
-    for r in range(rounds):
+
+    def look(r: int, alive: list) -> list:
         # Each round has total / rounds steps, shared by the patterns still in.
-        look = max(MIN_STEPS, total // rounds // len(alive))
-        cap = look * ctx.protocol.frame_skip
+        cap = max(MIN_STEPS, total // rounds // len(alive)) * ctx.protocol.frame_skip
         results = []
         for params, features in alive:
             code = pattern.write_policy(params, features, facts, "pattern baseline")
@@ -117,18 +139,13 @@ def run_baseline(ctx: RunContext, facts: dict) -> dict:
                                               change_summary=f"pattern baseline, round {r + 1}: {pattern.describe(pattern.clamp(params, facts), features, names)}")  # fmt: skip
             if result is None:
                 break  # the budget is spent: judge what was seen
-            score = result["score_mean"] if result["status"] == "ok" else None
-            results.append(((params, features), score))
-        if not results:
-            break
-        history.append([(pattern.describe(pattern.clamp(p, facts), f, names), s) for (p, f), s in results])
-        ranked = rank(results)
-        alive = [p for p, _ in ranked[: max(1, math.ceil(len(ranked) / 2))]]
-        if len(alive) == 1:
-            break
+            results.append(((params, features), result["score_mean"] if result["status"] == "ok" else None))
+        return results
+
+    alive, history, tied = halve(alive, rounds, look)
     params, features = alive[0]
-    tied = tied_fixed_pattern(ranked) if ranked else None
     if tied:
         tied["params"] = pattern.clamp(tied["params"], facts)
-    return dict(params=pattern.clamp(params, facts), features=sorted(features), rounds=history, tied=tied,
+    rounds_seen = [[(pattern.describe(pattern.clamp(p, facts), f, names), s) for (p, f), s in ranked] for ranked in history]
+    return dict(params=pattern.clamp(params, facts), features=sorted(features), rounds=rounds_seen, tied=tied,
                 env_steps=ctx.meter.used_steps - before, patterns=len(patterns(facts, ctx.protocol.frame_skip)))  # fmt: skip

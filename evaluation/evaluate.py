@@ -91,9 +91,10 @@ def evaluate(
     eval_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{digest[:8]}-{secrets.token_hex(2)}"
     trace_dir = run_dir / "traces" / eval_id
     workers = workers or min(2, len(seeds))
-    # When the budget may run out before every episode reaches the cap, the episodes are played
-    # one after another in one worker, so those that finish count (rollout.run_episodes_in_turn).
-    in_turn = allowance is not None and allowance < len(seeds) * proto.max_episode_steps
+    # A finish evaluation (paid from the reserve) that the budget may cut before every episode
+    # reaches the cap plays its episodes one after another in one worker, so those that finish
+    # count (rollout.run_episodes_in_turn). A cut dev evaluation has no score either way.
+    in_turn = use_reserve and allowance is not None and allowance < len(seeds) * proto.max_episode_steps
     workers = 1 if in_turn else workers
     jobs = _jobs(policy_path, spec, proto, obs_mode, seeds, allowance, trace_dir, video_seeds, workers, stall, in_turn)
     outcomes = _run(jobs, workers, len(seeds), limits, on_progress)

@@ -142,10 +142,11 @@ def decide(state: HLState, ctx: RunContext) -> NodeUpdate:
             update["plateau"] = state.get("plateau", 0) + 1
             outcome = "rejected"
         update["structure_best"] = _structure_best(state, candidate, score)
-        if candidate.get("source") == "baseline" and score is not None:
-            # The floor every structure must beat: the best of the patterns played in full.
-            floor = max(score, (state.get("baseline") or {}).get("score", float("-inf")))
-            update["baseline"] = dict(state.get("baseline") or {}, score=floor)
+        baseline = state.get("baseline") or {}
+        if candidate.get("source") == "baseline" and score is not None and score > baseline.get("score", float("-inf")):
+            # The floor every structure must beat: the best of the patterns played in full, whose
+            # action the structures start from (reactive's goal, a route's play after it).
+            update["baseline"] = dict(baseline, score=score, params=candidate.get("params"), features=candidate.get("features"))
         if ctx.memory is not None and candidate.get("source") not in ("initial", "baseline"):
             evidence = f"trial {evaluation['trial']}: score {score} vs best {previous}" + (f" ({why_not})" if why_not else "")
             if evaluation["status"] != "ok":

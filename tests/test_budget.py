@@ -12,18 +12,29 @@ def test_budget_stops_evaluation_exactly(run_dir):
     meter = StepMeter(budget=3000)
     first = evaluate(policy("noop"), "pong", run_dir, episodes=2, max_frames=1000, meter=meter)
     assert first.status == "ok" and first.env_steps == 2000
-    # 1,000 steps left for two episodes of up to 1,000: they are played in turn, so the first
-    # finishes and counts, and only the second is cut (never started: no reset frames either).
     second = evaluate(policy("noop"), "pong", run_dir, episodes=2, max_frames=1000, meter=meter)
     assert second.status == "budget_stop"
     assert second.env_steps == 1000 and meter.used_steps == 3000 and meter.exhausted
-    assert second.truncated == ["time_limit", "budget"] and second.lengths == [1000, 0]
-    assert len(second.scores) == 1  # a cut episode is not scored
-    assert second.frames == first.frames // 2
+    assert second.truncated == ["budget", "budget"]
+    assert second.scores == []  # cut episodes are not scored
     with pytest.raises(BudgetExhausted):
         evaluate(policy("noop"), "pong", run_dir, episodes=1, max_frames=1000, meter=meter)
     rows = Ledger(run_dir / "trials.jsonl").records()
     assert len(rows) == 2 and rows[-1].cumulative_env_steps == 3000
+
+
+def test_a_finish_evaluation_the_budget_may_cut_plays_its_episodes_in_turn(run_dir):
+    """1,000 steps left for two episodes of up to 1,000: the finish's evaluations (paid from the
+    reserve) play them one after another, so the first finishes and counts and only the second
+    is cut (never started: no reset frames either)."""
+    meter = StepMeter(budget=3000)
+    first = evaluate(policy("noop"), "pong", run_dir, episodes=2, max_frames=1000, meter=meter, use_reserve=True)
+    assert first.status == "ok" and first.truncated == ["time_limit", "time_limit"]
+    second = evaluate(policy("noop"), "pong", run_dir, episodes=2, max_frames=1000, meter=meter, use_reserve=True)
+    assert second.status == "budget_stop" and second.env_steps == 1000 and meter.exhausted
+    assert second.truncated == ["time_limit", "budget"] and second.lengths == [1000, 0]
+    assert len(second.scores) == 1  # a cut episode is not scored
+    assert second.frames == first.frames // 2
 
 
 def test_meter_counts_steps_by_kind():

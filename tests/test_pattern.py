@@ -124,6 +124,27 @@ def test_a_fixed_pattern_that_tied_random_play_is_kept_to_be_played_in_full():
     assert tied_fixed_pattern(rank([(noop, None), (held, None)])) is None
 
 
+def test_when_every_short_look_ties_the_halving_keeps_a_fixed_pattern_to_play_in_full():
+    """The real halving over an 18-action game's patterns, every look scoring 0: random play
+    wins, and the last rounds are random play against random play, so the tie is the one of the
+    last round that still had a fixed pattern."""
+    from agents.baseline import halve
+
+    facts = {"action_names": ["NOOP", "FIRE", "UP", "RIGHT", "LEFT", "DOWN", "UPRIGHT", "UPLEFT", "DOWNRIGHT", "DOWNLEFT",
+                              "UPFIRE", "RIGHTFIRE", "LEFTFIRE", "DOWNFIRE", "UPRIGHTFIRE", "UPLEFTFIRE", "DOWNRIGHTFIRE", "DOWNLEFTFIRE"],
+             "movement": {"left": 4, "right": 3, "up": 2, "down": 5}, "actions": {"fire": 1}}  # fmt: skip
+    found = patterns(facts)
+    rounds = 5
+    alive, history, tied = halve(found, rounds, lambda r, alive: [(p, 0.0) for p in alive])
+    assert "jitter" in alive[0][1] and all("jitter" in features for (_, features), _ in history[-1])
+    assert tied == {"params": {"first_action": 0}, "features": []}  # hold NOOP, the first fixed pattern
+    # A fixed pattern that lost its last look is not played again.
+    scored = lambda r, alive: [(p, -1.0 if not p[1] and r >= 2 else 0.0) for p in alive]  # noqa: E731
+    assert halve(found, rounds, scored)[2] is None
+    # The budget ran out in the first round: what was seen is judged.
+    assert halve(found, rounds, lambda r, alive: [(p, 0.0) for p in alive[:3]] if r == 0 else [])[0] == [found[0], found[1]]
+
+
 def test_a_direction_that_changes_only_the_fixed_actions_of_random_play_changes_nothing():
     from agents.roles.replay_critic import changes_what_is_seen
 
@@ -154,3 +175,7 @@ def test_random_play_that_always_shoots_draws_only_the_actions_that_fire():
     held = pattern.clamp({"first_action": 3}, facts)
     assert not changes_what_is_seen(pattern, held, set(), {"features": {"+fire_only"}}, seeds_differ=False)
     assert changes_what_is_seen(pattern, {**held, "jitter": 1.0}, {"jitter"}, {"features": {"+fire_only"}}, False)
+    # In a game where every distinct action fires there is nothing to restrict.
+    all_fire = {**facts, "distinct_actions": [1, 4, 5]}
+    assert changes_what_is_seen(pattern, {**held, "jitter": 1.0}, {"jitter"}, {"features": {"+fire_only"}}, False, facts)
+    assert not changes_what_is_seen(pattern, {**held, "jitter": 1.0}, {"jitter"}, {"features": {"+fire_only"}}, False, all_fire)

@@ -169,11 +169,11 @@ def apply_change(controller: ModuleType, params: dict, features: set[str], chang
     return params, features
 
 
-def effective(controller: ModuleType, params: dict, features: set[str]) -> tuple:
+def effective(controller: ModuleType, params: dict, features: set[str], facts: dict | None = None) -> tuple:
     """What the generated code depends on: parameters of disabled features do not count, nor
-    what a controller's optional `plays_as(params, features)` says its code never reaches
-    (the pattern's fixed actions under uniform random play)."""
+    what a controller's optional `plays_as(params, features, facts)` says its code never
+    reaches (the pattern's fixed actions under uniform random play)."""
     if hasattr(controller, "plays_as"):
-        params, features = controller.plays_as(params, features)
+        params, features = controller.plays_as(params, features, facts)
     used = ((k, v) for k, v in params.items() if controller.param_used(k, features))
     return tuple(sorted(features)), tuple(sorted(used))

@@ -199,7 +199,7 @@ def tied_pattern(ctx: RunContext, facts: dict, baseline: dict) -> dict:
     tied = baseline["tied"]
     pattern = get_controller("pattern")
     words = pattern.describe(tied["params"], set(tied["features"]), facts["action_names"])
-    ctx.say(f"pattern baseline: {words} tied random play in every short look; played in full")
+    ctx.say(f"pattern baseline: {words} tied random play in the short looks; played in full")
     direction = f"pattern baseline: {words}, played in full (it tied random play in the short looks)"
     candidate = write_candidate(ctx, facts, tied["params"], set(tied["features"]), direction, "baseline", "pattern")
     return {"candidate": candidate, "baseline": {**baseline, "tied": None}}
@@ -313,13 +313,13 @@ def policy_writer(state: HLState, ctx: RunContext) -> NodeUpdate:
     """Write the first policy, apply the critic's direction, or tune parameters."""
     facts = state["detectors"]
     best = state.get("best")
+    if (state.get("baseline") or {}).get("tied"):
+        return tied_pattern(ctx, facts, state["baseline"])
     if not best or not best.get("policy"):
         if state.get("baseline") is None and not remembered_policy(ctx, facts["controller"]):
             return first_pattern(ctx, facts)
         return {"candidate": first_candidate(ctx, facts, state), "structures_tried": [facts["controller"]]}
 
-    if (state.get("baseline") or {}).get("tied"):
-        return tied_pattern(ctx, facts, state["baseline"])
     if state.get("switch_to"):
         return {"candidate": second_turn(ctx, facts, state, state["switch_to"])}
     policy = best["policy"]

@@ -145,7 +145,7 @@ def replay_critic(state: HLState, ctx: RunContext) -> NodeUpdate:
         for candidate, why, candidate_change in controller.DIRECTIONS.get(failure, []):
             if candidate == under_judgement or _already_rejected(ctx, state, candidate):
                 continue  # decide is judging it right now, or it was rejected before
-            if not changes_what_is_seen(controller, params, features, candidate_change, seeds_differ):
+            if not changes_what_is_seen(controller, params, features, candidate_change, seeds_differ, state["detectors"]):
                 continue  # feature present, parameter at its limit, or under hl a re-sync's
             direction, hypothesis, change = candidate, why, candidate_change
             kind, what = failure, description
@@ -167,13 +167,15 @@ def replay_critic(state: HLState, ctx: RunContext) -> NodeUpdate:
     return {"diagnosis": diagnosis, "trace_summary": f"{kind}: {direction or 'no new direction'}"}
 
 
-def changes_what_is_seen(controller, params: dict, features: set[str], change: dict, seeds_differ: bool) -> bool:
+def changes_what_is_seen(controller, params: dict, features: set[str], change: dict, seeds_differ: bool,
+                         facts: dict | None = None) -> bool:  # fmt: skip
     """Whether a direction's change could show in an evaluation: a search always can; a feature
     or parameter change only if the code it generates differs in what acts (where every seed
-    is the same game, a structure's ROBUSTNESS_FEATURES never act)."""
+    is the same game, a structure's ROBUSTNESS_FEATURES never act; `facts`, the game's, say
+    more: a pattern's fire_only in a game where no action fires)."""
     if change.get("search"):
         return True
-    seen = lambda p, f: effective(controller, p, acting_features(controller, f, seeds_differ))  # noqa: E731
+    seen = lambda p, f: effective(controller, p, acting_features(controller, f, seeds_differ), facts)  # noqa: E731
     return seen(*apply_change(controller, params, features, change)) != seen(params, features)
 
 

@@ -61,6 +61,9 @@ def _float_or_none(text: str) -> float | None:
 @functools.cache
 def _ale_roms() -> dict[str, str]:
     """Every ALE ROM EnvPool ships, normalised name -> ROM id ("montezuma_revenge")."""
+    from envs.envpool_import import import_envpool
+
+    import_envpool()  # first: `envpool.atari.registration` alone would import the whole package
     from envpool.atari.registration import atari_game_list
 
     return {rom.replace("_", ""): rom for rom in atari_game_list}

@@ -86,10 +86,13 @@ def param_used(name: str, features: set[str]) -> bool:
     return name == "first_action" or "alternate" in features
 
 
-def plays_as(params: dict, features: set[str]) -> tuple[dict, set[str]]:
+def plays_as(params: dict, features: set[str], facts: dict | None = None) -> tuple[dict, set[str]]:
     """What the policy plays: a jitter of 1 draws a random action on every step, so the held
     and alternated actions are never reached (a direction that changes them changes nothing;
-    BattleZone spent 42k env steps on two such); without random steps nothing is drawn."""
+    BattleZone spent 42k env steps on two such); without random steps nothing is drawn, and
+    in a game where no distinct action fires, or every one does, fire_only draws as before."""
+    if facts is not None and not firing_actions(facts):
+        features = features - {"fire_only"}
     if "jitter" not in features:
         return params, features - {"fire_only"}
     if params.get("jitter", PARAMS["jitter"][0]) >= 1:

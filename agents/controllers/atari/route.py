@@ -346,11 +346,8 @@ def write_policy(params: dict, features: set[str], facts: dict, direction: str) 
     words += ["", f"Last change: {direction}"]
     doc = "\n".join(words)
     shown = plays_as({name: params.get(name, spec[0]) for name, spec in PARAMS.items()}, features)[0]  # holding an action after the route: no hold
-    param_lines = "\n".join(
-        f"    {name!r}: {_fmt(params.get(name, PARAMS[name][0]))},  # {PARAMS[name][3]}"
-        for name in PARAMS
-        if param_used(name, features) and name in shown
-    )
+    param_lines = "\n".join(f"    {name!r}: {_fmt(params.get(name, PARAMS[name][0]))},  # {PARAMS[name][3]}"
+                            for name in PARAMS if param_used(name, features) and name in shown)  # fmt: skip
     moves = (
         f"LEFT, RIGHT, UP, DOWN = {move.get('left')}, {move.get('right')}, {move.get('up')}, {move.get('down')}"
         "  # from the probe's action experiments (None: no such move)"
@@ -510,8 +507,9 @@ TIMED = timed_waypoints()'''
         )
 
     after, after_reset, distinct, random_import = "return NOOP  # the route is over: stand still", "", "", ""
-    if "play_on" in features and route_end.held_action(params, names) is not None:
-        after = "return P[\"after_action\"]  # the route is over: hold the pattern baseline's action"
+    held = route_end.held_action(params, names) if "play_on" in features else None
+    if held is not None:
+        after = f"return {held}  # the route is over: hold {names[held]}, the pattern baseline's action (after_action)"
     elif "play_on" in features:
         random_import = "\nimport random"
         after = """if self.held == 0:  # the route is over: random distinct actions, each held a while

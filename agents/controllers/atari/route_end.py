@@ -26,7 +26,7 @@ def initial_params(baseline: dict | None) -> dict:
     return {"after_action": int(winner["params"]["first_action"]) if held else -1}
 
 
-def plays_as(params: dict, features: set[str]) -> tuple[dict, set[str]]:
+def plays_as(params: dict, features: set[str], facts: dict | None = None) -> tuple[dict, set[str]]:
     """Holding one action, the random play's hold never acts (controllers' `effective`)."""
     if "play_on" in features and params.get("after_action", -1) >= 0:
         return {k: v for k, v in params.items() if k != "after_hold"}, features

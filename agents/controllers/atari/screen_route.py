@@ -226,8 +226,8 @@ def write_policy(params: dict, features: set[str], facts: dict, direction: str) 
     held = route_end.held_action(p, names) if "play_on" in features else None
     if held is not None:
         words.append(route_end.words(p, names))
-        after = """
-        return P["after_action"]  # the route is over: hold the pattern baseline's action"""
+        after = f"""
+        return {held}  # the route is over: hold {names[held]}, the pattern baseline's action (after_action)"""
     elif "play_on" in features:
         words.append(route_end.words(p, names))
         after = """
