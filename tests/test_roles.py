@@ -99,3 +99,7 @@ def test_under_hl_the_critic_skips_directions_that_only_change_a_re_sync():
     search = {name: change for name, _, change in screen_route.DIRECTIONS["timeout"]}["search for a longer route"]
     assert changes_what_is_seen(screen_route, params, features, search, seeds_differ=False)
     assert not changes_what_is_seen(screen_route, params, features, {"features": {"+play_on"}}, seeds_differ=True)
+    # After the route: random play is a change where the baseline's action is held, not where it plays at random.
+    at_random = {name: change for name, _, change in screen_route.DIRECTIONS["timeout"]}["play at random after the route"]
+    assert changes_what_is_seen(screen_route, {**params, "after_action": 3}, features, at_random, seeds_differ=False)
+    assert not changes_what_is_seen(screen_route, params, features, at_random, seeds_differ=False)

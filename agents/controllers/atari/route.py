@@ -100,6 +100,7 @@ DIRECTIONS = {
          {"search": 1_000_000}),
         ("play on after the route", "the route is over and the player stands still while the game goes on",
          {"features": {"+play_on"}}),
+        route_end.PLAY_AT_RANDOM,
     ],
 }  # fmt: skip
 

@@ -18,6 +18,12 @@ PLAY_ON_PARAMS = {
 }
 
 
+# A critic direction for either follower: the baseline's action is a guess from short looks
+# from the game's start (Atlantis: "hold NOOP" won them; after a route random play earned more).
+PLAY_AT_RANDOM = ("play at random after the route", "the action held after the route earns less than random play would",
+                  {"params": {"after_action": ("set", -1)}})  # fmt: skip
+
+
 def initial_params(baseline: dict | None) -> dict:
     """`after_action`: the baseline winner's action when it held one action throughout, else
     -1 (random play)."""

@@ -83,6 +83,7 @@ DIRECTIONS = {
     "timeout": [
         ("search for a longer route", "the route is over: the policy scored all of it",
          {"search": SEARCH_MORE}),
+        route_end.PLAY_AT_RANDOM,
     ],
 }  # fmt: skip
 
