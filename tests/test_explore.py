@@ -333,12 +333,10 @@ def test_after_the_route_the_follower_plays_on_with_held_random_actions(tmp_path
     assert played[0] != played[1]  # seeded by the episode
     assert "stands still" in route_controller.write_policy(params, set(), FACTS, "bare")
 
-    # When the pattern baseline's winner held one action, that action is held after the route.
-    from agents.controllers import starting_params
-
-    held = starting_params(route_controller, FACTS, {"params": {"first_action": 2}, "features": []})
-    assert held["after_action"] == 2
-    assert starting_params(route_controller, FACTS, {"params": {"first_action": 0, "jitter": 1.0}, "features": ["jitter"]})["after_action"] == -1
+    # Random play after the route is the default; a held action (the parameter search's choice)
+    # is played as written.
+    assert params["after_action"] == -1
+    held = {**params, "after_action": 2}
     code = route_controller.write_policy(held, {"play_on"}, FACTS, "test")
     assert f"it holds {FACTS['action_names'][2]}" in code and "'after_hold'" not in code
     namespace: dict = {}

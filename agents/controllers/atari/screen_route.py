@@ -10,8 +10,8 @@ env step and the screen cell seen before it). The policy shrinks each frame the 
 plays the action of the route step it is at; with `resync`, a screen that is not the one
 recorded at the expected step sends it to the nearest step that shows this screen, so a game
 running a step late or early (a sticky action) is followed from where it is. After the route
-(`play_on`) it holds the pattern baseline's action, or plays random held actions, instead of
-standing still (route_end.py).
+(`play_on`) it plays random held actions, or holds one (`after_action`), instead of standing
+still (route_end.py).
 
 Under `hl` every episode is the same game, so the route replays exactly: its score is the
 search's, and it is memorisation. The run's robustness check (ale-v5 holdout seeds) shows
@@ -111,11 +111,6 @@ itself (its screen_cell) and follows hs/screen_route.py."""
 
 def initial_features(facts: dict) -> set[str]:
     return {"resync", "play_on"}
-
-
-def initial_params(facts: dict, baseline: dict | None) -> dict:
-    """After the route: the pattern baseline's action, if it held one (route_end.py)."""
-    return route_end.initial_params(baseline)
 
 
 plays_as = route_end.plays_as  # what acts after the route (controllers' `effective`)
@@ -228,7 +223,7 @@ def write_policy(params: dict, features: set[str], facts: dict, direction: str) 
     if held is not None:
         words.append(route_end.words(p, names))
         after = f"""
-        return {held}  # the route is over: hold {names[held]}, the pattern baseline's action (after_action)"""
+        return {held}  # the route is over: hold {names[held]}, (after_action)"""
     elif "play_on" in features:
         words.append(route_end.words(p, names))
         after = """
