@@ -178,7 +178,8 @@ def decide(state: HLState, ctx: RunContext) -> NodeUpdate:
         else:  # the best's structure is out of ideas: the next best structure gets a second turn first
             update["switch_to"] = runner_up
             update["structures_switched"] = list(state.get("structures_switched") or []) + [runner_up]
-    elif iteration >= cfg.max_iterations:
+    elif iteration >= cfg.max_iterations + bool((state.get("baseline") or {}).get("tied_played")):
+        # (the tied fixed pattern played in full is part of the baseline, not an iteration of its own)
         stop = f"iteration limit ({cfg.max_iterations})"
     update["stop_reason"] = stop
     update.setdefault("switch_to", None)  # a second turn is asked for once

@@ -200,9 +200,9 @@ def tied_pattern(ctx: RunContext, facts: dict, baseline: dict) -> dict:
     pattern = get_controller("pattern")
     words = pattern.describe(tied["params"], set(tied["features"]), facts["action_names"])
     ctx.say(f"pattern baseline: {words} tied random play in the short looks; played in full")
-    direction = f"pattern baseline: {words}, played in full (it tied random play in the short looks)"
+    direction = f"pattern baseline in full: {words} (tied random play)"
     candidate = write_candidate(ctx, facts, tied["params"], set(tied["features"]), direction, "baseline", "pattern")
-    return {"candidate": candidate, "baseline": {**baseline, "tied": None}}
+    return {"candidate": candidate, "baseline": {**baseline, "tied": None, "tied_played": True}}
 
 
 def first_candidate(ctx: RunContext, facts: dict, state: HLState) -> dict:

@@ -121,7 +121,7 @@ def describe(params: dict, features: set[str], names: list[str]) -> str:
     first, second = names[params["first_action"]], names[params["second_action"]]
     plural = lambda n: f"{n} step{'s' if n != 1 else ''}"  # noqa: E731
     held = params.get("jitter_hold", 1)
-    kind = "distinct action that fires" if "fire_only" in features else "distinct action"
+    kind = "firing action" if "fire_only" in features else "distinct action"
     if "jitter" in features and params["jitter"] >= 1:
         return f"play a random {kind} every step" if held <= 1 else f"play random {kind}s, each held for {plural(held)}"
     if "alternate" not in features:
