@@ -145,7 +145,7 @@ def decide(state: HLState, ctx: RunContext) -> NodeUpdate:
         baseline = state.get("baseline") or {}
         if candidate.get("source") == "baseline" and score is not None and score > baseline.get("score", float("-inf")):
             # The floor every structure must beat: the best of the patterns played in full, whose
-            # action the structures start from (reactive's goal, a route's play after it).
+            # action a structure may start from (the reactive structure's goal).
             update["baseline"] = dict(baseline, score=score, params=candidate.get("params"), features=candidate.get("features"))
         if ctx.memory is not None and candidate.get("source") not in ("initial", "baseline"):
             evidence = f"trial {evaluation['trial']}: score {score} vs best {previous}" + (f" ({why_not})" if why_not else "")
