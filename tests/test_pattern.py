@@ -127,7 +127,9 @@ def test_a_fixed_pattern_that_tied_random_play_is_kept_to_be_played_in_full():
 def test_when_every_short_look_ties_the_halving_keeps_a_fixed_pattern_to_play_in_full():
     """The real halving over an 18-action game's patterns, every look scoring 0: random play
     wins, and the last rounds are random play against random play, so the tie is the one of the
-    last round that still had a fixed pattern."""
+    last round that still had a fixed pattern. (A scoring function stands in for the
+    evaluations: the halving's own logic is under test; the looks' evaluations are the
+    evaluation harness's, tested with real EnvPool elsewhere.)"""
     from agents.baseline import halve
 
     facts = {"action_names": ["NOOP", "FIRE", "UP", "RIGHT", "LEFT", "DOWN", "UPRIGHT", "UPLEFT", "DOWNRIGHT", "DOWNLEFT",

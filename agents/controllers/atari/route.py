@@ -505,7 +505,7 @@ TIMED = timed_waypoints()'''
     after, after_reset, distinct, random_import = "return NOOP  # the route is over: stand still", "", "", ""
     held = route_end.held_action(params, names) if "play_on" in features else None
     if held is not None:
-        after = f"return {held}  # the route is over: hold {names[held]}, (after_action)"
+        after = f"return {held}  # the route is over: hold {names[held]} (after_action)"
     elif "play_on" in features:
         random_import = "\nimport random"
         after = """if self.held == 0:  # the route is over: random distinct actions, each held a while

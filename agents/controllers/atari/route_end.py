@@ -6,9 +6,9 @@ goes on much longer. After it the follower plays random distinct actions, each h
 `after_hold` frames, or holds one action (`after_action`, a choice the parameter search
 makes among the game's distinct actions). Random play is the default: starting from the
 pattern baseline's held action instead (the winner of short looks from the game's start)
-was tried on the Atari57 sweep and did worse after a route in four games of five (Atlantis
-38,600 -> 24,100, ChopperCommand 2,300 -> 1,400 on its first look, Defender, Amidar;
-NameThisGame 3,620 -> 3,840).
+was tried on an Atari57 sweep and came out about even on twelve games re-run without it
+(ChopperCommand 1,600 -> 2,700, Defender 4,850 -> 5,500, MsPacman 930 -> 1,060 against
+NameThisGame 3,840 -> 3,620, SpaceInvaders 1,910 -> 1,515; docs/results.md).
 """
 
 from __future__ import annotations
@@ -36,9 +36,9 @@ def plays_as(params: dict, features: set[str], facts: dict | None = None) -> tup
 
 def words(params: dict, names: list[str]) -> str:
     """The docstring line for play_on."""
-    action = params.get("after_action", -1)
-    if action >= 0:
-        return f"When the route is over it holds {names[action % len(names)]} (`after_action`)."
+    held = held_action(params, names)
+    if held is not None:
+        return f"When the route is over it holds {names[held]} (`after_action`)."
     return "When the route is over it plays random distinct actions, each held for `after_hold` frames."
 
 

@@ -223,7 +223,7 @@ def write_policy(params: dict, features: set[str], facts: dict, direction: str) 
     if held is not None:
         words.append(route_end.words(p, names))
         after = f"""
-        return {held}  # the route is over: hold {names[held]}, (after_action)"""
+        return {held}  # the route is over: hold {names[held]} (after_action)"""
     elif "play_on" in features:
         words.append(route_end.words(p, names))
         after = """
