@@ -1,6 +1,7 @@
 """Run untrusted policy code (written by a model or a search) in worker processes.
 
-Each worker is a fresh `python -m evaluation.worker` process:
+Each worker is a fresh `python -m evaluation.worker` process, or a fork of a warm process that
+has imported what a worker needs (evaluation/warm_start.py), made to be the same thing:
 - started in its own session, so its whole process group is killed on timeout;
 - with an environment stripped of API keys, tokens and other secrets;
 - in a temporary working directory, removed afterwards;
@@ -30,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from evaluation import warm_start
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 # Names of environment variables a policy must never see.
@@ -44,6 +47,7 @@ class SandboxLimits:
     stall_seconds: float = 120.0  # no progress message for this long after "ready" = hung policy
     startup_seconds: float = 600.0  # from launch to the worker's "ready" message
     wall_seconds: float | None = None  # hard cap on a worker's lifetime
+    warm_start: bool = True  # fork workers from a warm process (evaluation/warm_start.py)
 
 
 @dataclass
@@ -94,16 +98,19 @@ class Worker:
         self.counter_path.write_bytes(bytes(8))
         self.job["counter_path"] = str(self.counter_path)
         self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "evaluation.worker"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self._log,
-            cwd=self.workdir,
-            env=clean_environment(),
-            start_new_session=True,  # own process group: killpg reaches its children too
-        )
         self.started = self.last_heard = time.monotonic()
+        env = clean_environment()
+        self.proc = limits.warm_start and warm_start.launch(self.workdir, env, self._log.fileno(), limits.startup_seconds)
+        if not self.proc:  # a fresh interpreter (see evaluation/warm_start.py for the fork)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "evaluation.worker"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=self._log,
+                cwd=self.workdir,
+                env=env,
+                start_new_session=True,  # own process group: killpg reaches its children too
+            )
         self.ready = False  # the worker has imported its modules and made its envs
         self.last_message: dict | None = None
         self.outcome: WorkerOutcome | None = None
@@ -121,10 +128,11 @@ class Worker:
         messages.put((self, None))  # EOF: the worker exited or was killed
 
     def kill(self) -> None:
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        for kill in (os.killpg, os.kill):  # a fork killed before its setsid has no group yet
+            try:
+                kill(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
     def log_tail(self, chars: int = 2000) -> str:
         self._log.flush()

@@ -82,11 +82,12 @@ def test_a_suite_on_the_local_pool_and_on_ray_gives_the_same_manifest_and_scoreb
            [line.split("|")[1] for line in md_ray.splitlines() if line.startswith("|")]  # fmt: skip
 
 
-def _processes_naming(text: str) -> list[int]:
+def _processes_naming(*texts: str) -> list[int]:
     pids = []
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
         try:
-            if text in cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace"):
+            line = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            if all(text in line for text in texts):
                 pids.append(int(cmdline.parent.name))
         except OSError:
             continue
@@ -112,9 +113,10 @@ def test_kill_9_of_the_batch_loses_no_finished_cell_and_duplicates_no_trial(tmp_
     os.kill(proc.pid, signal.SIGKILL)  # the batch process only: its runs must die with it
     proc.wait()
     deadline = time.time() + 20
-    while _processes_naming("pong-ram-hl-1") and time.time() < deadline:
+    ours = ("pong-ram-hl-1", str(batch_dir))  # tests in parallel may run cells of that name too
+    while _processes_naming(*ours) and time.time() < deadline:
         time.sleep(0.2)
-    assert _processes_naming("pong-ram-hl-1") == []  # no orphaned run goes on writing
+    assert _processes_naming(*ours) == []  # no orphaned run goes on writing
 
     first = batch_dir / "breakout" / "ram" / "breakout-ram-hl-1" / "trials.jsonl"
     first_ledger, before = first.read_bytes(), Ledger(second / "trials.jsonl").records()

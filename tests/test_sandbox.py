@@ -45,27 +45,35 @@ def test_failing_policy_is_a_failed_trial_and_evaluation_continues(run_dir, name
 
 
 def test_hanging_policy_is_killed_and_counted(run_dir):
+    from evaluation import warm_start
+
     record = _evaluate(run_dir, "hangs", limits=SandboxLimits(stall_seconds=3))
     assert record.status == "failed" and record.failure_kind == "timeout"
     assert "no progress" in record.failure
     assert record.env_steps == 2 * 200
-    # The worker's process group is gone: no child of ours is left spinning.
-    children = [line.split(None, 2) for line in os.popen("ps -eo pid=,ppid=,args=").read().splitlines()]
-    assert not [c for c in children if len(c) == 3 and int(c[1]) == os.getpid() and "evaluation.worker" in c[2]]
+    # The worker's process group is gone: no child of ours (a fresh worker) or of the warm
+    # starter (a forked one) is left spinning.
+    assert warm_start._starter is not None and warm_start._starter.alive()  # the workers were forks
+    processes = [line.split(None, 2) for line in os.popen("ps -eo pid=,ppid=,args=").read().splitlines()]
+    assert not [p for p in processes if len(p) == 3 and int(p[1]) == os.getpid() and "evaluation.worker" in p[2]]
+    assert not [p for p in processes if len(p) == 3 and int(p[1]) == warm_start._starter.proc.pid]
 
 
-def test_slow_worker_start_up_is_not_a_hang(run_dir, tmp_path, monkeypatch):
+@pytest.mark.parametrize("warm", [True, False])
+def test_slow_worker_start_up_is_not_a_hang(run_dir, tmp_path, monkeypatch, warm):
     """A worker that takes longer to start (imports, env creation) than the stall limit, as
-    on a busy machine or a cluster node, is not killed: the stall clock starts at "ready"."""
+    on a busy machine or a cluster node, is not killed: the stall clock starts at "ready".
+    Forked from a warm starter, the starter's own start-up is the worker's."""
     slow = tmp_path / "slow_start"
     slow.mkdir()
-    (slow / "sitecustomize.py").write_text("import time\ntime.sleep(6)\n")  # runs as the worker starts
+    (slow / "sitecustomize.py").write_text("import time\ntime.sleep(6)\n")  # runs as the worker (or its starter) starts
     monkeypatch.setenv("PYTHONPATH", str(slow))
-    record = _evaluate(run_dir, "noop", limits=SandboxLimits(stall_seconds=3))
+    record = _evaluate(run_dir, "noop", limits=SandboxLimits(stall_seconds=3, warm_start=warm))
     assert record.status == "ok", record.failure
     assert record.env_steps > 0 and record.score_mean is not None
 
-    too_slow = _evaluate(run_dir, "noop", limits=SandboxLimits(stall_seconds=3, startup_seconds=2))
+    monkeypatch.setenv("HL_ANOTHER_ENVIRONMENT", "1")  # a warm starter for it must start first
+    too_slow = _evaluate(run_dir, "noop", limits=SandboxLimits(stall_seconds=3, startup_seconds=2, warm_start=warm))
     assert too_slow.status == "failed" and too_slow.failure_kind == "timeout"
     assert "not ready" in too_slow.failure and too_slow.env_steps == 0
 
