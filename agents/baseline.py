@@ -1,7 +1,8 @@
 """The pattern baseline: before any structure, the best blind pattern of actions.
 
 Every distinct action held throughout, uniform random play (every step, each action held
-for a few frames as the published random agent played, and among the actions that fire), the player's opposite moves
+for a few frames as the published random agent played, among the actions that fire, and over
+the full action set when the probe saw some act alike), the player's opposite moves
 alternated, and each move interleaved with FIRE, are played briefly on the meter (episodes cut at a short cap, the same
 dev seed for all: common random numbers, so the comparison is of the patterns, not of the
 seeds) and halved round after round with a doubling cap (successive halving): a wrong
@@ -38,8 +39,16 @@ def patterns(facts: dict, frame_skip: int = 1) -> list[tuple[dict, set[str]]]:
     if held > 1:
         found.append(({"first_action": 0, "jitter": 1.0, "jitter_hold": held}, {"jitter"}))
     # Random play that always shoots (BattleZone: 3,333 over 3 seeds against 2,333 for all actions).
-    if get_controller("pattern").firing_actions(facts):
+    pattern = get_controller("pattern")
+    if pattern.firing_actions(facts):
         found.append(({"first_action": 0, "jitter": 1.0}, {"jitter", "fire_only"}))
+    # Random play over the full action set, the published random agent's, where the probe saw
+    # some actions act alike: one may act only in states it did not see. Bowling's FIRE looked
+    # like NOOP and UPFIRE like UP; random play among NOOP, UP and DOWN never bowls (0 in
+    # 17,000 frames), over all six actions it scores (10 in 6,000 frames, ale-py, seed 0).
+    every = ({"first_action": 0, "jitter": 1.0, "jitter_hold": held}, {"jitter", "all_actions"})
+    if pattern.plays_as(*every, facts)[1] != {"jitter"}:
+        found.append(every)
     alternate = lambda a, hold_a, b, hold_b: (dict(first_action=a, hold_first=hold_a, second_action=b, hold_second=hold_b),  # noqa: E731
                                               {"alternate"})  # fmt: skip
     m = facts.get("movement") or {}

@@ -181,3 +181,27 @@ def test_random_play_that_always_shoots_draws_only_the_actions_that_fire():
     all_fire = {**facts, "distinct_actions": [1, 4, 5]}
     assert changes_what_is_seen(pattern, {**held, "jitter": 1.0}, {"jitter"}, {"features": {"+fire_only"}}, False, facts)
     assert not changes_what_is_seen(pattern, {**held, "jitter": 1.0}, {"jitter"}, {"features": {"+fire_only"}}, False, all_fire)
+
+
+def test_random_play_over_the_full_action_set_where_the_probe_merged_actions():
+    """Bowling: the probe saw FIRE act like NOOP and UPFIRE like UP, so random play among the
+    distinct actions never bowls; the baseline also plays random over all six actions."""
+    from agents.roles.replay_critic import changes_what_is_seen
+
+    names = ["NOOP", "FIRE", "UP", "DOWN", "UPFIRE", "DOWNFIRE"]
+    merged = {"action_names": names, "distinct_actions": [0, 2, 3]}
+    every = ({"first_action": 0, "jitter": 1.0, "jitter_hold": 6}, {"jitter", "all_actions"})
+    assert every in patterns(merged)
+    assert not any("all_actions" in f for _, f in patterns({**merged, "distinct_actions": list(range(6))}))
+    code = pattern.write_policy(*every, merged, "test")
+    assert "play random actions of the full set, each held for 6 steps" in code
+    played = _policy(code, steps=300)
+    assert set(played) == set(range(6))  # FIRE and the firing moves too
+    # With fire_only: the firing actions of the full set (none of them is distinct here).
+    firing = _policy(pattern.write_policy(every[0], every[1] | {"fire_only"}, merged, "test"), steps=300)
+    assert set(firing) == {1, 4, 5}
+    # A critic direction adds it to random play; where every action is distinct it changes nothing.
+    random_play = pattern.clamp(every[0], merged)
+    add = {"features": {"+all_actions"}}
+    assert changes_what_is_seen(pattern, random_play, {"jitter"}, add, False, merged)
+    assert not changes_what_is_seen(pattern, random_play, {"jitter"}, add, False, {**merged, "distinct_actions": list(range(6))})

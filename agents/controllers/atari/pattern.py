@@ -24,6 +24,7 @@ FEATURES = {
     "alternate": "alternate the first action with a second one, each held for a number of steps",
     "jitter": "now and then (probability `jitter`) play a random one of the game's distinct actions instead",
     "fire_only": "draw the random actions only among the distinct actions that fire (a shooter's random play that always shoots)",
+    "all_actions": "draw the random actions among all of the game's actions, not one of each group the probe saw act alike",
 }
 
 PARAMS = {
@@ -46,6 +47,9 @@ DIRECTIONS = {
     "score": [
         ("draw random actions only among those that fire", "random play scores little: in a shooter every step could shoot",
          {"features": {"+fire_only"}}),
+        ("draw random actions from the full action set",
+         "random play scores nothing: an action the probe saw do nothing may act at other moments (released, not held)",
+         {"features": {"+all_actions"}}),
         ("alternate with pauses", "one action held throughout does not earn: the game may need a rhythm",
          {"features": {"+alternate"}, "params": {"second_action": ("set", 0)}}),
     ],
@@ -90,13 +94,18 @@ def plays_as(params: dict, features: set[str], facts: dict | None = None) -> tup
     """What the policy plays: a jitter of 1 draws a random action on every step, so the held
     and alternated actions are never reached (a direction that changes them changes nothing;
     BattleZone spent 42k env steps on two such); without random steps nothing is drawn, and
-    in a game where no distinct action fires, or every one does, fire_only draws as before."""
-    if facts is not None and not firing_actions(facts):
-        features = features - {"fire_only"}
+    in a game where no distinct action fires, or every one does, fire_only draws as before;
+    where every action is distinct, so does all_actions."""
+    draws = {"fire_only", "all_actions"}
+    if facts is not None:
+        if drawn_actions(features, facts) == drawn_actions(features - {"fire_only"}, facts):
+            features = features - {"fire_only"}
+        if drawn_actions(features, facts) == drawn_actions(features - {"all_actions"}, facts):
+            features = features - {"all_actions"}
     if "jitter" not in features:
-        return params, features - {"fire_only"}
+        return params, features - draws
     if params.get("jitter", PARAMS["jitter"][0]) >= 1:
-        return {k: v for k, v in params.items() if k in ("jitter", "jitter_hold")}, features & {"jitter", "fire_only"}
+        return {k: v for k, v in params.items() if k in ("jitter", "jitter_hold")}, features & ({"jitter"} | draws)
     return params, features
 
 
@@ -121,24 +130,35 @@ def describe(params: dict, features: set[str], names: list[str]) -> str:
     first, second = names[params["first_action"]], names[params["second_action"]]
     plural = lambda n: f"{n} step{'s' if n != 1 else ''}"  # noqa: E731
     held = params.get("jitter_hold", 1)
-    kind = "firing action" if "fire_only" in features else "distinct action"
+    noun = "firing action" if "fire_only" in features else "distinct action" if "all_actions" not in features else "action"
+    of = " of the full set" if "all_actions" in features else ""
     if "jitter" in features and params["jitter"] >= 1:
-        return f"play a random {kind} every step" if held <= 1 else f"play random {kind}s, each held for {plural(held)}"
+        return f"play a random {noun}{of} every step" if held <= 1 else f"play random {noun}s{of}, each held for {plural(held)}"
     if "alternate" not in features:
         words = f"hold {first} throughout"
     else:
         words = f"hold {first} for {plural(params['hold_first'])}, then {second} for {plural(params['hold_second'])}, and repeat"
     held = f" (held for {plural(held)})" if held > 1 else ""
-    return words + (f", a random {kind}{held} on {params['jitter']:.0%} of steps" if "jitter" in features else "")
+    return words + (f", a random {noun}{of}{held} on {params['jitter']:.0%} of steps" if "jitter" in features else "")
 
 
-def firing_actions(facts: dict) -> list[int]:
-    """The distinct actions whose name says they fire (the Atari action set names them), when
-    they are some but not all of them; else []."""
+def firing_actions(facts: dict, among: list[int] | None = None) -> list[int]:
+    """The actions (`among`; default the distinct ones) whose name says they fire (the Atari
+    action set names them), when they are some but not all of them; else []."""
     names = facts["action_names"]
-    distinct = list(facts.get("distinct_actions") or range(len(names)))
-    firing = [a for a in distinct if "FIRE" in names[a]]
-    return firing if 0 < len(firing) < len(distinct) else []
+    among = list(facts.get("distinct_actions") or range(len(names))) if among is None else among
+    firing = [a for a in among if "FIRE" in names[a]]
+    return firing if 0 < len(firing) < len(among) else []
+
+
+def drawn_actions(features: set[str], facts: dict) -> list[int]:
+    """The actions random steps are drawn from: one of each group the probe saw act alike, or
+    (all_actions) every action, since one may act only in states the probe did not see
+    (Bowling's FIRE looked like NOOP to it, and random play without FIRE never bowls);
+    fire_only keeps those that fire (when some do and some do not)."""
+    names = facts["action_names"]
+    among = list(range(len(names))) if "all_actions" in features else list(facts.get("distinct_actions") or range(len(names)))
+    return (firing_actions(facts, among) or among) if "fire_only" in features else among
 
 
 def clamp(params: dict, facts: dict) -> dict:
@@ -172,11 +192,10 @@ def write_policy(params: dict, features: set[str], facts: dict, direction: str) 
         return P["first_action"] if phase < P["hold_first"] else P["second_action"]"""
     else:
         act += """        return P["first_action"]"""
-    distinct = list(facts.get("distinct_actions") or range(len(names)))
     head = f"import numpy as np\n\n" if "jitter" in features else ""
-    consts = f"DISTINCT = {distinct!r}  # one action of each group the probe saw act differently\n" if "jitter" in features else ""
-    if "jitter" in features and "fire_only" in features and firing_actions(facts):
-        consts = f"DISTINCT = {firing_actions(facts)!r}  # one action of each group the probe saw act differently, of those that fire\n"
+    which = "every action of the game" if "all_actions" in features else "one action of each group the probe saw act differently"
+    which += ", of those that fire" if "fire_only" in features and firing_actions(facts, drawn_actions(features - {"fire_only"}, facts)) else ""
+    consts = f"DISTINCT = {drawn_actions(features, facts)!r}  # the random actions: {which}\n" if "jitter" in features else ""
     rng = ("\n        self.rng = np.random.default_rng(seed)  # the episode's seed: the same steps every replay"
            "\n        self.random_action, self.held = 0, 0") if "jitter" in features else ""  # fmt: skip
     return f'''"""Pattern controller: {describe(p, features, names)}.
