@@ -135,7 +135,7 @@ def launch(cwd: Path, env: dict[str, str], stderr_fd: int, startup_seconds: floa
             if _starter is None:
                 _starter = WarmStarter(env, startup_seconds)
             return _starter.launch(cwd, env, stderr_fd)
-        except OSError:
+        except (OSError, ValueError, KeyError):  # no starter, or one that died or answered nonsense
             return None
 
 
