@@ -128,7 +128,9 @@ class Worker:
         messages.put((self, None))  # EOF: the worker exited or was killed
 
     def kill(self) -> None:
-        for kill in (os.killpg, os.kill):  # a fork killed before its setsid has no group yet
+        # The group reaches the policy's own children; the process itself, a fork killed
+        # before its setsid (no group yet), unless it was reaped and its pid may be reused.
+        for kill in (os.killpg, os.kill) if self.proc.returncode is None else (os.killpg,):
             try:
                 kill(self.proc.pid, signal.SIGKILL)
             except ProcessLookupError:

@@ -94,6 +94,28 @@ def _processes_naming(*texts: str) -> list[int]:
     return pids
 
 
+def _descendants(pid: int) -> set[int]:
+    """Every process below `pid` (its runs, their warm starters and forked workers)."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def test_kill_9_of_the_batch_loses_no_finished_cell_and_duplicates_no_trial(tmp_path):
     batch_dir = tmp_path / "b"
     args = ["--games", "breakout,pong", "--budget", "60000", "--workers", "1", "--runs-dir", batch_dir, "--quiet"]
@@ -110,13 +132,16 @@ def test_kill_9_of_the_batch_loses_no_finished_cell_and_duplicates_no_trial(tmp_
         time.sleep(0.2)
     else:
         pytest.fail("the second cell never started an evaluation")
+    below = _descendants(proc.pid)  # the running cell, its warm starter, the evaluation's workers
+    assert len(below) >= 3
     os.kill(proc.pid, signal.SIGKILL)  # the batch process only: its runs must die with it
     proc.wait()
     deadline = time.time() + 20
     ours = ("pong-ram-hl-1", str(batch_dir))  # tests in parallel may run cells of that name too
-    while _processes_naming(*ours) and time.time() < deadline:
+    while (_processes_naming(*ours) or any(map(_running, below))) and time.time() < deadline:
         time.sleep(0.2)
     assert _processes_naming(*ours) == []  # no orphaned run goes on writing
+    assert not [pid for pid in below if _running(pid)]  # nor a worker stepping an env nobody counts
 
     first = batch_dir / "breakout" / "ram" / "breakout-ram-hl-1" / "trials.jsonl"
     first_ledger, before = first.read_bytes(), Ledger(second / "trials.jsonl").records()

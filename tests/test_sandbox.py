@@ -44,19 +44,24 @@ def test_failing_policy_is_a_failed_trial_and_evaluation_continues(run_dir, name
     assert rows[1].cumulative_env_steps == steps + ok.env_steps
 
 
-def test_hanging_policy_is_killed_and_counted(run_dir):
-    from evaluation import warm_start
+def _gone(pid: int) -> bool:
+    """No such process, or a zombie nobody has reaped yet (it runs nothing)."""
+    try:
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return True
 
-    record = _evaluate(run_dir, "hangs", limits=SandboxLimits(stall_seconds=3))
+
+@pytest.mark.parametrize("warm", [True, False])
+def test_hanging_policy_is_killed_and_counted(run_dir, tmp_path, monkeypatch, warm):
+    monkeypatch.setenv("HL_TEST_OUT", str(tmp_path / "pids"))
+    record = _evaluate(run_dir, "hangs_with_child", limits=SandboxLimits(stall_seconds=3, warm_start=warm))
     assert record.status == "failed" and record.failure_kind == "timeout"
     assert "no progress" in record.failure
     assert record.env_steps == 2 * 200
-    # The worker's process group is gone: no child of ours (a fresh worker) or of the warm
-    # starter (a forked one) is left spinning.
-    assert warm_start._starter is not None and warm_start._starter.alive()  # the workers were forks
-    processes = [line.split(None, 2) for line in os.popen("ps -eo pid=,ppid=,args=").read().splitlines()]
-    assert not [p for p in processes if len(p) == 3 and int(p[1]) == os.getpid() and "evaluation.worker" in p[2]]
-    assert not [p for p in processes if len(p) == 3 and int(p[1]) == warm_start._starter.proc.pid]
+    # The worker's whole process group is gone: the policy's process and the child it started.
+    pids = [json.loads((tmp_path / f"pids.{seed}.json").read_text()) for seed in (0, 1)]
+    assert pids and all(_gone(p["worker"]) and _gone(p["child"]) for p in pids)
 
 
 @pytest.mark.parametrize("warm", [True, False])
@@ -89,16 +94,24 @@ def test_api_keys_are_stripped_from_the_worker_environment(run_dir, monkeypatch)
     assert env["PATH"] == os.environ["PATH"]
 
 
-def test_policy_runs_in_temp_dir_without_secrets(run_dir, tmp_path, monkeypatch):
+@pytest.mark.parametrize("warm", [True, False])
+def test_policy_runs_in_temp_dir_without_secrets(run_dir, tmp_path, monkeypatch, warm):
+    from evaluation import warm_start
+
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-secret")
     out = tmp_path / "seen"
     monkeypatch.setenv("HL_TEST_OUT", str(out))
-    record = _evaluate(run_dir, "sees", obs_mode="ram")
+    record = _evaluate(run_dir, "sees", obs_mode="ram", limits=SandboxLimits(warm_start=warm))
     assert record.status == "ok"
     seen = json.loads((tmp_path / "seen.0.json").read_text())
     assert seen[0]["cwd"] != os.getcwd() and "hl-worker-" in seen[0]["cwd"]
     assert not os.path.exists(seen[0]["cwd"])  # temp dir removed afterwards
     assert "OPENAI_API_KEY" not in seen[0]["env_names"]
+    # A fork of the warm starter, or a fresh interpreter: either way what `python -m
+    # evaluation.worker` would have in its argv and at the head of its path.
+    starter = warm_start._starters.get(tuple(sorted(clean_environment().items())))
+    assert seen[0]["parent"] == (starter.proc.pid if warm else os.getpid())
+    assert seen[0]["argv0"].endswith(os.path.join("evaluation", "worker.py")) and seen[0]["path_head"][1] == seen[0]["cwd"]
 
 
 def _hs_with_test(tmp_path, body: str):

@@ -1,6 +1,7 @@
 """Records what it sees into a file named by the HL_TEST_OUT variable (a harmless name)."""
 import json
 import os
+import sys
 
 
 class Policy:
@@ -22,6 +23,9 @@ class Policy:
                     lives=obs.lives,
                     cwd=os.getcwd(),
                     env_names=sorted(os.environ),
+                    parent=os.getppid(),
+                    argv0=sys.argv[0],
+                    path_head=sys.path[:2],  # the policy's folder (rollout puts it first), then the cwd
                 )
             )
         if obs.step == 3:
