@@ -48,7 +48,7 @@ DIRECTIONS = {
         ("draw random actions only among those that fire", "random play scores little: in a shooter every step could shoot",
          {"features": {"+fire_only"}}),
         ("draw random actions from the full action set",
-         "random play scores nothing: an action the probe saw do nothing may act at other moments (released, not held)",
+         "random play scores nothing: an action the probe saw act like another may act in states it did not see",
          {"features": {"+all_actions"}}),
         ("alternate with pauses", "one action held throughout does not earn: the game may need a rhythm",
          {"features": {"+alternate"}, "params": {"second_action": ("set", 0)}}),
