@@ -61,6 +61,14 @@ def small_run(tmp_path_factory):
     return runs, Path(summary["run_dir"]), summary
 
 
+def process_running(pid: int) -> bool:
+    """Whether `pid` is a live process: not gone, and not a zombie nobody has reaped yet."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

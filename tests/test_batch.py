@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PROJECT_ROOT, evaluation_in_progress
+from conftest import PROJECT_ROOT, evaluation_in_progress, process_running
 from graph.batch.manifest import BatchSettings, Manifest, read_manifest, write_manifest
 from record.ledger import Ledger
 from record.tracing import read_trace
@@ -109,13 +109,6 @@ def _descendants(pid: int) -> set[int]:
     return found
 
 
-def _running(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def test_kill_9_of_the_batch_loses_no_finished_cell_and_duplicates_no_trial(tmp_path):
     batch_dir = tmp_path / "b"
     args = ["--games", "breakout,pong", "--budget", "60000", "--workers", "1", "--runs-dir", batch_dir, "--quiet"]
@@ -138,10 +131,10 @@ def test_kill_9_of_the_batch_loses_no_finished_cell_and_duplicates_no_trial(tmp_
     proc.wait()
     deadline = time.time() + 20
     ours = ("pong-ram-hl-1", str(batch_dir))  # tests in parallel may run cells of that name too
-    while (_processes_naming(*ours) or any(map(_running, below))) and time.time() < deadline:
+    while (_processes_naming(*ours) or any(map(process_running, below))) and time.time() < deadline:
         time.sleep(0.2)
     assert _processes_naming(*ours) == []  # no orphaned run goes on writing
-    assert not [pid for pid in below if _running(pid)]  # nor a worker stepping an env nobody counts
+    assert not [pid for pid in below if process_running(pid)]  # nor a worker stepping an env nobody counts
 
     first = batch_dir / "breakout" / "ram" / "breakout-ram-hl-1" / "trials.jsonl"
     first_ledger, before = first.read_bytes(), Ledger(second / "trials.jsonl").records()

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from conftest import policy
+from conftest import policy, process_running
 from evaluation.evaluate import evaluate
 from record.ledger import Ledger
 from evaluation.sandbox import SandboxLimits, clean_environment
@@ -44,14 +44,6 @@ def test_failing_policy_is_a_failed_trial_and_evaluation_continues(run_dir, name
     assert rows[1].cumulative_env_steps == steps + ok.env_steps
 
 
-def _gone(pid: int) -> bool:
-    """No such process, or a zombie nobody has reaped yet (it runs nothing)."""
-    try:
-        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] == "Z"
-    except (FileNotFoundError, ProcessLookupError):
-        return True
-
-
 @pytest.mark.parametrize("warm", [True, False])
 def test_hanging_policy_is_killed_and_counted(run_dir, tmp_path, monkeypatch, warm):
     monkeypatch.setenv("HL_TEST_OUT", str(tmp_path / "pids"))
@@ -61,7 +53,7 @@ def test_hanging_policy_is_killed_and_counted(run_dir, tmp_path, monkeypatch, wa
     assert record.env_steps == 2 * 200
     # The worker's whole process group is gone: the policy's process and the child it started.
     pids = [json.loads((tmp_path / f"pids.{seed}.json").read_text()) for seed in (0, 1)]
-    assert pids and all(_gone(p["worker"]) and _gone(p["child"]) for p in pids)
+    assert pids and not any(process_running(p["worker"]) or process_running(p["child"]) for p in pids)
 
 
 @pytest.mark.parametrize("warm", [True, False])
