@@ -98,10 +98,7 @@ def plays_as(params: dict, features: set[str], facts: dict | None = None) -> tup
     where every action is distinct, so does all_actions."""
     draws = {"fire_only", "all_actions"}
     if facts is not None:
-        if drawn_actions(features, facts) == drawn_actions(features - {"fire_only"}, facts):
-            features = features - {"fire_only"}
-        if drawn_actions(features, facts) == drawn_actions(features - {"all_actions"}, facts):
-            features = features - {"all_actions"}
+        features = acting_draws(features, facts)
     if "jitter" not in features:
         return params, features - draws
     if params.get("jitter", PARAMS["jitter"][0]) >= 1:
@@ -161,6 +158,14 @@ def drawn_actions(features: set[str], facts: dict) -> list[int]:
     return (firing_actions(facts, among) or among) if "fire_only" in features else among
 
 
+def acting_draws(features: set[str], facts: dict) -> set[str]:
+    """`features` without fire_only or all_actions where it draws the same actions as without it."""
+    for name in ("fire_only", "all_actions"):
+        if drawn_actions(features, facts) == drawn_actions(features - {name}, facts):
+            features = features - {name}
+    return features
+
+
 def clamp(params: dict, facts: dict) -> dict:
     """Parameters with the action indices inside this game's action set."""
     n = len(facts["action_names"])
@@ -193,8 +198,9 @@ def write_policy(params: dict, features: set[str], facts: dict, direction: str) 
     else:
         act += """        return P["first_action"]"""
     head = f"import numpy as np\n\n" if "jitter" in features else ""
-    which = "every action of the game" if "all_actions" in features else "one action of each group the probe saw act differently"
-    which += ", of those that fire" if "fire_only" in features and firing_actions(facts, drawn_actions(features - {"fire_only"}, facts)) else ""
+    acting = acting_draws(features, facts)
+    which = "every action of the game" if "all_actions" in acting else "one action of each group the probe saw act differently"
+    which += ", of those that fire" if "fire_only" in acting else ""
     consts = f"DISTINCT = {drawn_actions(features, facts)!r}  # the random actions: {which}\n" if "jitter" in features else ""
     rng = ("\n        self.rng = np.random.default_rng(seed)  # the episode's seed: the same steps every replay"
            "\n        self.random_action, self.held = 0, 0") if "jitter" in features else ""  # fmt: skip
